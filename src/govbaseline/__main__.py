@@ -1,0 +1,3 @@
+from govbaseline.cli import main
+
+raise SystemExit(main())

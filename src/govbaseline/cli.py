@@ -1,0 +1,133 @@
+"""The govbaseline command line: controls, lab, apply, verify, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from govbaseline import __version__
+
+
+def _cmd_controls(args: argparse.Namespace) -> int:
+    from govbaseline.catalogue import load_catalogue, render_table
+
+    catalogue = load_catalogue()
+    if args.format == "json":
+        print(json.dumps(catalogue.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(render_table(catalogue))
+    return 0
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    from govbaseline.lab import Lab
+
+    lab = Lab(args.name, distro=getattr(args, "distro", None) or "debian13")
+    if args.lab_command == "up":
+        hosts = lab.up(args.hosts, distro=args.distro)
+        for host in hosts:
+            print(f"{host.name}\t{host.address}\t{host.distro}")
+        print(f"inventory: {lab.inventory}")
+    elif args.lab_command == "down":
+        lab.down()
+        print(f"lab {lab.name}: removed")
+    elif args.lab_command == "status":
+        rows = lab.status()
+        if not rows:
+            print(f"lab {lab.name}: no hosts")
+        for row in rows:
+            print(f"{row['host']}\t{row['address']}\t{row['state']}\t{row['container']}")
+    elif args.lab_command == "inventory":
+        if not lab.inventory.exists():
+            print(f"lab {lab.name} has no inventory; run `govbaseline lab up` first", file=sys.stderr)
+            return 1
+        print(lab.inventory)
+    elif args.lab_command == "image":
+        from govbaseline.lab.image import ensure_image
+
+        print(ensure_image(args.distro or "debian13"))
+    return 0
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from govbaseline.engines import apply
+
+    result = apply(Path(args.inventory), engine=args.engine, check=args.check, limit=args.limit,
+                   tags=args.tags)
+    return result.returncode
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from govbaseline.verify import verify
+
+    outcome = verify(Path(args.inventory), report_dir=Path(args.report_dir), forks=args.forks,
+                     limit=args.limit, controls=args.control)
+    print(outcome.summary_line())
+    print(f"report: {outcome.report_dir / 'report.html'}")
+    return 0 if outcome.passed else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from govbaseline.demo import demo
+
+    return demo(Path(args.report_dir), engine=args.engine, distro=args.distro)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="govbaseline", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"govbaseline {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    controls = sub.add_parser("controls", help="print the control catalogue")
+    controls.add_argument("--format", choices=("table", "json"), default="table")
+    controls.set_defaults(func=_cmd_controls)
+
+    lab = sub.add_parser("lab", help="disposable Debian test hosts (podman + systemd)")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+    for name, text in (("up", "start hosts (removing this lab's old ones first)"), ("down", "remove hosts"),
+                       ("status", "list hosts"), ("inventory", "print the inventory file's path"),
+                       ("image", "build or find the host image")):
+        p = lab_sub.add_parser(name, help=text)
+        p.add_argument("--name", default="default", help="lab name (default: %(default)s)")
+        if name in ("up", "image"):
+            p.add_argument("--distro", choices=("debian13", "debian12"), default=None,
+                           help="Debian release of the hosts (default: debian13)")
+        if name == "up":
+            p.add_argument("--hosts", type=int, default=1, help="how many hosts (default: %(default)s)")
+    lab.set_defaults(func=_cmd_lab)
+
+    apply_p = sub.add_parser("apply", help="apply the baseline to an inventory")
+    apply_p.add_argument("-i", "--inventory", required=True)
+    apply_p.add_argument("--engine", choices=("ansible", "pyinfra"), default="ansible")
+    apply_p.add_argument("--check", action="store_true", help="report what would change, change nothing")
+    apply_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
+    apply_p.add_argument("--tags", help="only these controls, e.g. fw-01,fw-02 (Ansible engine)")
+    apply_p.set_defaults(func=_cmd_apply)
+
+    verify_p = sub.add_parser("verify", help="check every host in an inventory and write the report")
+    verify_p.add_argument("-i", "--inventory", required=True)
+    verify_p.add_argument("--report-dir", default="reports")
+    verify_p.add_argument("--forks", type=int, default=4, help="hosts checked in parallel")
+    verify_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
+    verify_p.add_argument("--control", action="append", help="only this control id (repeatable)")
+    verify_p.set_defaults(func=_cmd_verify)
+
+    demo_p = sub.add_parser("demo", help="lab host -> apply -> verify -> report")
+    demo_p.add_argument("--report-dir", default="reports/demo")
+    demo_p.add_argument("--engine", choices=("ansible", "pyinfra"), default="ansible")
+    demo_p.add_argument("--distro", choices=("debian13", "debian12"), default="debian13")
+    demo_p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"govbaseline: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,206 @@
+"""Start, list and remove lab hosts, and write the inventory that reaches them over SSH."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import subprocess
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from govbaseline.lab.image import DEFAULT_DISTRO, LABEL, ensure_image
+from govbaseline.lab.podman import PodmanError, podman, podman_json
+from govbaseline.paths import state_dir
+
+BOOT_TIMEOUT = 90.0
+FIRST_HOST_OFFSET = 10
+
+
+class LabError(RuntimeError):
+    """A lab host could not be made or reached; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    address: str
+    container: str
+    distro: str
+
+
+class Lab:
+    """One named lab: a private podman network and the hosts on it.
+
+    Everything the lab creates carries the label ``govbaseline.lab=<name>``, so a lab left behind
+    by a killed run is found and removed before new hosts start.
+    """
+
+    def __init__(self, name: str = "default", distro: str = DEFAULT_DISTRO, subnet: str | None = None):
+        if not name.replace("-", "").isalnum():
+            raise LabError(f"lab name {name!r} must be letters, digits and dashes")
+        self.name = name
+        self.distro = distro
+        self.dir = state_dir() / "labs" / name
+        self.network = f"govbaseline-{name}"
+        self.subnet = ipaddress.ip_network(subnet or self._default_subnet())
+
+    def _default_subnet(self) -> str:
+        # A stable /24 per lab name inside 10.213.0.0/16, so two labs can run side by side.
+        return f"10.213.{zlib.crc32(self.name.encode()) % 200 + 20}.0/24"
+
+    @property
+    def key(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def inventory(self) -> Path:
+        return self.dir / "inventory.yml"
+
+    @property
+    def gateway(self) -> str:
+        """The controller's address as the lab hosts see it."""
+        return str(self.subnet.network_address + 1)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def up(self, hosts: int = 1, distro: str | None = None) -> list[LabHost]:
+        if not 1 <= hosts <= 50:
+            raise LabError(f"--hosts must be between 1 and 50, not {hosts}")
+        distro = distro or self.distro
+        self.down()
+        image = ensure_image(distro)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._ensure_key()
+        podman("network", "create", "--subnet", str(self.subnet), "--label", f"{LABEL}={self.name}",
+               self.network)
+        made = [self._start(i, image, distro) for i in range(1, hosts + 1)]
+        self._wait(made)
+        self._write_known_hosts(made)
+        self._write_inventory(made)
+        (self.dir / "hosts.json").write_text(json.dumps([asdict(h) for h in made], indent=2))
+        return made
+
+    def down(self) -> None:
+        """Remove this lab's hosts and network, including any left by a killed run."""
+        stale = podman_json("ps", "-a", "--filter", f"label={LABEL}={self.name}", "--format", "json")
+        ids = [c["Id"] for c in stale]
+        if ids:
+            podman("rm", "-f", "-t", "0", *ids)
+        nets = podman_json("network", "ls", "--filter", f"label={LABEL}={self.name}", "--format", "json")
+        for net in nets:
+            podman("network", "rm", "-f", net["name"] if "name" in net else net["Name"], check=False)
+        if podman("network", "exists", self.network, check=False).returncode == 0:
+            podman("network", "rm", "-f", self.network, check=False)
+        for path in (self.inventory, self.known_hosts, self.dir / "hosts.json"):
+            path.unlink(missing_ok=True)
+
+    def hosts(self) -> list[LabHost]:
+        path = self.dir / "hosts.json"
+        if not path.exists():
+            return []
+        return [LabHost(**h) for h in json.loads(path.read_text())]
+
+    def status(self) -> list[dict[str, str]]:
+        rows = podman_json("ps", "-a", "--filter", f"label={LABEL}={self.name}", "--format", "json")
+        by_name = {h.container: h for h in self.hosts()}
+        out = []
+        for row in rows:
+            name = row["Names"][0]
+            host = by_name.get(name)
+            out.append({"container": name, "state": row.get("State", "?"),
+                        "address": host.address if host else "?", "host": host.name if host else "?"})
+        return sorted(out, key=lambda r: r["container"])
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _ensure_key(self) -> None:
+        if not self.key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"govbaseline-lab-{self.name}",
+                            "-f", str(self.key)], check=True)
+        self.key.chmod(0o600)
+
+    def _start(self, index: int, image: str, distro: str) -> LabHost:
+        name = f"{self.name}-{index}"
+        container = f"govbaseline-{name}"
+        address = str(self.subnet.network_address + FIRST_HOST_OFFSET + index - 1)
+        podman(
+            "run", "-d", "--name", container, "--hostname", name,
+            "--label", f"{LABEL}={self.name}",
+            "--systemd=always", "--cgroupns=host",
+            # nftables inside the host needs these; the host keeps its own network namespace.
+            "--cap-add", "NET_ADMIN,NET_RAW",
+            "--network", self.network, "--ip", address,
+            "-v", f"{self.key}.pub:/root/.ssh/authorized_keys:ro",
+            image,
+        )
+        return LabHost(name=name, address=address, container=container, distro=distro)
+
+    def _wait(self, hosts: list[LabHost]) -> None:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        for host in hosts:
+            while True:
+                state = podman("exec", host.container, "systemctl", "is-system-running", check=False)
+                text = state.stdout.decode().strip()
+                if text in ("running", "degraded") and _port_open(host.address, 22):
+                    break
+                if time.monotonic() > deadline:
+                    failed = podman("exec", host.container, "systemctl", "--failed", "--no-legend",
+                                    check=False).stdout.decode()
+                    raise LabError(f"lab host {host.name} did not boot in {BOOT_TIMEOUT:.0f}s "
+                                   f"(systemd says {text or 'nothing'}; failed units: {failed.strip() or 'none'})")
+                time.sleep(0.3)
+
+    def _write_known_hosts(self, hosts: list[LabHost]) -> None:
+        lines = []
+        for host in hosts:
+            key = podman("exec", host.container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.decode()
+            lines.append(f"{host.address} {' '.join(key.split()[:2])}")
+        self.known_hosts.write_text("\n".join(lines) + "\n")
+
+    def _write_inventory(self, hosts: list[LabHost]) -> None:
+        ssh_args = (f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes "
+                    "-o ControlMaster=auto -o ControlPersist=60s")
+        inventory = {
+            "all": {
+                "children": {
+                    "webservers": {
+                        "hosts": {h.name: {"ansible_host": h.address} for h in hosts},
+                    },
+                },
+                "vars": {
+                    "ansible_user": "root",
+                    "ansible_ssh_private_key_file": str(self.key),
+                    "ansible_ssh_common_args": ssh_args,
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "govbaseline_lab": self.name,
+                    # The lab network is the management network: the controller is its gateway.
+                    "firewall_management_cidrs": [str(self.subnet)],
+                },
+            }
+        }
+        header = f"# Written by `govbaseline lab up` for lab {self.name!r}; rewritten on every `lab up`.\n"
+        self.inventory.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+
+    def exec(self, host: LabHost, *argv: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        """Run a command inside a lab host through podman (for tests that break a control)."""
+        try:
+            return podman("exec", host.container, *argv, check=check)
+        except PodmanError as exc:
+            raise LabError(str(exc)) from exc
+
+
+def _port_open(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

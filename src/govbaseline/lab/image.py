@@ -1,0 +1,169 @@
+"""Build the lab host image from Debian's own packages with debootstrap, and cache it.
+
+The image tag carries a hash of its recipe, so a changed recipe builds a new image and an
+unchanged one is reused. Debian packages are kept in a cache folder on the controller, so a
+rebuild downloads nothing that was fetched before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from govbaseline.lab.podman import podman
+from govbaseline.paths import ROLES_DIR, cache_dir
+
+RECIPE_VERSION = 3
+LABEL = "govbaseline.lab"
+
+
+@dataclass(frozen=True)
+class Distro:
+    name: str
+    suite: str
+
+
+DISTROS = {"debian13": Distro("debian13", "trixie"), "debian12": Distro("debian12", "bookworm")}
+DEFAULT_DISTRO = "debian13"
+
+# What every lab host needs to be a real, reachable Debian server.
+BASE_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "netbase", "iproute2",
+    "sudo", "ca-certificates", "procps",
+)
+
+# Generates per-host SSH host keys at first boot, so no two hosts share a key.
+HOSTKEYS_UNIT = """[Unit]
+Description=govbaseline lab: generate this host's SSH host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+# Units that make no sense in a container and only slow the boot or fail.
+MASKED_UNITS = ("getty@tty1.service", "console-getty.service", "systemd-logind.service",
+                "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_reap.service",
+                "systemd-timesyncd.service")
+
+
+def role_packages() -> list[str]:
+    """Packages the roles install, pre-installed in the image so converges are not download-bound.
+
+    Read from each role's ``<role>_packages`` default: one source for what a role installs.
+    The roles still install them (a no-op here), so a real host gets the same result.
+    """
+    packages: set[str] = set()
+    for defaults in sorted(ROLES_DIR.glob("*/defaults/main.yml")):
+        role = defaults.parent.parent.name
+        data = yaml.safe_load(defaults.read_text()) or {}
+        packages.update(data.get(f"{role}_packages", []))
+    return sorted(packages)
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt already uses, or ``GOVBASELINE_DEBIAN_MIRROR``."""
+    override = os.environ.get("GOVBASELINE_DEBIAN_MIRROR")
+    if override:
+        return override
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            words = line.split()
+            if path.suffix == ".sources" and words[:1] == ["URIs:"]:
+                uri = words[1]
+            elif path.suffix != ".sources" and words[:1] == ["deb"]:
+                uri = next((w for w in words[1:] if not w.startswith("[")), "")
+            else:
+                continue
+            if "security" not in uri and uri.rstrip("/").endswith("debian"):
+                return uri
+    raise RuntimeError("no Debian mirror found in /etc/apt; set GOVBASELINE_DEBIAN_MIRROR to one")
+
+
+def recipe(distro: Distro) -> dict[str, object]:
+    return {
+        "version": RECIPE_VERSION,
+        "suite": distro.suite,
+        "packages": sorted({*BASE_PACKAGES, *role_packages()}),
+        "hostkeys_unit": HOSTKEYS_UNIT,
+        "masked": MASKED_UNITS,
+    }
+
+
+def image_tag(distro: Distro) -> str:
+    digest = hashlib.sha256(json.dumps(recipe(distro), sort_keys=True).encode()).hexdigest()[:12]
+    return f"localhost/govbaseline-lab:{distro.name}-{digest}"
+
+
+def image_exists(tag: str) -> bool:
+    return podman("image", "exists", tag, check=False).returncode == 0
+
+
+def ensure_image(distro_name: str = DEFAULT_DISTRO, log: bool = True) -> str:
+    """Return the tag of the image for ``distro_name``, building it if its recipe changed."""
+    if distro_name not in DISTROS:
+        raise ValueError(f"unknown distro {distro_name!r}; choose one of {', '.join(DISTROS)}")
+    distro = DISTROS[distro_name]
+    tag = image_tag(distro)
+    if image_exists(tag):
+        return tag
+    if log:
+        print(f"lab: building {tag} with debootstrap (once per recipe change)", flush=True)
+    build(distro, tag)
+    return tag
+
+
+def build(distro: Distro, tag: str) -> None:
+    spec = recipe(distro)
+    debs = cache_dir() / "debs" / distro.suite
+    debs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="rootfs-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
+               "--include=" + ",".join(spec["packages"]),  # type: ignore[arg-type]
+               distro.suite, str(rootfs), debian_mirror()]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"debootstrap failed for {distro.suite}:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+        customise(rootfs)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        podman("import", "--change", 'CMD=["/sbin/init"]', "--change", "STOPSIGNAL=SIGRTMIN+3",
+               "--change", f"LABEL {LABEL}.image={distro.name}", "-", tag, stdin=tar.stdout)
+        tar.wait()
+
+
+def customise(rootfs: Path) -> None:
+    """Make the debootstrapped tree a bootable, reachable lab host."""
+    for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    unit = rootfs / "etc/systemd/system/govbaseline-hostkeys.service"
+    unit.write_text(HOSTKEYS_UNIT)
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "govbaseline-hostkeys.service").symlink_to("/etc/systemd/system/govbaseline-hostkeys.service")
+    for name in MASKED_UNITS:
+        link = rootfs / "etc/systemd/system" / name
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+    # An empty machine-id makes systemd generate a fresh one per host at boot.
+    (rootfs / "etc/machine-id").write_text("")
+    ssh_dir = rootfs / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
+    (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
