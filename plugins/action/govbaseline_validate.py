@@ -1,0 +1,58 @@
+# Copyright: govbaseline contributors
+# Apache License 2.0
+"""Action plugin: validate a role's variables on the controller, before the host changes.
+
+It runs no module on the host; it hands the role's variables to ``govbaseline.validation``, the
+code the pyinfra engine uses too, so both engines refuse the same values with the same words.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: govbaseline_validate
+short_description: Refuse bad role variables and lockout-prone firewalls before any change
+options:
+  role:
+    description: Role whose variables are checked (its meta/argument_specs.yml and rules).
+    type: str
+    required: true
+  controller_address:
+    description: Address the controller's SSH session comes from, as the host sees it.
+    type: str
+"""
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _VALID_ARGS = frozenset(("role", "controller_address"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        try:
+            from govbaseline import validation
+        except ImportError as exc:
+            raise AnsibleActionFail(
+                "govbaseline_validate needs the govbaseline package on the controller "
+                "(pip install -e . in the project): %s" % exc) from exc
+        role = self._task.args["role"]
+        prefix = role + "_"
+        values = {}
+        # Role-internal variables (registered results, vars/ files) start with "__" and are skipped.
+        for name in task_vars:
+            if name.startswith(prefix):
+                values[name] = self._templar.template(task_vars[name])
+        try:
+            converted = validation.validate(role, values)
+            validation.check_lockout(role, converted, self._task.args.get("controller_address"))
+        except validation.ValidationError as exc:
+            result.update(failed=True, msg=str(exc), problems=exc.problems)
+            return result
+        result.update(changed=False, msg="%s: %d variables valid" % (role, len(converted)))
+        return result
+
