@@ -1,0 +1,1 @@
+"""pyinfra deploys: the same controls as the Ansible roles, from the same defaults and templates."""

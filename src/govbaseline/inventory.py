@@ -1,0 +1,74 @@
+"""One inventory for both engines: resolve the Ansible inventory once with ``ansible-inventory``.
+
+``ansible-inventory --list`` applies group_vars, host_vars and vault, so the pyinfra engine and
+verify see exactly the variables Ansible would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from govbaseline.paths import ANSIBLE_CFG, PLAYBOOKS_DIR
+
+
+@dataclass
+class ResolvedInventory:
+    hostvars: dict[str, dict[str, Any]]
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+    def groups_of(self, host: str) -> list[str]:
+        return sorted(g for g, members in self.groups.items() if host in members and g != "all")
+
+
+def tool(name: str) -> str:
+    """Prefer the tool installed beside this Python (the project's venv) over one on PATH."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def ansible_env() -> dict[str, str]:
+    return dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CFG), ANSIBLE_NOCOLOR="1")
+
+
+def resolve(inventory: Path, limit: str | None = None) -> ResolvedInventory:
+    if not inventory.exists():
+        raise FileNotFoundError(f"inventory {inventory} does not exist")
+    cmd = [tool("ansible-inventory"), "-i", str(inventory), "--playbook-dir", str(PLAYBOOKS_DIR), "--list"]
+    if limit:
+        cmd += ["--limit", limit]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ansible-inventory could not read {inventory}: {proc.stderr.strip()}")
+    data = json.loads(proc.stdout)
+    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
+    groups: dict[str, list[str]] = {}
+
+    def walk(group: str) -> list[str]:
+        node = data.get(group, {})
+        members = list(node.get("hosts", []))
+        for child in node.get("children", []):
+            members += walk(child)
+        groups[group] = sorted(set(members))
+        return groups[group]
+
+    walk("all")
+    hosts = set(groups.get("all", []))
+    return ResolvedInventory(hostvars={h: hostvars.get(h, {}) for h in sorted(hosts)}, groups=groups)
+
+
+def ssh_options(hostvars: dict[str, Any]) -> dict[str, str]:
+    """``-o Key=Value`` pairs from ``ansible_ssh_common_args`` / ``ansible_ssh_extra_args``."""
+    words = shlex.split(f"{hostvars.get('ansible_ssh_common_args', '')} {hostvars.get('ansible_ssh_extra_args', '')}")
+    options: dict[str, str] = {}
+    for i, word in enumerate(words):
+        if word == "-o" and i + 1 < len(words) and "=" in words[i + 1]:
+            key, value = words[i + 1].split("=", 1)
+            options[key] = value
+    return options

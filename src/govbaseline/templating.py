@@ -1,0 +1,52 @@
+"""Render the roles' Jinja2 templates outside Ansible, byte for byte as Ansible renders them.
+
+Ansible renders with ``trim_blocks=True`` and keeps the trailing newline; the templates use only
+plain Jinja2 plus the two Ansible filters/tests provided here, so both engines write the same file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+import yaml
+
+from govbaseline.paths import PLAYBOOKS_DIR, ROLES_DIR
+
+
+def comment(text: str, style: str = "plain", decoration: str = "# ") -> str:
+    """Ansible's ``comment`` filter for the plain style: each line prefixed, blank lines around."""
+    if style != "plain":
+        raise ValueError(f"comment style {style!r} is not supported outside Ansible")
+    lines = [decoration + line if line else decoration.rstrip() for line in str(text).splitlines()]
+    return "\n".join([decoration.rstrip(), *lines, decoration.rstrip()])
+
+
+def search(value: Any, pattern: str) -> bool:
+    """Ansible's ``search`` test."""
+    return re.search(pattern, str(value)) is not None
+
+
+def environment(role: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(ROLES_DIR / role / "templates")),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - these are configuration files, not HTML
+    )
+    env.filters["comment"] = comment
+    env.tests["search"] = search
+    return env
+
+
+def shared_vars() -> dict[str, Any]:
+    """Variables every play sees (``playbooks/group_vars/all.yml``), e.g. ``ansible_managed``."""
+    data = yaml.safe_load((PLAYBOOKS_DIR / "group_vars" / "all.yml").read_text()) or {}
+    return dict(data)
+
+
+def render(role: str, template: str, variables: Mapping[str, Any]) -> str:
+    return environment(role).get_template(template).render(**{**shared_vars(), **variables})
