@@ -1,0 +1,191 @@
+"""pytest plugin loaded by ``govbaseline verify``: evidence capture, inventory facts, results file.
+
+Every command a check runs on a host is recorded (command, exit code, output) as that check's
+evidence; the results of all checks are written as JSON for the report writer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EVIDENCE_LIMIT = 4000  # characters of output kept per command
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("govbaseline")
+    group.addoption("--govbaseline-controls", default="", help="comma-separated control ids to run")
+    group.addoption("--govbaseline-results", default=os.environ.get("GOVBASELINE_RESULTS", ""),
+                    help="where to write the results JSON")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "control(id): the catalogue control a check verifies")
+
+
+def _controls(item: pytest.Item) -> list[str]:
+    return [str(arg) for mark in item.iter_markers("control") for arg in mark.args]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = {c.strip().upper() for c in config.getoption("--govbaseline-controls").split(",") if c.strip()}
+    keep, drop = [], []
+    for item in items:
+        ids = _controls(item)
+        if not ids:
+            raise pytest.UsageError(f"check {item.nodeid} carries no control id (@pytest.mark.control)")
+        (keep if not wanted or wanted & set(ids) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# -- facts the checks need -------------------------------------------------------------------
+
+
+def _hostvars_all() -> dict[str, dict[str, Any]]:
+    path = os.environ.get("GOVBASELINE_HOSTVARS")
+    if not path:
+        raise RuntimeError("GOVBASELINE_HOSTVARS is not set: run the checks through `govbaseline verify`")
+    data: dict[str, dict[str, Any]] = json.loads(Path(path).read_text())
+    return data
+
+
+def host_name(host: Any) -> str:
+    return str(getattr(host.backend, "host", None) or host.backend.get_hostname())
+
+
+@pytest.fixture
+def hostvars(host: Any) -> dict[str, Any]:
+    """The host's inventory variables merged over the role defaults, as the engines saw them."""
+    from govbaseline.validation import role_vars
+
+    raw = _hostvars_all()[host_name(host)]
+    merged: dict[str, Any] = dict(raw)
+    for role in ("firewall",):
+        merged.update(role_vars(role, raw))
+    return merged
+
+
+@dataclass
+class Probe:
+    """Tries TCP connections to a host from outside it: from another inventory host, or the controller."""
+
+    where: str
+    remote: Any = None
+
+    def connects(self, address: str, port: int, timeout: float = 3.0) -> bool:
+        if self.remote is None:
+            try:
+                with socket.create_connection((address, port), timeout=timeout):
+                    return True
+            except OSError:
+                return False
+        code = (
+            "import socket,sys\n"
+            "try:\n"
+            f" socket.create_connection(({address!r},{int(port)}),timeout={timeout}).close()\n"
+            "except OSError:\n sys.exit(1)\n"
+        )
+        return bool(self.remote.run("python3 -c %s", code).rc == 0)
+
+
+@pytest.fixture
+def probe(host: Any, hostvars: dict[str, Any]) -> Probe:
+    """Where reachability is tested from: ``govbaseline_probe_host`` if set, else the controller."""
+    name = hostvars.get("govbaseline_probe_host")
+    if not name:
+        return Probe(where="controller")
+    import testinfra
+
+    inventory = host.backend.ansible_inventory
+    remote = testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
+    return Probe(where=name, remote=remote)
+
+
+# -- evidence ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _evidence(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "host" not in request.fixturenames:
+        yield
+        return
+    host = request.getfixturevalue("host")
+    records: list[dict[str, Any]] = []
+    original = host.backend.run
+
+    def recording_run(command: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.time()
+        result = original(command, *args, **kwargs)
+        records.append({
+            "command": host.backend.get_command(command, *args),
+            "rc": result.rc,
+            "stdout": result.stdout[:EVIDENCE_LIMIT],
+            "stderr": result.stderr[:EVIDENCE_LIMIT],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        })
+        return result
+
+    host.backend.run = recording_run
+    try:
+        yield
+    finally:
+        host.backend.run = original
+        request.node.user_properties.append(("evidence", records))
+        request.node.user_properties.append(("host", host_name(host)))
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    if call.when == "setup":
+        item.user_properties.append(("controls", _controls(item)))
+        item.user_properties.append(("check", getattr(item, "originalname", item.name)))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "_testinfra_host" in params:
+            item.user_properties.append(("host", host_name(params["_testinfra_host"])))
+
+
+_results: dict[str, dict[str, Any]] = {}
+
+
+def _message(report: pytest.TestReport) -> str:
+    if report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        return str(crash.message if crash is not None else report.longreprtext)[:2000]
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    return ""
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep one result per check and host; xdist interleaves workers, so key by node id."""
+    props = dict(report.user_properties)
+    entry = _results.setdefault(report.nodeid, {
+        "nodeid": report.nodeid, "check": props.get("check", report.nodeid),
+        "controls": props.get("controls", []), "host": props.get("host", "?"),
+        "status": "error", "message": "", "duration": 0.0, "evidence": []})
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        entry["status"] = "pass" if report.passed else "skipped" if report.skipped else (
+            "fail" if report.when == "call" else "error")
+        entry["message"] = _message(report)
+        entry["duration"] = round(report.duration, 3)
+    elif report.when == "teardown" and report.failed and entry["status"] == "pass":
+        entry["status"], entry["message"] = "error", _message(report)
+    entry["evidence"] = props.get("evidence", entry["evidence"])
+    entry["host"] = props.get("host", entry["host"])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):
+        return
+    path = session.config.getoption("--govbaseline-results")
+    if path:
+        Path(path).write_text(json.dumps(list(_results.values()), indent=1))
