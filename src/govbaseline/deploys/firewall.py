@@ -42,7 +42,7 @@ def apply() -> None:
     content = templating.render(ROLE, "nftables.conf.j2",
                                 {**values, "__firewall_nft_table": internal["firewall_nft_table"]})
     nftables.table(
-        name="FW-01 | Load the default-deny table, armed to roll back unless confirmed",
+        name="FW-01, FW-03 | Load the default-deny table with flood limits, armed to roll back unless confirmed",
         table=internal["firewall_nft_table"], content=content,
         dest=values["firewall_config_path"], rollback_timeout=values["firewall_rollback_timeout"],
     )

@@ -173,7 +173,7 @@ class Lab:
             "all": {
                 "children": {
                     "webservers": {
-                        "hosts": {h.name: {"ansible_host": h.address} for h in hosts},
+                        "hosts": {h.name: self._host_vars(h, hosts) for h in hosts},
                     },
                 },
                 "vars": {
@@ -189,6 +189,14 @@ class Lab:
         }
         header = f"# Written by `govbaseline lab up` for lab {self.name!r}; rewritten on every `lab up`.\n"
         self.inventory.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+
+    @staticmethod
+    def _host_vars(host: LabHost, hosts: list[LabHost]) -> dict[str, str]:
+        values = {"ansible_host": host.address}
+        if len(hosts) > 1:
+            # Reachability checks run from the next lab host: a real vantage point outside this one.
+            values["govbaseline_probe_host"] = hosts[(hosts.index(host) + 1) % len(hosts)].name
+        return values
 
     def exec(self, host: LabHost, *argv: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         """Run a command inside a lab host through podman (for tests that break a control)."""

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything govbaseline needs on a fresh Debian 12/13 machine, as root:
+# Debian packages (podman with runc, debootstrap), a project venv with the Python tools,
+# and the lab host image (built once with debootstrap, then cached).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (podman lab hosts and debootstrap need it)" >&2
+  exit 1
+fi
+
+packages=(podman runc netavark aardvark-dns iptables debootstrap nftables iproute2 openssh-client
+          python3-venv git ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q -e '.[dev]'
+
+echo "setup: lab image $(.venv/bin/govbaseline lab image)"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: linters, unit tests, then end-to-end tests on lab hosts.
+# Set GOVBASELINE_SKIP_LAB=1 to run only what needs no lab host.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$PWD/ansible.cfg"
+
+echo "== ruff";        ruff check src tests library plugins bench
+echo "== mypy";        mypy
+echo "== yamllint";    yamllint -s .
+echo "== ansible-lint"; ansible-lint --profile production --offline playbooks roles
+echo "== pytest"
+pytest "$@"

@@ -1,0 +1,87 @@
+"""The catalogue is total over the policies, and every implemented control is carried end to end."""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+
+from govbaseline.catalogue import STATUSES, load_catalogue
+from govbaseline.paths import PACKAGE_DIR, POLICIES_DIR, ROLES_DIR
+
+CATALOGUE = load_catalogue()
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_ids_are_unique_and_well_formed():
+    ids = [c.id for c in CATALOGUE.controls]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[A-Z]+-\d\d", i) for i in ids), ids
+    clause_ids = [c.id for c in CATALOGUE.clauses]
+    assert len(clause_ids) == len(set(clause_ids))
+    assert all(c.status in STATUSES for c in CATALOGUE.controls)
+
+
+@pytest.mark.skipif(not POLICIES_DIR.is_dir(), reason=f"policies not found at {POLICIES_DIR}")
+def test_every_clause_quotes_its_policy():
+    for clause in CATALOGUE.clauses:
+        path = POLICIES_DIR / f"{clause.policy}.txt"
+        assert path.exists(), f"{clause.id}: no policy file {path.name}"
+        assert normalise(clause.quote) in normalise(path.read_text(encoding="utf-8")), (
+            f"{clause.id}: quote not found in {path.name}: {clause.quote!r}")
+
+
+@pytest.mark.skipif(not POLICIES_DIR.is_dir(), reason=f"policies not found at {POLICIES_DIR}")
+def test_every_policy_is_in_the_catalogue():
+    stems = {p.name[: -len(".txt")] for p in POLICIES_DIR.glob("*.txt")}
+    assert stems == {c.policy for c in CATALOGUE.clauses}
+
+
+def test_mapping_is_total():
+    """Every clause a server can satisfy is answered by a control; every cited clause exists."""
+    known = {c.id for c in CATALOGUE.clauses}
+    for control in CATALOGUE.controls:
+        unknown = set(control.clauses) - known
+        assert not unknown, f"{control.id} cites unknown clauses {unknown}"
+    unanswered = [c.id for c in CATALOGUE.clauses if c.server and not CATALOGUE.answering(c.id)]
+    assert not unanswered, f"clauses no control answers: {unanswered}"
+    unexplained = [c.id for c in CATALOGUE.clauses if not c.server and not c.why]
+    assert not unexplained, f"clauses marked not-for-a-server without a reason: {unexplained}"
+
+
+IMPLEMENTED = [c for c in CATALOGUE.controls if c.status == "implemented"]
+
+
+@pytest.mark.parametrize("control", IMPLEMENTED, ids=lambda c: c.id)
+def test_implemented_control_has_role_task_and_deploy(control):
+    tasks = "".join(p.read_text() for p in (ROLES_DIR / control.role / "tasks").glob("*.yml"))
+    ids = rf"(?:[A-Z]+-\d\d, )*{control.id}(?:, [A-Z]+-\d\d)*"
+    assert re.search(rf'name: "?{ids} \|', tasks), f"no task of role {control.role} carries {control.id}"
+    assert control.tag in tasks, f"no task of role {control.role} is tagged {control.tag}"
+    deploy = (PACKAGE_DIR / "deploys" / f"{control.role}.py").read_text()
+    assert re.search(rf'name="{ids} \|', deploy), f"the pyinfra deploy {control.role}.py has no {control.id} operation"
+
+
+@pytest.mark.parametrize("control", IMPLEMENTED, ids=lambda c: c.id)
+def test_implemented_control_has_marked_checks(control):
+    assert control.checks, f"{control.id} lists no checks"
+    for ref in control.checks:
+        module_name, func = ref.split("::")
+        module = importlib.import_module(f"govbaseline.checks.{module_name}")
+        check = getattr(module, func, None)
+        assert check is not None, f"{control.id}: check {ref} does not exist"
+        marks = [m.args[0] for m in getattr(check, "pytestmark", []) if m.name == "control"]
+        assert control.id in marks, f"{ref} is not marked @pytest.mark.control({control.id!r})"
+
+
+def test_every_check_is_listed_in_the_catalogue():
+    listed = {ref for c in CATALOGUE.controls for ref in c.checks}
+    for path in (PACKAGE_DIR / "checks").glob("test_*.py"):
+        module = importlib.import_module(f"govbaseline.checks.{path.stem}")
+        for name in dir(module):
+            if name.startswith("test_"):
+                assert f"{path.stem}::{name}" in listed, f"check {path.stem}::{name} is in no control"
