@@ -148,7 +148,7 @@ def decide(want, have_file, live, recorded):
     return None
 
 
-class Nftables(object):
+class Nftables:
     def __init__(self, module):
         self.module = module
         self.nft = module.get_bin_path("nft", required=True)

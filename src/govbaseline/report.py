@@ -72,8 +72,9 @@ def render_html(data: dict[str, Any]) -> str:
                 message = f"<div class='msg'>{_e(check['message'])}</div>" if check["message"] else ""
                 checks.append(f"<div><span class='{_e(check['status'])}'>{_e(check['status'])}</span> "
                               f"<code>{_e(check['check'])}</code>{message}{evidence}</div>")
+            status = _e(control["status"])
             rows.append(f"<tr><td>{_e(control_id)}</td><td>{_e(control['title'])}</td>"
-                        f"<td class='{_e(control['status'])}'>{_e(control['status'])}</td><td>{''.join(checks)}</td></tr>")
+                        f"<td class='{status}'>{status}</td><td>{''.join(checks)}</td></tr>")
         rows.append("</table>")
     counts = ", ".join(f"{_e(n)} {_e(k)}" for k, n in sorted(summary["controls"].items()))
     verdict = "PASS" if summary["passed"] else "FAIL"

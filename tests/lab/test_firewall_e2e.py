@@ -78,6 +78,10 @@ def test_pyinfra_converges_idempotently_and_verifies(pyinfra_lab, tmp_path):
 
 # -- negative twins: break the control on a converged host and see its check fail ------------
 
+# Deletes the input rules whose listing matches a pattern (by their handles).
+DELETE_RULES = ("nft -a list chain inet govbaseline input | awk '/%s/ {print $NF}' | "
+                "xargs -r -n1 nft delete rule inet govbaseline input handle")
+
 BREAKS = {
     "test_default_deny_inbound_and_forward": [["nft", "delete", "table", "inet", "govbaseline"]],
     "test_only_declared_ports_are_open": [["nft", "insert", "rule", "inet", "govbaseline", "input",
@@ -89,10 +93,8 @@ BREAKS = {
                                                 "tcp", "dport", "22", "accept"]],
     "test_icmp_echo_rate_limited": [["nft", "insert", "rule", "inet", "govbaseline", "input",
                                      "icmp", "type", "echo-request", "accept"]],
-    "test_new_connection_flood_guard": [["sh", "-c", "nft -a list chain inet govbaseline input | "
-                                         "awk '/@flood_v6/ {print $NF}' | xargs -r -n1 nft delete rule inet govbaseline input handle"]],
-    "test_dropped_packets_logged_with_limit": [["sh", "-c", "nft -a list chain inet govbaseline input | "
-                                                "awk '/log prefix/ {print $NF}' | xargs -r -n1 nft delete rule inet govbaseline input handle"]],
+    "test_new_connection_flood_guard": [["sh", "-c", DELETE_RULES % "@flood_v6"]],
+    "test_dropped_packets_logged_with_limit": [["sh", "-c", DELETE_RULES % "log prefix"]],
 }
 
 

@@ -37,7 +37,8 @@ def test_pyinfra_rendering_equals_ansible_rendering(case, tmp_path):
     bindir = Path(sys.executable).parent
     proc = subprocess.run(
         [str(bindir / "ansible"), "localhost", "-c", "local", "-i", "localhost,", "--playbook-dir", str(PLAYBOOKS_DIR),
-         "-m", "ansible.builtin.template", "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{extra}", "-e", f"@{PLAYBOOKS_DIR / 'group_vars' / 'all.yml'}",
+         "-m", "ansible.builtin.template", "-e", f"ansible_python_interpreter={sys.executable}",
+         "-e", f"@{extra}", "-e", f"@{PLAYBOOKS_DIR / 'group_vars' / 'all.yml'}",
          "-a", f"src={ROLES_DIR / 'firewall' / 'templates' / 'nftables.conf.j2'} dest={dest}"],
         capture_output=True, text=True, env=dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CFG)), check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

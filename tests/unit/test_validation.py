@@ -6,7 +6,10 @@ import pytest
 
 from govbaseline.validation import ValidationError, check_lockout, role_vars, validate
 
-GOOD = {"firewall_management_cidrs": ["192.0.2.0/24", "2001:db8::/64"], "firewall_allowed_tcp_ports": [80, 443]}
+GOOD = {
+    "firewall_management_cidrs": ["192.0.2.0/24", "2001:db8::/64"],
+    "firewall_allowed_tcp_ports": [80, 443],
+}
 
 
 def firewall(**overrides):
@@ -40,5 +43,5 @@ def test_lockout_is_refused():
     values = firewall()
     check_lockout("firewall", values, "192.0.2.7")
     check_lockout("firewall", values, "2001:db8::5")
-    with pytest.raises(ValidationError, match="198.51.100.9, the address this controller connects from"):
+    with pytest.raises(ValidationError, match=r"198\.51\.100\.9, the address this controller connects from"):
         check_lockout("firewall", values, "198.51.100.9")

@@ -57,16 +57,17 @@ def test_ruleset_loaded_at_boot(host, hostvars):
 def test_undeclared_port_unreachable_from_outside(host, hostvars, probe):
     """A listener on an undeclared port is reachable on the host itself but not from outside."""
     address = hostvars.get("ansible_host", hostvars.get("inventory_hostname"))
+    family = "AF_INET6" if ":" in address else "AF_INET"
     listener = (
         "import socket,time\n"
-        "s=socket.socket(socket.AF_INET6 if ':' in %r else socket.AF_INET)\n"
+        f"s=socket.socket(socket.{family})\n"
         "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-        "s.bind(('',%d)); s.listen(8); s.settimeout(20)\n"
+        f"s.bind(('',{CANARY_PORT})); s.listen(8); s.settimeout(20)\n"
         "end=time.time()+20\n"
         "while time.time()<end:\n"
         " try: s.accept()[0].close()\n"
         " except OSError: pass\n"
-    ) % (address, CANARY_PORT)
+    )
     pid = host.run("timeout 25 python3 -c %s >/dev/null 2>&1 & echo $!", listener).stdout.strip()
     spec = f"tcp://[::]:{CANARY_PORT}" if ":" in address else f"tcp://0.0.0.0:{CANARY_PORT}"
     try:

@@ -14,8 +14,10 @@ from io import StringIO
 from types import ModuleType
 from typing import Any
 
-from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, operation
+from pyinfra.api.command import FileUploadCommand
+from pyinfra.api.facts import FactBase
+from pyinfra.api.operation import operation
+from pyinfra.context import host
 
 from govbaseline.paths import LIBRARY_DIR
 
@@ -35,7 +37,7 @@ ABSENT = "absent"
 class NftablesTableState(FactBase[dict[str, str]]):
     """SHA-256 of the installed file, of the live table listing and of the recorded listing."""
 
-    def command(self, table: str, dest: str) -> str:  # type: ignore[override]
+    def command(self, table: str, dest: str) -> str:
         listing = shlex.join(NFT.listing_command("nft", table))
         recorded = shlex.quote(NFT.recorded_path(table))
         timer = shlex.quote(NFT.ROLLBACK_UNIT + ".timer")
@@ -46,7 +48,8 @@ class NftablesTableState(FactBase[dict[str, str]]):
 
         return (
             "export LANG=C LC_ALL=C; "
-            f"if [ -f {shlex.quote(dest)} ]; then echo file={file_digest(shlex.quote(dest))}; else echo file={ABSENT}; fi; "
+            f"if [ -f {shlex.quote(dest)} ]; then echo file={file_digest(shlex.quote(dest))}; "
+            f"else echo file={ABSENT}; fi; "
             f"out=$({listing} 2>/dev/null) && echo live=$(printf '%s\\n' \"$out\" | {digest}) || echo live={ABSENT}; "
             f"if [ -f {recorded} ]; then echo recorded={file_digest(recorded)}; else echo recorded={ABSENT}; fi; "
             f"systemctl is-active --quiet {timer} && echo timer=active || echo timer=inactive"
