@@ -12,3 +12,7 @@ echo "== yamllint";    yamllint -s .
 echo "== ansible-lint"; ansible-lint --profile production --offline playbooks roles
 echo "== pytest"
 pytest "$@"
+if [ "${GOVBASELINE_SKIP_LAB:-0}" != "1" ]; then
+  echo "== molecule (firewall scenario on a lab host)"
+  molecule test -s firewall
+fi
