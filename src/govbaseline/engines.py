@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -130,16 +131,14 @@ def run_pyinfra(inventory: Path, check: bool = False, limit: str | None = None, 
 
 
 def changed_count(result: EngineResult) -> int | None:
-    """How many tasks/operations changed something, read from the engine's summary."""
-    import re
+    """How many tasks/operations changed something, read from the engine's summary.
 
+    Ansible: the sum of ``changed=N`` in the play recap. pyinfra: the sum of the Success column of
+    its "Grand total" lines (an operation that had nothing to do counts under No Change).
+    """
     if result.engine == "ansible":
         counts = [int(m) for m in re.findall(r"changed=(\d+)", result.output)]
-        return sum(counts) if counts else None
-    # pyinfra prints per-host "Changed" counts in its results table.
-    total = 0
-    found = False
-    for m in re.finditer(r"Changed:\s*(\d+)|\bchanged=(\d+)", result.output):
-        found = True
-        total += int(m.group(1) or m.group(2))
-    return total if found else None
+    else:
+        counts = [int(t) for t in re.findall(r"Grand total\s+\d+\s+(\d+|-)", result.output) if t != "-"] or (
+            [0] if "Grand total" in result.output else [])
+    return sum(counts) if counts else None
