@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from govbaseline import __version__
+from govbaseline.lab.image import DEFAULT_DISTRO, DISTROS
 
 
 def _cmd_controls(args: argparse.Namespace) -> int:
@@ -23,8 +24,9 @@ def _cmd_controls(args: argparse.Namespace) -> int:
 
 def _cmd_lab(args: argparse.Namespace) -> int:
     from govbaseline.lab import Lab
+    from govbaseline.lab.image import DEFAULT_DISTRO
 
-    lab = Lab(args.name, distro=getattr(args, "distro", None) or "debian13")
+    lab = Lab(args.name, distro=getattr(args, "distro", None) or DEFAULT_DISTRO)
     if args.lab_command == "up":
         hosts = lab.up(args.hosts, distro=args.distro)
         for host in hosts:
@@ -47,7 +49,7 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     elif args.lab_command == "image":
         from govbaseline.lab.image import ensure_image
 
-        print(ensure_image(args.distro or "debian13"))
+        print(ensure_image(args.distro or DEFAULT_DISTRO))
     return 0
 
 
@@ -92,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = lab_sub.add_parser(name, help=text)
         p.add_argument("--name", default="default", help="lab name (default: %(default)s)")
         if name in ("up", "image"):
-            p.add_argument("--distro", choices=("debian13", "debian12"), default=None,
-                           help="Debian release of the hosts (default: debian13)")
+            p.add_argument("--distro", choices=sorted(DISTROS), default=None,
+                           help=f"Debian release of the hosts (default: {DEFAULT_DISTRO})")
         if name == "up":
             p.add_argument("--hosts", type=int, default=1, help="how many hosts (default: %(default)s)")
     lab.set_defaults(func=_cmd_lab)
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_p = sub.add_parser("demo", help="lab host -> apply -> verify -> report")
     demo_p.add_argument("--report-dir", default="reports/demo")
     demo_p.add_argument("--engine", choices=("ansible", "pyinfra"), default="ansible")
-    demo_p.add_argument("--distro", choices=("debian13", "debian12"), default="debian13")
+    demo_p.add_argument("--distro", choices=sorted(DISTROS), default=DEFAULT_DISTRO)
     demo_p.set_defaults(func=_cmd_demo)
     return parser
 

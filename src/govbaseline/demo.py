@@ -6,10 +6,11 @@ from pathlib import Path
 
 from govbaseline.engines import apply
 from govbaseline.lab import Lab
+from govbaseline.lab.image import DEFAULT_DISTRO
 from govbaseline.verify import verify
 
 
-def demo(report_dir: Path, engine: str = "ansible", distro: str = "debian13") -> int:
+def demo(report_dir: Path, engine: str = "ansible", distro: str = DEFAULT_DISTRO) -> int:
     lab = Lab("demo", distro=distro)
     print(f"demo: starting 2 lab hosts ({distro}) ...", flush=True)
     hosts = lab.up(2)

@@ -15,8 +15,6 @@ from govbaseline import validation
 from govbaseline.inventory import ResolvedInventory, ansible_env, resolve, ssh_options, tool
 from govbaseline.paths import PACKAGE_DIR, PLAYBOOKS_DIR, PROJECT_ROOT
 
-ROLES = ("firewall",)
-
 
 @dataclass
 class EngineResult:
@@ -99,9 +97,9 @@ def validate_inventory(resolved: ResolvedInventory) -> None:
     """Refuse bad variables for every host before pyinfra touches any of them."""
     problems = []
     for host, hostvars in resolved.hostvars.items():
-        for role in ROLES:
+        for role in validation.baseline_roles():
             try:
-                validation.validate(role, validation.role_vars(role, hostvars))
+                validation.validated_vars(role, hostvars)
             except validation.ValidationError as exc:
                 problems.append(f"{host}: {exc}")
     if problems:

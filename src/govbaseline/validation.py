@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from govbaseline.paths import ROLES_DIR
+from govbaseline.paths import PLAYBOOKS_DIR, ROLES_DIR
 
 Rule = Callable[[str, Any], list[str]]
 
@@ -105,6 +105,17 @@ def role_vars(role: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:
     values = role_defaults(role)
     values.update({k: v for k, v in hostvars.items() if k.startswith(f"{role}_")})
     return values
+
+
+def baseline_roles() -> list[str]:
+    """The roles of the baseline, in order: read from ``playbooks/site.yml``, for both engines."""
+    plays = yaml.safe_load((PLAYBOOKS_DIR / "site.yml").read_text())
+    return [r["role"] if isinstance(r, dict) else r for play in plays for r in play.get("roles", [])]
+
+
+def validated_vars(role: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:
+    """A host's variables for ``role`` (defaults overlaid), validated; raises ValidationError."""
+    return validate(role, role_vars(role, hostvars))
 
 
 def validate(role: str, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -41,13 +41,18 @@ def assert_all_pass(lab, tmp_path):
     return outcome
 
 
-def test_ansible_converges_idempotently_and_verifies(ansible_lab, tmp_path):
-    first = apply(ansible_lab.inventory, engine="ansible", stream=False)
+def converge_twice(lab, engine):
+    """First converge changes the host; the second changes nothing."""
+    first = apply(lab.inventory, engine=engine, stream=False)
     assert first.ok, first.output[-3000:]
     assert changed_count(first) > 0
-    second = apply(ansible_lab.inventory, engine="ansible", stream=False)
+    second = apply(lab.inventory, engine=engine, stream=False)
     assert second.ok, second.output[-3000:]
     assert changed_count(second) == 0, second.output[-3000:]
+
+
+def test_ansible_converges_idempotently_and_verifies(ansible_lab, tmp_path):
+    converge_twice(ansible_lab, "ansible")
     outcome = assert_all_pass(ansible_lab, tmp_path)
     # The reachability check ran from the other lab host, not from the controller.
     checks = outcome.data["hosts"][ansible_lab.hosts()[0].name]["controls"]["FW-01"]["checks"]
@@ -56,12 +61,7 @@ def test_ansible_converges_idempotently_and_verifies(ansible_lab, tmp_path):
 
 
 def test_pyinfra_converges_idempotently_and_verifies(pyinfra_lab, tmp_path):
-    first = apply(pyinfra_lab.inventory, engine="pyinfra", stream=False)
-    assert first.ok, first.output[-3000:]
-    assert changed_count(first) > 0
-    second = apply(pyinfra_lab.inventory, engine="pyinfra", stream=False)
-    assert second.ok, second.output[-3000:]
-    assert changed_count(second) == 0, second.output[-3000:]
+    converge_twice(pyinfra_lab, "pyinfra")
     assert_all_pass(pyinfra_lab, tmp_path)
     # One inventory, two engines, one result: Ansible finds nothing to change on a pyinfra host.
     after = apply(pyinfra_lab.inventory, engine="ansible", stream=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from govbaseline import templating, validation
+from govbaseline.deploys import firewall as firewall_deploy
 from govbaseline.paths import ANSIBLE_CFG, PLAYBOOKS_DIR, ROLES_DIR
 
 CASES = {
@@ -20,17 +21,17 @@ CASES = {
                                  "firewall_allowed_tcp_ports": [443, 80, 80], "firewall_allowed_udp_ports": [53],
                                  "firewall_icmp_rate_per_second": 0, "firewall_log_drops_per_minute": 0},
 }
-INTERNAL = {"__firewall_nft_table": "inet govbaseline"}
+INTERNAL = firewall_deploy.os_vars()
 
 
 def render(case):
-    values = validation.validate("firewall", validation.role_vars("firewall", CASES[case]))
+    values = validation.validated_vars("firewall", CASES[case])
     return templating.render("firewall", "nftables.conf.j2", {**values, **INTERNAL})
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_pyinfra_rendering_equals_ansible_rendering(case, tmp_path):
-    values = validation.validate("firewall", validation.role_vars("firewall", CASES[case]))
+    values = validation.validated_vars("firewall", CASES[case])
     extra = tmp_path / "vars.json"
     extra.write_text(json.dumps({**values, **INTERNAL}))
     dest = tmp_path / "ansible.nft"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from govbaseline.validation import ValidationError, check_lockout, role_vars, validate
+from govbaseline.validation import ValidationError, baseline_roles, check_lockout, validated_vars
 
 GOOD = {
     "firewall_management_cidrs": ["192.0.2.0/24", "2001:db8::/64"],
@@ -13,7 +13,7 @@ GOOD = {
 
 
 def firewall(**overrides):
-    return validate("firewall", role_vars("firewall", {**GOOD, **overrides}))
+    return validated_vars("firewall", {**GOOD, **overrides})
 
 
 def test_good_values_pass_and_defaults_fill_in():
@@ -45,3 +45,7 @@ def test_lockout_is_refused():
     check_lockout("firewall", values, "2001:db8::5")
     with pytest.raises(ValidationError, match=r"198\.51\.100\.9, the address this controller connects from"):
         check_lockout("firewall", values, "198.51.100.9")
+
+
+def test_baseline_roles_come_from_the_site_playbook():
+    assert baseline_roles() == ["firewall"]

@@ -66,11 +66,11 @@ def host_name(host: Any) -> str:
 @pytest.fixture
 def hostvars(host: Any) -> dict[str, Any]:
     """The host's inventory variables merged over the role defaults, as the engines saw them."""
-    from govbaseline.validation import role_vars
+    from govbaseline.validation import baseline_roles, role_vars
 
     raw = _hostvars_all()[host_name(host)]
     merged: dict[str, Any] = dict(raw)
-    for role in ("firewall",):
+    for role in baseline_roles():
         merged.update(role_vars(role, raw))
     return merged
 

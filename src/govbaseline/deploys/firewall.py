@@ -18,14 +18,13 @@ ROLE = "firewall"
 
 
 def os_vars() -> dict[str, Any]:
-    """The role's ``vars/Debian.yml`` (both supported releases share it)."""
-    data = yaml.safe_load((ROLES_DIR / ROLE / "vars" / "Debian.yml").read_text()) or {}
-    return {k.lstrip("_"): v for k, v in data.items()}
+    """The role's internal ``vars/Debian.yml`` (``__firewall_*``; both supported releases share it)."""
+    return dict(yaml.safe_load((ROLES_DIR / ROLE / "vars" / "Debian.yml").read_text()) or {})
 
 
 def settings() -> dict[str, Any]:
     """Validated role variables for the current host; raises ValidationError before any change."""
-    values = validation.validate(ROLE, validation.role_vars(ROLE, host.data.govbaseline_hostvars))
+    values = validation.validated_vars(ROLE, host.data.govbaseline_hostvars)
     connection = host.get_fact(Command, "printenv SSH_CONNECTION || true") or ""
     validation.check_lockout(ROLE, values, connection.split(" ")[0] if connection else None)
     return values
@@ -39,21 +38,20 @@ def apply() -> None:
         return
     internal = os_vars()
     apt.packages(name="FW-01 | Install nftables", packages=values["firewall_packages"], update=False)
-    content = templating.render(ROLE, "nftables.conf.j2",
-                                {**values, "__firewall_nft_table": internal["firewall_nft_table"]})
+    content = templating.render(ROLE, "nftables.conf.j2", {**values, **internal})
     nftables.table(
         name="FW-01, FW-03 | Load the default-deny table with flood limits, armed to roll back unless confirmed",
-        table=internal["firewall_nft_table"], content=content,
+        table=internal["__firewall_nft_table"], content=content,
         dest=values["firewall_config_path"], rollback_timeout=values["firewall_rollback_timeout"],
     )
-    systemd.service(name="FW-01 | Load the ruleset at every boot", service=internal["firewall_service_name"],
+    systemd.service(name="FW-01 | Load the ruleset at every boot", service=internal["__firewall_service_name"],
                     running=None, enabled=True)
 
 
 @deploy("Firewall confirmation")
 def confirm() -> None:
     """Run in a second pyinfra run: a new SSH connection proves the new ruleset lets SSH in."""
-    values = validation.validate(ROLE, validation.role_vars(ROLE, host.data.govbaseline_hostvars))
+    values = validation.validated_vars(ROLE, host.data.govbaseline_hostvars)
     if values["firewall_enabled"]:
         nftables.confirm(name="FW-02 | Confirm the ruleset from a new connection, cancelling the rollback",
-                         table=os_vars()["firewall_nft_table"], dest=values["firewall_config_path"])
+                         table=os_vars()["__firewall_nft_table"], dest=values["firewall_config_path"])
