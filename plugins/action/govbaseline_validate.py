@@ -18,8 +18,15 @@ options:
     type: str
     required: true
   controller_address:
-    description: Address the controller's SSH session comes from, as the host sees it.
+    description: Address the controller's SSH session comes from, as the host sees it (firewall).
     type: str
+  connecting_user:
+    description: Account the controller logs in as (access).
+    type: str
+  connecting_groups:
+    description: That account's groups on the host (access).
+    type: list
+    elements: str
 """
 
 from ansible.errors import AnsibleActionFail
@@ -29,7 +36,7 @@ from ansible.plugins.action import ActionBase
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("role", "controller_address"))
+    _VALID_ARGS = frozenset(("role", "controller_address", "connecting_user", "connecting_groups"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -47,9 +54,13 @@ class ActionModule(ActionBase):
         for name in task_vars:
             if name.startswith(prefix):
                 values[name] = self._templar.template(task_vars[name])
+        facts = task_vars.get("ansible_facts", {})
         try:
+            if "distribution" in facts:
+                validation.check_platform(role, facts["distribution"], str(facts.get("distribution_major_version")))
             converted = validation.validate(role, values)
-            validation.check_lockout(role, converted, self._task.args.get("controller_address"))
+            context = {k: v for k, v in self._task.args.items() if k != "role"}
+            validation.check_lockout(role, converted, context)
         except validation.ValidationError as exc:
             result.update(failed=True, msg=str(exc), problems=exc.problems)
             return result

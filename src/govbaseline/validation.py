@@ -9,6 +9,8 @@ through the ``govbaseline_validate`` action plugin, the pyinfra side calls it di
 from __future__ import annotations
 
 import ipaddress
+import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -72,6 +74,166 @@ def log_prefix(name: str, value: Any) -> list[str]:
     return []
 
 
+EMAIL = re.compile(r"^[^@\s<>,;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$|^[^@\s<>,;]+@[A-Za-z0-9-]+$")
+LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})*$")
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+def host_name_or_ip(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not value:
+        return [f"{name} must name a host (DNS name or IP address); it is empty"]
+    try:
+        ipaddress.ip_address(value)
+        return []
+    except ValueError:
+        pass
+    if not HOSTNAME.match(value):
+        return [f"{name} is not a valid host name or IP address: {value!r}"]
+    return []
+
+
+def email(optional: bool) -> Rule:
+    def rule(name: str, value: Any) -> list[str]:
+        if optional and value == "":
+            return []
+        if not isinstance(value, str) or not EMAIL.match(value):
+            return [f"{name} must be a mail address such as security@example.gov, not {value!r}"]
+        return []
+
+    return rule
+
+
+def recipients_by_severity(name: str, value: Any) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"{name} must map severities ({', '.join(SEVERITIES)}) to lists of addresses, not {value!r}"]
+    problems = [f"{name} has an unknown severity {k!r} (use {', '.join(SEVERITIES)})"
+                for k in value if k not in SEVERITIES]
+    for level, addresses in value.items():
+        if addresses is None:
+            continue
+        if not isinstance(addresses, list):
+            problems.append(f"{name}.{level} must be a list of addresses, not {addresses!r}")
+            continue
+        problems += [p for i, a in enumerate(addresses) for p in email(optional=False)(f"{name}.{level}[{i}]", a)]
+    if not problems and not any(value.get(level) for level in SEVERITIES):
+        problems.append(f"{name} names no address at all: alerts would reach nobody")
+    return problems
+
+
+def url(name: str, value: Any) -> list[str]:
+    if value == "":
+        return []
+    parsed = urllib.parse.urlparse(value) if isinstance(value, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return [f"{name} must be an http:// or https:// URL, not {value!r}"]
+    return []
+
+
+def printable(low: int, high: int) -> Rule:
+    def rule(name: str, value: Any) -> list[str]:
+        if not isinstance(value, str) or not low <= len(value) <= high or not value.isprintable():
+            return [f"{name} must be {low}-{high} printable characters, not {value!r}"]
+        return []
+
+    return rule
+
+
+def requires(name: str, needed: str, what: str) -> Callable[[Mapping[str, Any]], list[str]]:
+    """A cross-variable rule: when ``name`` is set, ``needed`` must be set too."""
+
+    def rule(values: Mapping[str, Any]) -> list[str]:
+        if values.get(name) and not values.get(needed):
+            return [f"{needed} is missing: {name} is set, so {what}"]
+        return []
+
+    return rule
+
+
+USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
+                        r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$")
+ALGORITHM = re.compile(r"^[A-Za-z0-9@.+_-]+$")
+
+
+def username(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not USERNAME.match(value):
+        return [f"{name} must be an account name (lower case letters, digits, _ and -, at most 32), not {value!r}"]
+    return []
+
+
+def username_list(name: str, value: Any) -> list[str]:
+    problems = [p for i, item in enumerate(value) for p in username(f"{name}[{i}]", item)]
+    if "root" in value:
+        problems.append(f"{name} must not list root")
+    return problems
+
+
+def admin_users(name: str, value: Any) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, user in enumerate(value):
+        problems += username(f"{name}[{i}].name", user["name"])
+        if user["name"] in seen:
+            problems.append(f"{name}[{i}].name {user['name']!r} is listed twice")
+        seen.add(user["name"])
+        keys = user["ssh_public_keys"]
+        if not keys:
+            problems.append(f"{name}[{i}].ssh_public_keys is empty: {user['name']} could not log in (keys only)")
+        for j, key in enumerate(keys):
+            if not PUBLIC_KEY.match(key.strip()):
+                problems.append(f"{name}[{i}].ssh_public_keys[{j}] is not an OpenSSH public key line "
+                                f"(type, base64 key, optional comment): {key[:40]!r}")
+    return problems
+
+
+def algorithms(name: str, value: Any) -> list[str]:
+    return [f"{name}[{i}] is not an SSH algorithm name: {a!r}" for i, a in enumerate(value)
+            if not isinstance(a, str) or not ALGORITHM.match(a)]
+
+
+def umask(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3}", value):
+        return [f"{name} must be three octal digits such as \"027\", not {value!r}"]
+    if int(value, 8) & 0o027 != 0o027:
+        return [f"{name} {value} is looser than 027: group members could write and others could read"]
+    return []
+
+
+def absolute_path(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
+        return [f"{name} must be an absolute path, not {value!r}"]
+    return []
+
+
+def non_empty_text(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        return [f"{name} must be non-empty text"]
+    return []
+
+
+def ageing_order(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if values["access_password_min_days"] >= values["access_password_max_days"]:
+        problems.append("access_password_min_days must be below access_password_max_days")
+    if values["access_password_warn_days"] >= values["access_password_max_days"]:
+        problems.append("access_password_warn_days must be below access_password_max_days")
+    return problems
+
+
+def vendors_are_not_admins(values: Mapping[str, Any]) -> list[str]:
+    both = sorted({u["name"] for u in values["access_admin_users"]} & set(values["access_vendor_accounts"]))
+    return [f"access_vendor_accounts and access_admin_users both list {', '.join(both)}"] if both else []
+
+
+def some_admin_can_log_in(values: Mapping[str, Any]) -> list[str]:
+    if not values["access_admin_users"] and values["access_permit_root_login"] == "no":
+        return ["no administrator could log in with a key: access_admin_users is empty and "
+                "access_permit_root_login is 'no'. List an administrator with a key in access_admin_users "
+                "(or set access_permit_root_login: prohibit-password)"]
+    return []
+
+
 RULES: dict[str, dict[str, Rule]] = {
     "firewall": {
         "firewall_management_cidrs": cidr_list(non_empty=True),
@@ -85,7 +247,56 @@ RULES: dict[str, dict[str, Rule]] = {
         "firewall_log_prefix": log_prefix,
         "firewall_rollback_timeout": int_range(10, 600),
     },
+    "alerts": {
+        "alerts_smtp_host": host_name_or_ip,
+        "alerts_smtp_port": int_range(1, 65535),
+        "alerts_from": email(optional=True),
+        "alerts_recipients": recipients_by_severity,
+        "alerts_cert_address": email(optional=True),
+        "alerts_webhook_url": url,
+        "alerts_retry_interval_minutes": int_range(1, 1440),
+        "alerts_subject_prefix": printable(1, 40),
+    },
+    "access": {
+        "access_admin_group": username,
+        "access_admin_users": admin_users,
+        "access_ssh_max_auth_tries": int_range(1, 10),
+        "access_ssh_login_grace_time": int_range(5, 600),
+        "access_ssh_client_alive_interval": int_range(1, 3600),
+        "access_ssh_client_alive_count_max": int_range(1, 10),
+        "access_ssh_kex_remove": algorithms,
+        "access_ssh_ciphers_remove": algorithms,
+        "access_ssh_macs_remove": algorithms,
+        "access_ssh_banner": non_empty_text,
+        "access_shell_timeout": int_range(60, 86400),
+        "access_vendor_accounts": username_list,
+        "access_password_min_length": int_range(8, 128),
+        "access_password_min_classes": int_range(1, 4),
+        "access_faillock_deny": int_range(1, 100),
+        "access_faillock_fail_interval": int_range(60, 86400),
+        "access_faillock_unlock_time": int_range(0, 604800),
+        "access_password_max_days": int_range(1, 99999),
+        "access_password_min_days": int_range(0, 365),
+        "access_password_warn_days": int_range(0, 365),
+        "access_umask": umask,
+        "access_sudo_log": absolute_path,
+    },
 }
+
+# Rules that look at several variables of a role together.
+CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
+    "alerts": [requires("alerts_smtp_user", "alerts_smtp_password", "the relay login needs its password")],
+    "access": [ageing_order, vendors_are_not_admins, some_admin_can_log_in],
+}
+
+SUPPORTED = {"Debian": ("12", "13")}
+
+
+def check_platform(role: str, distribution: str, major_version: str) -> None:
+    """Refuse hosts the baseline was not built and tested for."""
+    if major_version not in SUPPORTED.get(distribution, ()):
+        raise ValidationError(role, [
+            f"govbaseline supports Debian 12 and 13; this host runs {distribution} {major_version}"])
 
 
 def argument_spec(role: str) -> dict[str, Any]:
@@ -134,14 +345,27 @@ def validate(role: str, values: Mapping[str, Any]) -> dict[str, Any]:
         for name, rule in RULES.get(role, {}).items():
             if name in converted:
                 problems += rule(name, converted[name])
+        for cross in CROSS_RULES.get(role, []):
+            problems += cross(converted)
     if problems:
         raise ValidationError(role, problems)
     return converted
 
 
-def check_lockout(role: str, values: Mapping[str, Any], controller_address: str | None) -> None:
-    """Refuse a firewall that would not let the controller's own SSH session back in."""
-    if role != "firewall" or not controller_address:
+def check_lockout(role: str, values: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    """Refuse a run that would cut off the session it comes from; ``context`` is what the host told.
+
+    firewall: ``controller_address`` (the SSH client address the host sees);
+    access: ``connecting_user`` and ``connecting_groups`` (the account the controller logs in as).
+    """
+    if role == "firewall":
+        _firewall_lockout(values, context.get("controller_address"))
+    elif role == "access":
+        _access_lockout(values, context.get("connecting_user"), list(context.get("connecting_groups") or []))
+
+
+def _firewall_lockout(values: Mapping[str, Any], controller_address: str | None) -> None:
+    if not controller_address:
         return
     try:
         address = ipaddress.ip_address(controller_address.split("%")[0])
@@ -151,7 +375,26 @@ def check_lockout(role: str, values: Mapping[str, Any], controller_address: str 
         return
     networks = [ipaddress.ip_network(c) for c in values["firewall_management_cidrs"]]
     if not any(address in net for net in networks if net.version == address.version):
-        raise ValidationError(role, [
+        raise ValidationError("firewall", [
             f"firewall_management_cidrs ({', '.join(values['firewall_management_cidrs'])}) does not include "
             f"{address}, the address this controller connects from: the ruleset would cut this session off. "
             f"Add {address} (or its network) to firewall_management_cidrs"])
+
+
+def _access_lockout(values: Mapping[str, Any], user: str | None, groups: list[str]) -> None:
+    if not user:
+        return
+    group = values["access_admin_group"]
+    problems = []
+    if user in values["access_vendor_accounts"]:
+        problems.append(f"access_vendor_accounts lists {user}, the account this controller logs in as")
+    if user == "root":
+        if values["access_permit_root_login"] == "no":
+            problems.append("this controller logs in as root but access_permit_root_login is 'no': the run would "
+                            "cut it off. Connect as an administrator from access_admin_users (with become), or "
+                            "set access_permit_root_login: prohibit-password")
+    elif user not in {u["name"] for u in values["access_admin_users"]} and group not in groups:
+        problems.append(f"this controller logs in as {user}, who is neither in access_admin_users nor in the "
+                        f"group {group}: AllowGroups would cut it off. Add {user} to access_admin_users")
+    if problems:
+        raise ValidationError("access", problems)

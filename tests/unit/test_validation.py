@@ -41,10 +41,10 @@ def test_bad_values_are_refused_naming_the_variable(overrides, words):
 
 def test_lockout_is_refused():
     values = firewall()
-    check_lockout("firewall", values, "192.0.2.7")
-    check_lockout("firewall", values, "2001:db8::5")
+    check_lockout("firewall", values, {"controller_address": "192.0.2.7"})
+    check_lockout("firewall", values, {"controller_address": "2001:db8::5"})
     with pytest.raises(ValidationError, match=r"198\.51\.100\.9, the address this controller connects from"):
-        check_lockout("firewall", values, "198.51.100.9")
+        check_lockout("firewall", values, {"controller_address": "198.51.100.9"})
 
 
 def test_baseline_roles_come_from_the_site_playbook():

@@ -97,6 +97,21 @@ class Probe:
         )
         return bool(self.remote.run("python3 -c %s", code).rc == 0)
 
+    def run(self, command: str, *args: str) -> tuple[int, str]:
+        """Run a shell command at the vantage point; return its exit code and combined output."""
+        if self.remote is not None:
+            # Exit 255 (e.g. from an ssh client run at the vantage point) would read as a failed
+            # connection to the vantage point itself: report the code on stdout instead.
+            out = self.remote.run(f"( {command} ) 2>&1; echo __rc=$?", *args)
+            text, _, code = str(out.stdout).rpartition("__rc=")
+            return int(code.strip() or 1), text
+        import shlex
+        import subprocess
+
+        line = command % tuple(shlex.quote(a) for a in args) if args else command
+        proc = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60, check=False)  # noqa: S602
+        return proc.returncode, proc.stdout + proc.stderr
+
 
 @pytest.fixture
 def probe(host: Any, hostvars: dict[str, Any]) -> Probe:

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, systemd
 
-from govbaseline import templating, validation
-from govbaseline.deploys import nftables
-from govbaseline.paths import ROLES_DIR
+from govbaseline import validation
+from govbaseline.deploys import common, nftables
 
 ROLE = "firewall"
 
 
-def os_vars() -> dict[str, Any]:
-    """The role's internal ``vars/Debian.yml`` (``__firewall_*``; both supported releases share it)."""
-    return dict(yaml.safe_load((ROLES_DIR / ROLE / "vars" / "Debian.yml").read_text()) or {})
-
-
 def settings() -> dict[str, Any]:
     """Validated role variables for the current host; raises ValidationError before any change."""
-    values = validation.validated_vars(ROLE, host.data.govbaseline_hostvars)
+    values = common.settings(ROLE)
     connection = host.get_fact(Command, "printenv SSH_CONNECTION || true") or ""
-    validation.check_lockout(ROLE, values, connection.split(" ")[0] if connection else None)
+    validation.check_lockout(ROLE, values, {"controller_address": connection.split(" ")[0] if connection else None})
     return values
 
 
@@ -36,9 +29,9 @@ def apply() -> None:
     if not values["firewall_enabled"]:
         host.noop("firewall_enabled is false")
         return
-    internal = os_vars()
+    internal = common.internal(ROLE)
     apt.packages(name="FW-01 | Install nftables", packages=values["firewall_packages"], update=False)
-    content = templating.render(ROLE, "nftables.conf.j2", {**values, **internal})
+    content = common.render(ROLE, "nftables.conf.j2", {**values, **internal})
     nftables.table(
         name="FW-01, FW-03 | Load the default-deny table with flood limits, armed to roll back unless confirmed",
         table=internal["__firewall_nft_table"], content=content,
@@ -54,4 +47,4 @@ def confirm() -> None:
     values = validation.validated_vars(ROLE, host.data.govbaseline_hostvars)
     if values["firewall_enabled"]:
         nftables.confirm(name="FW-02 | Confirm the ruleset from a new connection, cancelling the rollback",
-                         table=os_vars()["__firewall_nft_table"], dest=values["firewall_config_path"])
+                         table=common.internal(ROLE)["__firewall_nft_table"], dest=values["firewall_config_path"])

@@ -19,6 +19,19 @@ from govbaseline.paths import state_dir
 
 BOOT_TIMEOUT = 90.0
 FIRST_HOST_OFFSET = 10
+SINK_OFFSET = 5
+SINK_SPOOL = "/var/lib/govbaseline-sink"
+SINK_UNIT = f"""[Unit]
+Description=govbaseline lab sink: SMTP and webhook receiver for the tests
+After=network-online.target
+
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/lib/govbaseline-sink/sink.py {SINK_SPOOL}
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
 
 
 class LabError(RuntimeError):
@@ -31,6 +44,7 @@ class LabHost:
     address: str
     container: str
     distro: str
+    kind: str = "web"  # "web": a baseline host in group webservers; "sink": the lab's receiver
 
 
 class Lab:
@@ -83,10 +97,12 @@ class Lab:
         podman("network", "create", "--subnet", str(self.subnet), "--label", f"{LABEL}={self.name}",
                self.network)
         made = [self._start(i, image, distro) for i in range(1, hosts + 1)]
-        self._wait(made)
+        sink = self._start(0, image, distro)
+        self._wait([*made, sink])
+        self._start_sink(sink)
         self._write_known_hosts(made)
-        self._write_inventory(made)
-        (self.dir / "hosts.json").write_text(json.dumps([asdict(h) for h in made], indent=2))
+        self._write_inventory(made, sink)
+        (self.dir / "hosts.json").write_text(json.dumps([asdict(h) for h in [*made, sink]], indent=2))
         return made
 
     def down(self) -> None:
@@ -103,15 +119,39 @@ class Lab:
         for path in (self.inventory, self.known_hosts, self.dir / "hosts.json"):
             path.unlink(missing_ok=True)
 
-    def hosts(self) -> list[LabHost]:
+    def _all_hosts(self) -> list[LabHost]:
         path = self.dir / "hosts.json"
         if not path.exists():
             return []
         return [LabHost(**h) for h in json.loads(path.read_text())]
 
+    def hosts(self) -> list[LabHost]:
+        """The baseline hosts (inventory group webservers), without the sink."""
+        return [h for h in self._all_hosts() if h.kind == "web"]
+
+    @property
+    def sink(self) -> LabHost:
+        """The lab's receiver of mail and webhooks (not in the inventory, never converged)."""
+        found = [h for h in self._all_hosts() if h.kind == "sink"]
+        if not found:
+            raise LabError(f"lab {self.name} has no sink host: run `govbaseline lab up --name {self.name}`")
+        return found[0]
+
+    def sink_messages(self, kind: str = "mail") -> list[tuple[str, bytes]]:
+        """What the sink received, oldest first: ``kind`` is "mail" (.eml) or "webhook" (.json)."""
+        code = ("import json,pathlib,sys\n"
+                f"d=pathlib.Path({SINK_SPOOL!r})/{kind!r}\n"
+                "print(json.dumps([[p.name,p.read_bytes().decode('utf-8','replace')] "
+                "for p in sorted(d.glob('*.*'))]))")
+        out = self.exec(self.sink, "python3", "-c", code).stdout.decode()
+        return [(name, body.encode()) for name, body in json.loads(out)]
+
+    def clear_sink(self) -> None:
+        self.exec(self.sink, "sh", "-c", f"rm -f {SINK_SPOOL}/mail/* {SINK_SPOOL}/webhook/*")
+
     def status(self) -> list[dict[str, str]]:
         rows = podman_json("ps", "-a", "--filter", f"label={LABEL}={self.name}", "--format", "json")
-        by_name = {h.container: h for h in self.hosts()}
+        by_name = {h.container: h for h in self._all_hosts()}
         out = []
         for row in rows:
             name = row["Names"][0]
@@ -129,9 +169,11 @@ class Lab:
         self.key.chmod(0o600)
 
     def _start(self, index: int, image: str, distro: str) -> LabHost:
-        name = f"{self.name}-{index}"
+        """Start host ``index`` (1, 2, ...); index 0 is the sink."""
+        name = f"{self.name}-{index}" if index else f"{self.name}-sink"
         container = f"govbaseline-{name}"
-        address = str(self.subnet.network_address + FIRST_HOST_OFFSET + index - 1)
+        offset = FIRST_HOST_OFFSET + index - 1 if index else SINK_OFFSET
+        address = str(self.subnet.network_address + offset)
         podman(
             "run", "-d", "--name", container, "--hostname", name,
             "--label", f"{LABEL}={self.name}",
@@ -142,7 +184,23 @@ class Lab:
             "-v", f"{self.key}.pub:/root/.ssh/authorized_keys:ro",
             image,
         )
-        return LabHost(name=name, address=address, container=container, distro=distro)
+        return LabHost(name=name, address=address, container=container, distro=distro,
+                       kind="web" if index else "sink")
+
+    def _start_sink(self, sink: LabHost) -> None:
+        """Install and start the SMTP/webhook receiver on the sink host, and wait until it answers."""
+        podman("exec", sink.container, "mkdir", "-p", "/usr/local/lib/govbaseline-sink")
+        podman("cp", str(Path(__file__).with_name("sink.py")), f"{sink.container}:/usr/local/lib/govbaseline-sink/")
+        podman("exec", "-i", sink.container, "sh", "-c", "cat > /etc/systemd/system/govbaseline-sink.service",
+               input_bytes=SINK_UNIT.encode())
+        podman("exec", sink.container, "systemctl", "enable", "--now", "govbaseline-sink.service")
+        deadline = time.monotonic() + 30
+        while not _port_open(sink.address, 25):
+            if time.monotonic() > deadline:
+                log = podman("exec", sink.container, "journalctl", "-u", "govbaseline-sink", "--no-pager", "-n", "20",
+                             check=False).stdout.decode()
+                raise LabError(f"the lab sink on {sink.address} did not start:\n{log}")
+            time.sleep(0.2)
 
     def _wait(self, hosts: list[LabHost]) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT
@@ -166,7 +224,7 @@ class Lab:
             lines.append(f"{host.address} {' '.join(key.split()[:2])}")
         self.known_hosts.write_text("\n".join(lines) + "\n")
 
-    def _write_inventory(self, hosts: list[LabHost]) -> None:
+    def _write_inventory(self, hosts: list[LabHost], sink: LabHost) -> None:
         ssh_args = (f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes "
                     "-o ControlMaster=auto -o ControlPersist=60s")
         inventory = {
@@ -184,6 +242,17 @@ class Lab:
                     "govbaseline_lab": self.name,
                     # The lab network is the management network: the controller is its gateway.
                     "firewall_management_cidrs": [str(self.subnet)],
+                    # The lab connects as root with a key, so root keeps key-only login.
+                    "access_permit_root_login": "prohibit-password",
+                    # Alerts go to the lab sink, which speaks plain SMTP on the private lab network.
+                    "alerts_smtp_host": sink.address,
+                    "alerts_smtp_port": 25,
+                    "alerts_smtp_tls": "off",
+                    "alerts_from": f"govbaseline@{self.name}.lab.test",
+                    "alerts_recipients": {"low": ["ops@lab.test"], "high": ["security-officer@lab.test"]},
+                    "alerts_cert_address": "cert@lab.test",
+                    "alerts_webhook_token": "lab-webhook-token",
+                    "alerts_webhook_url": f"http://{sink.address}:8025/alerts",
                 },
             }
         }

@@ -21,7 +21,7 @@ import yaml
 from govbaseline.lab.podman import podman
 from govbaseline.paths import ROLES_DIR, cache_dir
 
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 LABEL = "govbaseline.lab"
 
 
@@ -39,6 +39,9 @@ BASE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "netbase", "iproute2",
     "sudo", "ca-certificates", "procps",
 )
+
+# What the lab's sink host runs (lab/sink.py): Debian's SMTP server library. Not a baseline package.
+LAB_PACKAGES = ("python3-aiosmtpd",)
 
 # Generates per-host SSH host keys at first boot, so no two hosts share a key.
 HOSTKEYS_UNIT = """[Unit]
@@ -63,14 +66,17 @@ MASKED_UNITS = ("getty@tty1.service", "console-getty.service", "systemd-logind.s
 def role_packages() -> list[str]:
     """Packages the roles install, pre-installed in the image so converges are not download-bound.
 
-    Read from each role's ``<role>_packages`` default: one source for what a role installs.
-    The roles still install them (a no-op here), so a real host gets the same result.
+    Read from each role's ``<role>_packages`` and ``<role>_*_packages`` defaults (packages of
+    optional features too): one source for what a role installs. The roles still install them
+    (a no-op here), so a real host gets the same result.
     """
     packages: set[str] = set()
     for defaults in sorted(ROLES_DIR.glob("*/defaults/main.yml")):
         role = defaults.parent.parent.name
         data = yaml.safe_load(defaults.read_text()) or {}
-        packages.update(data.get(f"{role}_packages", []))
+        for name, value in data.items():
+            if name.startswith(f"{role}_") and name.endswith("_packages"):
+                packages.update(value)
     return sorted(packages)
 
 
@@ -100,7 +106,7 @@ def recipe(distro: Distro) -> dict[str, object]:
     return {
         "version": RECIPE_VERSION,
         "suite": distro.suite,
-        "packages": sorted({*BASE_PACKAGES, *role_packages()}),
+        "packages": sorted({*BASE_PACKAGES, *LAB_PACKAGES, *role_packages()}),
         "hostkeys_unit": HOSTKEYS_UNIT,
         "masked": MASKED_UNITS,
     }

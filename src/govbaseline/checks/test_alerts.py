@@ -1,0 +1,70 @@
+"""Checks for the alert channel ALERT-01 and ALERT-02 (role ``alerts``)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+COMMAND = "/usr/local/sbin/govbaseline-alert"
+CONFIG = "/etc/govbaseline/alerts/config.json"
+SPOOL = "/var/spool/govbaseline-alert"
+TIMER = "govbaseline-alert-retry.timer"
+
+
+@pytest.mark.control("ALERT-01")
+def test_alert_channel_configured_and_private(host):
+    check = host.run("%s --check-config", COMMAND)
+    assert check.rc == 0, f"govbaseline-alert --check-config failed (exit {check.rc}): {check.stderr.strip()}"
+    for path in (CONFIG, "/etc/govbaseline/alerts/msmtprc"):
+        f = host.file(path)
+        assert f.user == "root" and f.mode & 0o077 == 0, f"{path} is readable by others (mode {f.mode:o})"
+
+
+@pytest.mark.control("ALERT-01")
+def test_test_alert_is_delivered_and_journaled(host):
+    """A real alert goes through the relay (and the webhook); the journal holds it under its id."""
+    sent = host.run("%s --severity low --source govbaseline-verify %s", COMMAND,
+                    "verification test alert: the alert channel works")
+    assert sent.rc == 0, (f"the test alert was not delivered (exit {sent.rc}; 75 = queued for retry): "
+                          f"{sent.stderr.strip()} -- see journalctl -t govbaseline-alert")
+    alert_id = sent.stdout.strip().splitlines()[-1]
+    for _ in range(20):
+        entries = host.run("journalctl -o json --no-pager -t govbaseline-alert GOVBASELINE_ALERT_ID=%s", alert_id)
+        records = [json.loads(line) for line in entries.stdout.splitlines() if line.strip()]
+        if any(r.get("GOVBASELINE_DELIVERY") == "ok" for r in records):
+            break
+        time.sleep(0.3)
+    assert any(r.get("GOVBASELINE_SOURCE") == "govbaseline-verify" for r in records), \
+        f"alert {alert_id} is not in the journal under identifier govbaseline-alert"
+    assert any(r.get("GOVBASELINE_DELIVERY") == "ok" for r in records), f"no delivery of {alert_id} was journaled"
+
+
+@pytest.mark.control("ALERT-01")
+def test_no_alert_left_undelivered(host, hostvars):
+    """Queued alerts are retried; one still queued after two retry periods is a broken channel."""
+    limit = 2 * 60 * hostvars["alerts_retry_interval_minutes"]
+    listing = host.run("find %s -name '*.json' -printf '%%T@ %%f\\n'", SPOOL)
+    assert listing.rc == 0, f"alert queue {SPOOL} cannot be read: {listing.stderr.strip()}"
+    now = float(host.run("date +%s").stdout.strip())
+    stuck = [line.split()[1] for line in listing.stdout.splitlines() if now - float(line.split()[0]) > limit]
+    assert not stuck, (f"alerts undelivered for more than {limit} s: {', '.join(stuck)} "
+                       "(see journalctl -t govbaseline-alert)")
+
+
+@pytest.mark.control("ALERT-01")
+def test_retry_timer_active(host):
+    timer = host.service(TIMER)
+    assert timer.is_enabled and timer.is_running, f"{TIMER} is not enabled and running: queued alerts are never retried"
+
+
+@pytest.mark.control("ALERT-02")
+def test_critical_alerts_reach_the_cert(host, hostvars):
+    cert = hostvars["alerts_cert_address"]
+    assert cert, "alerts_cert_address is empty: critical incidents would not be reported to the national CERT"
+    who = host.run("%s --recipients critical", COMMAND)
+    assert who.rc == 0, who.stderr
+    assert cert in who.stdout.split(), f"critical alerts reach {who.stdout.split()}, not the CERT address {cert}"
+    high = host.run("%s --recipients high", COMMAND).stdout.split()
+    assert high, "high-severity alerts reach nobody"

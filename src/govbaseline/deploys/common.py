@@ -1,0 +1,81 @@
+"""What every pyinfra deploy does the same way: validated settings, internal vars, files from text."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from io import StringIO
+from typing import Any
+
+import yaml
+from pyinfra.api.command import FileUploadCommand
+from pyinfra.api.operation import operation
+from pyinfra.context import host
+from pyinfra.facts.files import File, Sha256File
+from pyinfra.facts.server import LinuxDistribution
+from pyinfra.operations import files
+
+from govbaseline import templating, validation
+from govbaseline.paths import ROLES_DIR
+
+
+def settings(role: str) -> dict[str, Any]:
+    """The host's validated variables for ``role``; raises ValidationError before any change."""
+    distro = host.get_fact(LinuxDistribution) or {}
+    validation.check_platform(role, str(distro.get("name") or "unknown"), str(distro.get("major") or "?"))
+    return validation.validated_vars(role, host.data.govbaseline_hostvars)
+
+
+def internal(role: str) -> dict[str, Any]:
+    """The role's internal variables (``__<role>_*``): vars/main.yml, then vars/Debian.yml."""
+    values: dict[str, Any] = {}
+    for name in ("main.yml", "Debian.yml"):
+        path = ROLES_DIR / role / "vars" / name
+        if path.exists():
+            values.update(yaml.safe_load(path.read_text()) or {})
+    return values
+
+
+def render(role: str, template: str, values: dict[str, Any]) -> str:
+    return templating.render(role, template, values)
+
+
+def put_text(name: str, content: str, dest: str, mode: str = "0644", user: str = "root",
+             group: str = "root") -> Any:
+    """Install a file from text (a rendered template or a secret); unchanged content is a no-op."""
+    return files.put(name=name, src=StringIO(content), dest=dest, mode=mode, user=user, group=group)
+
+
+def put_secret(name: str, content: str, dest: str) -> Any:
+    """Like put_text, mode 0600, and pyinfra prints nothing of the content."""
+    return files.put(name=name, src=StringIO(content), dest=dest, mode="0600", user="root", group="root")
+
+
+def put_file(name: str, role: str, source: str, dest: str, mode: str = "0644") -> Any:
+    """Install one of the role's ``files/`` as is."""
+    return files.put(name=name, src=str(ROLES_DIR / role / "files" / source), dest=dest, mode=mode,
+                     user="root", group="root")
+
+
+@operation()
+def checked_file(dest: str, content: str, check: str, mode: str = "0644") -> Any:
+    """
+    Install a file from text only after ``check`` (a command with ``{}`` for the candidate path)
+    accepts it, like Ansible's ``validate``; unchanged content and mode is a no-op.
+
+    + dest: where the file goes (owned by root)
+    + content: the whole file
+    + check: e.g. ``/usr/sbin/sshd -t -f {}`` or ``/usr/sbin/visudo -cf {}``
+    + mode: octal mode string
+    """
+    digest = host.get_fact(Sha256File, path=dest)
+    info = host.get_fact(File, path=dest)
+    wanted = hashlib.sha256(content.encode()).hexdigest()
+    if digest == wanted and info and info["user"] == "root" and info["mode"] == int(mode[-3:]):
+        host.noop(f"{dest} is as wanted")
+        return
+    candidate = f"{dest}.govbaseline-candidate"
+    yield FileUploadCommand(StringIO(content), candidate)
+    q_cand, q_dest = shlex.quote(candidate), shlex.quote(dest)
+    yield (f"{check.format(q_cand)} || {{ rm -f {q_cand}; exit 1; }}; "
+           f"chown root:root {q_cand} && chmod {mode} {q_cand} && mv {q_cand} {q_dest}")

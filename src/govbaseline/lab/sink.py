@@ -1,0 +1,79 @@
+"""The lab's sink host: receives what the baseline sends out, so tests can see it arrive.
+
+Runs inside the lab sink host (copied there by ``govbaseline lab up``), under Debian's python3
+with Debian's ``python3-aiosmtpd``, not in the project venv:
+
+- SMTP on port 25: every message is stored as ``<spool>/mail/<time>-<n>.eml`` with the envelope
+  recipients in an ``X-Sink-Rcpt`` header;
+- HTTP on port 8025: every POST body (the alert webhook) is stored as ``<spool>/webhook/<time>-<n>.json``.
+
+Nothing here is part of what the baseline installs on a real server.
+"""
+
+from __future__ import annotations
+
+import http.server
+import itertools
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SMTP_PORT = 25
+WEBHOOK_PORT = 8025
+_counter = itertools.count()
+
+
+def _name(suffix: str) -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{next(_counter):05d}.{suffix}"
+
+
+class MailHandler:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        rcpt = ", ".join(envelope.rcpt_tos)
+        data = envelope.original_content or envelope.content
+        if isinstance(data, str):
+            data = data.encode()
+        path = self.folder / _name("eml")
+        path.write_bytes(f"X-Sink-Rcpt: {rcpt}\r\nX-Sink-From: {envelope.mail_from}\r\n".encode() + data)
+        return "250 Message accepted for delivery"
+
+
+def webhook_handler(folder: Path) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            auth = self.headers.get("Authorization", "")
+            (folder / _name("json")).write_bytes(body)
+            (folder / "last-authorization").write_text(auth)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    return Handler
+
+
+def main(spool: str) -> None:
+    from aiosmtpd.controller import Controller  # type: ignore[import-not-found]  # Debian's, on the sink host
+
+    root = Path(spool)
+    for sub in ("mail", "webhook"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    smtp = Controller(MailHandler(root / "mail"), hostname="0.0.0.0", port=SMTP_PORT)  # noqa: S104 - lab only
+    smtp.start()
+    web = http.server.ThreadingHTTPServer(("0.0.0.0", WEBHOOK_PORT), webhook_handler(root / "webhook"))  # noqa: S104
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    print(f"sink: SMTP on {SMTP_PORT}, webhook on {WEBHOOK_PORT}, spool {root}", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "/var/lib/govbaseline-sink")
