@@ -234,6 +234,49 @@ def some_admin_can_log_in(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
+PROTECTED_DIRS = {"/", "/bin", "/boot", "/etc", "/home", "/lib", "/opt", "/root", "/sbin", "/srv", "/usr", "/var",
+                  "/var/lib", "/var/log"}
+
+
+def absolute_paths(name: str, value: Any) -> list[str]:
+    return [p for i, item in enumerate(value) for p in absolute_path(f"{name}[{i}]", item)]
+
+
+def deletable_log_dirs(name: str, value: Any) -> list[str]:
+    """Folders whose old files are deleted: never a system folder itself."""
+    problems = absolute_paths(name, value)
+    for i, item in enumerate(value):
+        if isinstance(item, str) and item.rstrip("/") in PROTECTED_DIRS | {""}:
+            problems.append(f"{name}[{i}] is {item}: old files would be deleted from a system folder; "
+                            "name the web server's own log folder, such as /var/log/nginx")
+    return problems
+
+
+def size(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]*[KMGT]?", value):
+        return [f"{name} must be a size such as 500M or 2G, not {value!r}"]
+    return []
+
+
+def optional(rule: Rule) -> Rule:
+    def check(name: str, value: Any) -> list[str]:
+        return [] if value == "" else rule(name, value)
+
+    return check
+
+
+def log_host_ca(values: Mapping[str, Any]) -> list[str]:
+    if not values.get("audit_log_host"):
+        return []
+    ca = values.get("audit_log_ca_cert", "")
+    if not ca:
+        return ["audit_log_ca_cert is missing: audit_log_host is set, and its certificate must be verified "
+                "against a CA (PEM text)"]
+    if "-----BEGIN CERTIFICATE-----" not in ca or "-----END CERTIFICATE-----" not in ca:
+        return ["audit_log_ca_cert is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)"]
+    return []
+
+
 RULES: dict[str, dict[str, Rule]] = {
     "firewall": {
         "firewall_management_cidrs": cidr_list(non_empty=True),
@@ -281,12 +324,25 @@ RULES: dict[str, dict[str, Rule]] = {
         "access_umask": umask,
         "access_sudo_log": absolute_path,
     },
+    "audit": {
+        "audit_web_root": absolute_path,
+        "audit_watch_paths": absolute_paths,
+        "audit_privileged_commands": absolute_paths,
+        "audit_journal_max_use": size,
+        "audit_journal_max_retention_days": int_range(1, 3650),
+        "audit_log_host": optional(host_name_or_ip),
+        "audit_log_port": int_range(1, 65535),
+        "audit_log_host_name": optional(host_name_or_ip),
+        "audit_web_log_retention_days": int_range(1, 3650),
+        "audit_web_log_paths": deletable_log_dirs,
+    },
 }
 
 # Rules that look at several variables of a role together.
 CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
     "alerts": [requires("alerts_smtp_user", "alerts_smtp_password", "the relay login needs its password")],
     "access": [ageing_order, vendors_are_not_admins, some_admin_can_log_in],
+    "audit": [log_host_ca],
 }
 
 SUPPORTED = {"Debian": ("12", "13")}

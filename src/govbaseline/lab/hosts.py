@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from govbaseline.lab.ca import LabCA
 from govbaseline.lab.image import DEFAULT_DISTRO, LABEL, ensure_image
 from govbaseline.lab.podman import PodmanError, podman, podman_json
 from govbaseline.paths import state_dir
@@ -21,6 +22,20 @@ BOOT_TIMEOUT = 90.0
 FIRST_HOST_OFFSET = 10
 SINK_OFFSET = 5
 SINK_SPOOL = "/var/lib/govbaseline-sink"
+SYSLOG_PORT = 6514
+# rsyslog on the sink: a TLS syslog listener (RFC 5425) writing what it receives to one file.
+SINK_RSYSLOG = f"""global(
+  DefaultNetstreamDriver="gtls"
+  DefaultNetstreamDriverCAFile="/etc/govbaseline-sink/ca.pem"
+  DefaultNetstreamDriverCertFile="/etc/govbaseline-sink/cert.pem"
+  DefaultNetstreamDriverKeyFile="/etc/govbaseline-sink/key.pem"
+)
+module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+ruleset(name="govbaseline_remote") {{
+  action(type="omfile" file="{SINK_SPOOL}/syslog/remote.log")
+}}
+input(type="imtcp" port="{SYSLOG_PORT}" ruleset="govbaseline_remote")
+"""
 SINK_UNIT = f"""[Unit]
 Description=govbaseline lab sink: SMTP and webhook receiver for the tests
 After=network-online.target
@@ -138,7 +153,7 @@ class Lab:
         return found[0]
 
     def sink_messages(self, kind: str = "mail") -> list[tuple[str, bytes]]:
-        """What the sink received, oldest first: ``kind`` is "mail" (.eml) or "webhook" (.json)."""
+        """What the sink received, oldest first: "mail" (.eml), "webhook" (.json) or "syslog" (remote.log)."""
         code = ("import json,pathlib,sys\n"
                 f"d=pathlib.Path({SINK_SPOOL!r})/{kind!r}\n"
                 "print(json.dumps([[p.name,p.read_bytes().decode('utf-8','replace')] "
@@ -187,18 +202,29 @@ class Lab:
         return LabHost(name=name, address=address, container=container, distro=distro,
                        kind="web" if index else "sink")
 
+    @property
+    def ca(self) -> LabCA:
+        return LabCA(self.dir / "ca", self.name)
+
     def _start_sink(self, sink: LabHost) -> None:
-        """Install and start the SMTP/webhook receiver on the sink host, and wait until it answers."""
+        """Start the SMTP/webhook receiver and the TLS syslog listener on the sink; wait until they answer."""
+        cert, key = self.ca.issue(sink.name, dns=[sink.name], ips=[sink.address])
+        podman("exec", sink.container, "mkdir", "-p", "/etc/govbaseline-sink", f"{SINK_SPOOL}/syslog")
+        for name, text in (("ca.pem", self.ca.pem), ("cert.pem", cert), ("key.pem", key),
+                           ("../rsyslog.d/govbaseline-sink.conf", SINK_RSYSLOG)):
+            podman("exec", "-i", sink.container, "sh", "-c", f"umask 077; cat > /etc/govbaseline-sink/{name}",
+                   input_bytes=text.encode())
+        podman("exec", sink.container, "systemctl", "restart", "rsyslog")
         podman("exec", sink.container, "mkdir", "-p", "/usr/local/lib/govbaseline-sink")
         podman("cp", str(Path(__file__).with_name("sink.py")), f"{sink.container}:/usr/local/lib/govbaseline-sink/")
         podman("exec", "-i", sink.container, "sh", "-c", "cat > /etc/systemd/system/govbaseline-sink.service",
                input_bytes=SINK_UNIT.encode())
         podman("exec", sink.container, "systemctl", "enable", "--now", "govbaseline-sink.service")
         deadline = time.monotonic() + 30
-        while not _port_open(sink.address, 25):
+        while not (_port_open(sink.address, 25) and _port_open(sink.address, SYSLOG_PORT)):
             if time.monotonic() > deadline:
-                log = podman("exec", sink.container, "journalctl", "-u", "govbaseline-sink", "--no-pager", "-n", "20",
-                             check=False).stdout.decode()
+                log = podman("exec", sink.container, "journalctl", "-u", "govbaseline-sink", "-u", "rsyslog",
+                             "--no-pager", "-n", "30", check=False).stdout.decode()
                 raise LabError(f"the lab sink on {sink.address} did not start:\n{log}")
             time.sleep(0.2)
 
@@ -253,6 +279,11 @@ class Lab:
                     "alerts_cert_address": "cert@lab.test",
                     "alerts_webhook_token": "lab-webhook-token",
                     "alerts_webhook_url": f"http://{sink.address}:8025/alerts",
+                    # Logs are forwarded over TLS to the sink, whose certificate the lab CA signed.
+                    "audit_log_host": sink.address,
+                    "audit_log_host_name": sink.name,
+                    "audit_log_port": SYSLOG_PORT,
+                    "audit_log_ca_cert": self.ca.pem,
                 },
             }
         }

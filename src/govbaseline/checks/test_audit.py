@@ -1,0 +1,97 @@
+"""Checks for the audit trail LOG-01, LOG-02 and LOG-03 (role ``audit``)."""
+
+from __future__ import annotations
+
+import pytest
+
+RULES_DIR = "/etc/audit/rules.d"
+RULE_KEYS = ("identity", "privilege", "sshd", "time-change", "modules", "webroot", "privileged")
+
+
+def in_container(host) -> str:
+    out = host.run("systemd-detect-virt --container")
+    return out.stdout.strip() if out.rc == 0 else ""
+
+
+def installed_rules(host) -> str:
+    out = host.run("cat %s/*.rules", RULES_DIR)
+    assert out.rc == 0, f"no audit rules in {RULES_DIR}: {out.stderr.strip()}"
+    return out.stdout
+
+
+@pytest.mark.control("LOG-01")
+def test_audit_rules_cover_the_policy(host, hostvars):
+    rules = [line.strip() for line in installed_rules(host).splitlines() if line.strip().startswith(("-w", "-a"))]
+    missing = [key for key in RULE_KEYS if not any(line.endswith(f"-k {key}") for line in rules)]
+    assert not missing, f"no audit rule for {missing} in {RULES_DIR}"
+    web_root = hostvars["audit_web_root"]
+    assert any(line.startswith(f"-w {web_root} ") and "-p wa" in line for line in rules), \
+        f"writes under the web root {web_root} are not audited"
+    for path in ("/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/ssh/sshd_config"):
+        assert any(line.startswith(f"-w {path} ") for line in rules), f"{path} is not watched"
+
+
+@pytest.mark.control("LOG-01")
+def test_auditd_running_with_the_rules_loaded(host):
+    container = in_container(host)
+    if container:
+        pytest.skip(f"auditd cannot run inside a {container} container; the installed rules are checked "
+                    "by test_audit_rules_cover_the_policy")
+    assert host.service("auditd").is_running, "auditd is not running: nothing is recorded"
+    assert host.service("auditd").is_enabled, "auditd does not start at boot"
+    loaded = host.run("auditctl -l")
+    assert loaded.rc == 0, loaded.stderr
+    missing = [key for key in RULE_KEYS if f"-k {key}" not in loaded.stdout and f"key={key}" not in loaded.stdout]
+    assert not missing, f"the kernel has no audit rule for {missing} (rules installed but not loaded)"
+
+
+def journald_settings(host) -> dict[str, str]:
+    out = host.run("systemd-analyze cat-config systemd/journald.conf")
+    assert out.rc == 0, out.stderr
+    values: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "[")) and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()  # later files win, as in journald
+    return values
+
+
+@pytest.mark.control("LOG-02")
+def test_journal_persistent_with_limits(host, hostvars):
+    settings = journald_settings(host)
+    assert settings.get("Storage") in ("persistent", "auto"), f"journal Storage={settings.get('Storage')}"
+    assert settings.get("Storage") == "persistent" or host.file("/var/log/journal").is_directory, \
+        "the journal is not kept on disk"
+    assert settings.get("SystemMaxUse"), "the journal has no size limit (SystemMaxUse)"
+    retention = settings.get("MaxRetentionSec", "")
+    assert retention == f"{hostvars['audit_journal_max_retention_days']}day", \
+        f"the journal's age limit is {retention or 'unset'}"
+    files = host.run("find /var/log/journal -name 'system*.journal' -newermt '1 day ago'")
+    assert files.stdout.strip(), "journald writes no journal file under /var/log/journal"
+
+
+@pytest.mark.control("LOG-02")
+def test_logs_forwarded_to_the_log_host_over_tls(host, hostvars):
+    log_host = hostvars["audit_log_host"]
+    if not log_host:
+        pytest.skip("no central log host is configured (audit_log_host is empty)")
+    assert host.service("rsyslog").is_running, "rsyslog is not running: nothing is forwarded"
+    conf = host.file("/etc/rsyslog.d/60-govbaseline-forward.conf")
+    assert conf.exists and 'StreamDriverMode="1"' in conf.content_string, "forwarding is not configured with TLS"
+    port = hostvars["audit_log_port"]
+    host.run("logger -t govbaseline-verify 'log forwarding check'")
+    conns = host.run("ss -Htn state established dst %s dport = :%s", log_host, str(port))
+    assert conns.stdout.strip(), f"no TLS connection from rsyslog to {log_host}:{port}"
+
+
+@pytest.mark.control("LOG-03")
+def test_web_logs_past_retention_are_deleted(host, hostvars):
+    days = hostvars["audit_web_log_retention_days"]
+    old = []
+    for folder in hostvars["audit_web_log_paths"]:
+        out = host.run("find %s -xdev -type f -mmin +%s 2>/dev/null", folder, str(days * 1440))
+        old += out.stdout.split()
+    assert not old, f"web server logs older than {days} days are kept: {old[:20]}"
+    timer = host.service("govbaseline-weblog-retention.timer")
+    assert timer.is_enabled and timer.is_running, "the daily deletion of old web server logs is not scheduled"
