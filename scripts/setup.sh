@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(podman runc netavark aardvark-dns iptables debootstrap nftables iproute2 openssh-client
-          python3-venv git ca-certificates)
+          python3-venv git ca-certificates
+          auditd sudo)  # auditd and sudo: the unit tests load the audit rules and check sudoers here
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -1,4 +1,8 @@
-"""Lab fixtures: one lab per engine, converged once, shared by the tests of a module."""
+"""Lab fixtures: one lab per engine, converged once per session and shared by every lab test module.
+
+Helpers here break a control on a converged host and see its check fail (the negative twins), and
+fingerprint the files the baseline manages, to prove a refused run changed nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from govbaseline.catalogue import load_catalogue
+from govbaseline.engines import apply, changed_count, run_ansible
 from govbaseline.lab import Lab
+from govbaseline.verify import verify
+
+# Everything the baseline writes, hashed; a refused run must leave this unchanged.
+MANAGED = ("/etc/nftables.conf /etc/ssh/sshd_config.d /etc/govbaseline /etc/security/pwquality.conf.d "
+           "/etc/security/faillock.conf /etc/pam.d /etc/sudoers.d /etc/profile.d /etc/audit/rules.d "
+           "/etc/systemd/journald.conf.d /etc/rsyslog.d /etc/login.defs /etc/systemd/system")
+
+
+def implemented_controls() -> list[str]:
+    return [c.id for c in load_catalogue().controls if c.status == "implemented"]
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +41,29 @@ def lab_factory():
         lab.down()
 
 
+def _converged(lab_factory, name: str, engine: str):
+    lab = lab_factory(name, hosts=2)
+    first = apply(lab.inventory, engine=engine, stream=False)
+    if not first.ok:
+        pytest.fail(f"first {engine} converge of lab {name} failed:\n{first.output[-4000:]}")
+    lab.first_converge = first  # type: ignore[attr-defined]
+    return lab
+
+
+@pytest.fixture(scope="session")
+def ansible_lab(lab_factory):
+    """Two hosts converged once with Ansible (the negative twins break and repair them)."""
+    return _converged(lab_factory, "t-ansible", "ansible")
+
+
+@pytest.fixture(scope="session")
+def pyinfra_lab(lab_factory):
+    """Two hosts converged once with pyinfra (bad-input tests prove refused runs change nothing)."""
+    return _converged(lab_factory, "t-pyinfra", "pyinfra")
+
+
 def inventory_with(lab: Lab, tmp_path: Path, **overrides) -> Path:
-    """A copy of the lab inventory with some variables overridden (for bad-input and lockout tests)."""
+    """A copy of the lab inventory with some variables overridden (bad input, lockouts, options)."""
     data = yaml.safe_load(lab.inventory.read_text())
     data["all"]["vars"].update(overrides)
     path = tmp_path / f"{lab.name}-inventory.yml"
@@ -37,3 +74,57 @@ def inventory_with(lab: Lab, tmp_path: Path, **overrides) -> Path:
 def table_listing(lab: Lab, host) -> str:
     out = lab.exec(host, "nft", "-s", "-t", "list", "ruleset", check=False)
     return out.stdout.decode()
+
+
+def managed_state(lab: Lab, host) -> str:
+    """A fingerprint of every file the baseline manages and of the live ruleset."""
+    files = lab.exec(host, "sh", "-c", f"find {MANAGED} -type f 2>/dev/null | sort | xargs sha256sum",
+                     check=False).stdout.decode()
+    return files + table_listing(lab, host)
+
+
+def sh(lab: Lab, host, script: str) -> str:
+    out = lab.exec(host, "sh", "-c", script, check=False)
+    assert out.returncode == 0, f"{script!r} failed: {out.stderr.decode()[-1000:]}"
+    return out.stdout.decode()
+
+
+def assert_check_fails_when_broken(lab: Lab, tmp_path: Path, check: str, breaks: list[str],
+                                   repair_tags: str, cleanup: list[str] | None = None, host_index: int = 0,
+                                   inventory: Path | None = None) -> None:
+    """The negative twin: break the control, see its check (and only it, of those run) fail, let the engine repair.
+
+    ``breaks`` and ``cleanup`` are shell scripts run on the host; ``cleanup`` removes what the role
+    does not manage (e.g. a foreign drop-in file) before the repairing converge.
+    """
+    host = lab.hosts()[host_index]
+    inventory = inventory or lab.inventory
+    for script in breaks:
+        sh(lab, host, script)
+    broken = verify(inventory, tmp_path / "broken", limit=host.name, checks=[check])
+    results = [c for ctl in broken.data["hosts"][host.name]["controls"].values() for c in ctl["checks"]]
+    assert results and all(c["check"] == check for c in results), results
+    assert [c["status"] for c in results] == ["fail"], broken.output[-3000:]
+    for script in cleanup or []:
+        sh(lab, host, script)
+    repaired = run_ansible(inventory, tags=repair_tags, limit=host.name, stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    after = verify(inventory, tmp_path / "after", limit=host.name, checks=[check])
+    statuses = [c["status"] for ctl in after.data["hosts"][host.name]["controls"].values() for c in ctl["checks"]]
+    assert statuses and set(statuses) <= {"pass", "skipped"} and "pass" in statuses, after.output[-3000:]
+
+
+def converge_is_clean(lab: Lab, engine: str) -> None:
+    result = apply(lab.inventory, engine=engine, stream=False)
+    assert result.ok, result.output[-3000:]
+    assert changed_count(result) == 0, result.output[-3000:]
+
+
+def assert_refused_without_change(lab: Lab, tmp_path: Path, engine: str, overrides: dict, words: str) -> None:
+    """A run with these variables fails naming what is wrong, and no managed file or rule changed."""
+    host = lab.hosts()[0]
+    before = managed_state(lab, host)
+    result = apply(inventory_with(lab, tmp_path, **overrides), engine=engine, stream=False)
+    assert not result.ok, result.output[-3000:]
+    assert words in result.output, result.output[-3000:]
+    assert managed_state(lab, host) == before

@@ -63,7 +63,7 @@ def test_implemented_control_has_role_task_and_deploy(control):
     assert re.search(rf'name: "?{ids} \|', tasks), f"no task of role {control.role} carries {control.id}"
     assert control.tag in tasks, f"no task of role {control.role} is tagged {control.tag}"
     deploy = (PACKAGE_DIR / "deploys" / f"{control.role}.py").read_text()
-    assert re.search(rf'name="{ids} \|', deploy), f"the pyinfra deploy {control.role}.py has no {control.id} operation"
+    assert re.search(rf'"{ids} \|', deploy), f"the pyinfra deploy {control.role}.py has no {control.id} operation"
 
 
 @pytest.mark.parametrize("control", IMPLEMENTED, ids=lambda c: c.id)

@@ -1,4 +1,5 @@
-"""Both engines write the same bytes, and what they write is a valid nftables ruleset."""
+"""Both engines write the same bytes from every template, and what they write is valid where a
+validator exists on this machine (nftables, sshd, visudo, auditctl, rsyslogd)."""
 
 from __future__ import annotations
 
@@ -10,54 +11,121 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from govbaseline import templating, validation
-from govbaseline.deploys import firewall as firewall_deploy
+from govbaseline.deploys import common
 from govbaseline.paths import ANSIBLE_CFG, PLAYBOOKS_DIR, ROLES_DIR
 
-CASES = {
-    "ipv4-only": {"firewall_management_cidrs": ["192.0.2.0/24"]},
-    "dual-stack-with-services": {"firewall_management_cidrs": ["192.0.2.0/24", "2001:db8::/64"],
-                                 "firewall_allowed_tcp_ports": [443, 80, 80], "firewall_allowed_udp_ports": [53],
-                                 "firewall_icmp_rate_per_second": 0, "firewall_log_drops_per_minute": 0},
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmYv0bMlt7kDjTOXZ7vXB2yGRgBNVp0R8o3D3z1Fq0a alice@example"
+CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+
+# Per role: named cases of inventory values (validated like a real run) and extra internal values.
+CASES: dict[str, dict[str, dict]] = {
+    "firewall": {
+        "ipv4-only": {"firewall_management_cidrs": ["192.0.2.0/24"]},
+        "dual-stack-with-services": {"firewall_management_cidrs": ["192.0.2.0/24", "2001:db8::/64"],
+                                     "firewall_allowed_tcp_ports": [443, 80, 80], "firewall_allowed_udp_ports": [53],
+                                     "firewall_icmp_rate_per_second": 0, "firewall_log_drops_per_minute": 0},
+    },
+    "alerts": {
+        "relay-with-login-and-webhook": {
+            "alerts_smtp_host": "mail.example.gov", "alerts_smtp_port": 587, "alerts_smtp_user": "web1",
+            "alerts_smtp_password": "s3cret", "alerts_recipients": {"low": ["ops@example.gov"],
+                                                                     "high": ["ciso@example.gov"]},
+            "alerts_cert_address": "incident@cert.example", "alerts_webhook_url": "https://hooks.example.gov/a",
+            "alerts_webhook_token": "t0ken"},
+        "plain-relay": {"alerts_smtp_host": "10.0.0.25", "alerts_smtp_tls": "off",
+                        "alerts_recipients": {"critical": ["soc@example.gov"]}},
+    },
+    "access": {
+        "admins-and-vendors": {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}],
+                               "access_vendor_accounts": ["vendor"]},
+        "root-with-key-and-forwarding": {"access_permit_root_login": "prohibit-password",
+                                         "access_ssh_allow_forwarding": True, "access_admin_sudo": False},
+    },
+    "audit": {
+        "forwarding": {"audit_log_host": "10.0.0.5", "audit_log_host_name": "logs.example.gov",
+                       "audit_log_ca_cert": CA, "audit_watch_paths": ["/srv/app"], "audit_rules_immutable": True},
+        "local-only": {},
+    },
 }
-INTERNAL = firewall_deploy.os_vars()
+EXTRA = {"audit": {"__audit_b32": True}}
+ALL = [(role, case) for role, cases in CASES.items() for case in cases]
 
 
-def render(case):
-    values = validation.validated_vars("firewall", CASES[case])
-    return templating.render("firewall", "nftables.conf.j2", {**values, **INTERNAL})
+def values(role: str, case: str) -> dict:
+    return {**validation.validated_vars(role, CASES[role][case]), **common.internal(role), **EXTRA.get(role, {})}
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_pyinfra_rendering_equals_ansible_rendering(case, tmp_path):
-    values = validation.validated_vars("firewall", CASES[case])
+def templates(role: str) -> list[str]:
+    return sorted(p.name for p in (ROLES_DIR / role / "templates").glob("*.j2"))
+
+
+def ours(role: str, case: str, template: str) -> str:
+    return templating.render(role, template, values(role, case))
+
+
+@pytest.mark.parametrize(("role", "case"), ALL)
+def test_pyinfra_rendering_equals_ansible_rendering(role, case, tmp_path):
     extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps({**values, **INTERNAL}))
-    dest = tmp_path / "ansible.nft"
+    extra.write_text(json.dumps(values(role, case)))
+    tasks = [{"ansible.builtin.template": {"src": str(ROLES_DIR / role / "templates" / t), "dest": str(tmp_path / t),
+                                           "mode": "0600"}} for t in templates(role)]
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
     bindir = Path(sys.executable).parent
     proc = subprocess.run(
-        [str(bindir / "ansible"), "localhost", "-c", "local", "-i", "localhost,", "--playbook-dir", str(PLAYBOOKS_DIR),
-         "-m", "ansible.builtin.template", "-e", f"ansible_python_interpreter={sys.executable}",
-         "-e", f"@{extra}", "-e", f"@{PLAYBOOKS_DIR / 'group_vars' / 'all.yml'}",
-         "-a", f"src={ROLES_DIR / 'firewall' / 'templates' / 'nftables.conf.j2'} dest={dest}"],
+        [str(bindir / "ansible-playbook"), "-c", "local", "-i", "localhost,", str(playbook),
+         "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{extra}",
+         "-e", f"@{PLAYBOOKS_DIR / 'group_vars' / 'all.yml'}"],
         capture_output=True, text=True, env=dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CFG)), check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert render(case) == dest.read_text()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    for template in templates(role):
+        assert ours(role, case, template) == (tmp_path / template).read_text(), template
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="nft -c needs root and nftables")
-@pytest.mark.parametrize("case", CASES)
+def validator(argv: list[str], reason: str):
+    return pytest.mark.skipif(os.geteuid() != 0 or not shutil.which(argv[0]), reason=reason)
+
+
+@validator(["nft"], "nft -c needs root and nftables")
+@pytest.mark.parametrize("case", CASES["firewall"])
 def test_rendered_ruleset_is_valid_nftables(case, tmp_path):
     path = tmp_path / "ruleset.nft"
-    path.write_text(render(case))
+    path.write_text(ours("firewall", case, "nftables.conf.j2"))
     proc = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
 
 
-def test_rendering_carries_the_declared_values():
-    text = render("dual-stack-with-services")
+@validator(["visudo"], "visudo needs sudo")
+@pytest.mark.parametrize("case", CASES["access"])
+def test_rendered_sudoers_is_valid(case, tmp_path):
+    path = tmp_path / "sudoers"
+    path.write_text(ours("access", case, "sudoers.j2"))
+    proc = subprocess.run(["visudo", "-cf", str(path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_firewall_rendering_carries_the_declared_values():
+    text = ours("firewall", "dual-stack-with-services", "nftables.conf.j2")
     assert "tcp dport { 80, 443 } accept" in text
     assert "ip6 saddr { 2001:db8::/64 } tcp dport 22 accept" in text
     assert "echo-request" not in text
     assert " log prefix" not in text
+
+
+def test_sshd_settings_remove_weak_algorithms_instead_of_pinning():
+    text = ours("access", "admins-and-vendors", "sshd-govbaseline.conf.j2")
+    assert "KexAlgorithms -diffie-hellman-group1-sha1," in text  # removal keeps OpenSSH's post-quantum default
+    assert "AllowGroups sshadmins\n" in text and "PermitRootLogin no\n" in text
+    root = ours("access", "root-with-key-and-forwarding", "sshd-govbaseline.conf.j2")
+    assert "AllowGroups sshadmins root\n" in root and "AllowTcpForwarding yes" in root
+
+
+def test_alert_config_holds_no_secret():
+    config = json.loads(ours("alerts", "relay-with-login-and-webhook", "config.json.j2"))
+    assert "s3cret" not in json.dumps(config) and "t0ken" not in json.dumps(config)
+    assert config["webhook_token_file"].endswith("/webhook-token")
+    assert "passwordeval cat /etc/govbaseline/alerts/smtp-password" in ours(
+        "alerts", "relay-with-login-and-webhook", "msmtprc.j2")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from govbaseline.validation import ValidationError, baseline_roles, check_lockout, validated_vars
+from govbaseline.validation import ValidationError, baseline_roles, check_lockout, check_platform, validated_vars
 
 GOOD = {
     "firewall_management_cidrs": ["192.0.2.0/24", "2001:db8::/64"],
@@ -48,4 +48,80 @@ def test_lockout_is_refused():
 
 
 def test_baseline_roles_come_from_the_site_playbook():
-    assert baseline_roles() == ["firewall"]
+    assert baseline_roles() == ["firewall", "alerts", "access", "audit"]
+
+
+ALERTS = {"alerts_smtp_host": "mail.example.gov", "alerts_recipients": {"high": ["ciso@example.gov"]}}
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmYv0bMlt7kDjTOXZ7vXB2yGRgBNVp0R8o3D3z1Fq0a alice@example"
+ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
+
+
+@pytest.mark.parametrize(("role", "good", "overrides", "words"), [
+    ("alerts", ALERTS, {"alerts_smtp_host": ""}, "alerts_smtp_host must name a host"),
+    ("alerts", ALERTS, {"alerts_smtp_host": "bad_host!"}, "alerts_smtp_host is not a valid host name"),
+    ("alerts", ALERTS, {"alerts_recipients": {}}, "alerts_recipients names no address at all"),
+    ("alerts", ALERTS, {"alerts_recipients": {"high": ["not-an-address"]}}, "alerts_recipients.high[0] must be a mail"),
+    ("alerts", ALERTS, {"alerts_smtp_tls": "maybe"}, "alerts_smtp_tls"),
+    ("alerts", ALERTS, {"alerts_smtp_user": "u"}, "alerts_smtp_password is missing"),
+    ("alerts", ALERTS, {"alerts_retry_interval_minutes": 0}, "alerts_retry_interval_minutes must be between 1"),
+    ("access", ACCESS, {"access_admin_users": []}, "no administrator could log in with a key"),
+    ("access", ACCESS, {"access_admin_users": [{"name": "Alice!", "ssh_public_keys": [KEY]}]},
+     "access_admin_users[0].name must be an account name"),
+    ("access", ACCESS, {"access_vendor_accounts": ["alice"]}, "access_vendor_accounts and access_admin_users both"),
+    ("access", ACCESS, {"access_password_min_days": 400}, "access_password_min_days must be"),
+    ("access", ACCESS, {"access_password_min_days": 30, "access_password_max_days": 20},
+     "access_password_min_days must be below access_password_max_days"),
+    ("access", ACCESS, {"access_umask": "0777x"}, "access_umask must be three octal digits"),
+    ("access", ACCESS, {"access_permit_root_login": "yes"}, "access_permit_root_login"),
+    ("access", ACCESS, {"access_ssh_kex_remove": ["bad alg"]}, "access_ssh_kex_remove[0] is not an SSH algorithm"),
+    ("audit", {}, {"audit_web_log_paths": ["/"]}, "old files would be deleted from a system folder"),
+    ("audit", {}, {"audit_log_host": "logs.example.gov"}, "audit_log_ca_cert is missing"),
+    ("audit", {}, {"audit_log_host": "logs.example.gov", "audit_log_ca_cert": "hello"}, "not a PEM certificate"),
+    ("audit", {}, {"audit_web_root": "var/www"}, "audit_web_root must be an absolute path"),
+    ("audit", {}, {"audit_journal_max_retention_days": "a year"}, "audit_journal_max_retention_days"),
+])
+def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
+    validated_vars(role, good)
+    with pytest.raises(ValidationError) as err:
+        validated_vars(role, {**good, **overrides})
+    assert words in str(err.value)
+
+
+def test_access_lockout_is_refused():
+    values = validated_vars("access", ACCESS)
+    check_lockout("access", values, {"connecting_user": "alice", "connecting_groups": []})
+    check_lockout("access", values, {"connecting_user": "bob", "connecting_groups": ["sshadmins"]})
+    with pytest.raises(ValidationError, match="logs in as root but access_permit_root_login is 'no'"):
+        check_lockout("access", values, {"connecting_user": "root", "connecting_groups": ["root"]})
+    with pytest.raises(ValidationError, match="logs in as bob, who is neither in access_admin_users"):
+        check_lockout("access", values, {"connecting_user": "bob", "connecting_groups": ["bob"]})
+    root_ok = validated_vars("access", {"access_permit_root_login": "prohibit-password"})
+    check_lockout("access", root_ok, {"connecting_user": "root", "connecting_groups": ["root"]})
+
+
+def test_unsupported_platform_is_refused():
+    check_platform("firewall", "Debian", "13")
+    with pytest.raises(ValidationError, match="supports Debian 12 and 13; this host runs Ubuntu 24"):
+        check_platform("firewall", "Ubuntu", "24")
+
+
+def test_example_inventory_is_valid_for_every_role():
+    from govbaseline.inventory import resolve
+    from govbaseline.paths import PROJECT_ROOT
+
+    resolved = resolve(PROJECT_ROOT / "inventory")
+    assert resolved.hostvars
+    for hostvars in resolved.hostvars.values():
+        for role in baseline_roles():
+            validated_vars(role, hostvars)
+
+
+@pytest.mark.parametrize("role", baseline_roles())
+def test_argument_specs_document_every_default_as_it_is(role):
+    from govbaseline.validation import argument_spec, role_defaults
+
+    spec, defaults = argument_spec(role), role_defaults(role)
+    assert set(spec) == set(defaults), f"documented but not defaulted, or the reverse: {set(spec) ^ set(defaults)}"
+    for name, option in spec.items():
+        if "default" in option:
+            assert option["default"] == defaults[name], f"{name}: argument_specs says {option['default']!r}"

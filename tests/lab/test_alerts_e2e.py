@@ -1,0 +1,120 @@
+"""The alert channel end to end: alerts arrive at the lab's mail sink and webhook with the right
+subject, host, source and recipients; an undelivered alert is logged and retried until it arrives;
+each check fails when its control is broken; bad values are refused before any change.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import time
+
+import pytest
+
+from tests.lab.conftest import assert_check_fails_when_broken, assert_refused_without_change, sh
+
+pytestmark = pytest.mark.lab
+
+ALERT = "/usr/local/sbin/govbaseline-alert"
+
+
+def wait_for_mail(lab, alert_id: str, timeout: float = 20.0) -> email.message.Message:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for _, raw in lab.sink_messages("mail"):
+            msg = email.message_from_bytes(raw)
+            if msg["X-Govbaseline-Alert-Id"] == alert_id:
+                return msg
+        time.sleep(0.5)
+    raise AssertionError(f"alert {alert_id} did not arrive at the lab mail sink within {timeout:.0f} s")
+
+
+def raise_alert(lab, host, severity: str, source: str, text: str) -> tuple[int, str]:
+    out = lab.exec(host, ALERT, "--severity", severity, "--source", source, text, check=False)
+    return out.returncode, out.stdout.decode().strip()
+
+
+def test_alert_arrives_with_subject_host_source_and_recipients(ansible_lab):
+    host = ansible_lab.hosts()[0]
+    rc, alert_id = raise_alert(ansible_lab, host, "high", "clamav", "Eicar-Signature found in /var/www/upload/x.php")
+    assert rc == 0, alert_id
+    msg = wait_for_mail(ansible_lab, alert_id)
+    assert msg["Subject"].startswith("[govbaseline] HIGH clamav on ")
+    assert host.name in msg["Subject"] and msg["X-Govbaseline-Host"].startswith(host.name)
+    assert msg["X-Govbaseline-Source"] == "clamav"
+    assert "Eicar-Signature found in /var/www/upload/x.php" in msg.get_payload()
+    rcpt = {a.strip() for a in msg["X-Sink-Rcpt"].split(",")}
+    assert rcpt == {"ops@lab.test", "security-officer@lab.test"}, rcpt  # high: not the CERT
+    hooks = [json.loads(body) for _, body in ansible_lab.sink_messages("webhook")]
+    hook = next(h for h in hooks if h["id"] == alert_id)
+    assert hook["severity"] == "high" and hook["source"] == "clamav"
+    auth = sh(ansible_lab, ansible_lab.sink, "cat /var/lib/govbaseline-sink/webhook/last-authorization")
+    assert auth == "Bearer lab-webhook-token"
+    journal = sh(ansible_lab, host, f"journalctl -o json -t govbaseline-alert GOVBASELINE_ALERT_ID={alert_id}")
+    assert '"GOVBASELINE_SEVERITY":"high"' in journal.replace(" ", "")
+
+
+def test_critical_alert_reaches_the_cert(ansible_lab):
+    rc, alert_id = raise_alert(ansible_lab, ansible_lab.hosts()[1], "critical", "aide", "web root changed")
+    assert rc == 0, alert_id
+    rcpt = {a.strip() for a in wait_for_mail(ansible_lab, alert_id)["X-Sink-Rcpt"].split(",")}
+    assert "cert@lab.test" in rcpt, rcpt
+
+
+def test_undelivered_alert_is_logged_and_retried_until_it_arrives(ansible_lab):
+    host, sink = ansible_lab.hosts()[0], ansible_lab.sink
+    sh(ansible_lab, sink, "systemctl stop govbaseline-sink")
+    try:
+        rc, alert_id = raise_alert(ansible_lab, host, "medium", "backup", "backup run failed")
+        assert rc == 75, f"a failed delivery must exit 75 (queued), not {rc}"
+        queued = sh(ansible_lab, host, "ls /var/spool/govbaseline-alert")
+        assert alert_id in queued
+        failures = sh(ansible_lab, host,
+                      f"journalctl -o json -p err -t govbaseline-alert GOVBASELINE_ALERT_ID={alert_id}")
+        assert "failed" in failures and "queued for retry" in failures, "the failed delivery was not logged at err"
+    finally:
+        sh(ansible_lab, sink, "systemctl start govbaseline-sink; sleep 1")
+    # What the retry timer runs; it delivers the queued alert and empties the queue.
+    ansible_lab.exec(host, "systemctl", "start", "govbaseline-alert-retry.service", check=False)
+    deadline = time.monotonic() + 90
+    while alert_id in sh(ansible_lab, host, "ls /var/spool/govbaseline-alert"):
+        assert time.monotonic() < deadline, "the queued alert was not delivered by the retry"
+        time.sleep(5)  # an alert younger than 60 s is left to its own sender; retry until it is older
+        ansible_lab.exec(host, "systemctl", "start", "govbaseline-alert-retry.service", check=False)
+    assert wait_for_mail(ansible_lab, alert_id)["X-Govbaseline-Source"] == "backup"
+
+
+BREAKS = {
+    "test_alert_channel_configured_and_private": (["chmod 0644 /etc/govbaseline/alerts/msmtprc"], []),
+    "test_test_alert_is_delivered_and_journaled": (["sed -i 's/^port .*/port 2525/' /etc/govbaseline/alerts/msmtprc"],
+                                                   []),
+    "test_no_alert_left_undelivered": (
+        ["printf '{}' > /var/spool/govbaseline-alert/1-stuck.json && "
+         "touch -d '2 hours ago' /var/spool/govbaseline-alert/1-stuck.json"],
+        ["rm -f /var/spool/govbaseline-alert/1-stuck.json"]),
+    "test_retry_timer_active": (["systemctl disable --now govbaseline-alert-retry.timer"], []),
+    "test_critical_alerts_reach_the_cert": (
+        ["sed -i 's/\"cert_address\": \"[^\"]*\"/\"cert_address\": \"\"/' /etc/govbaseline/alerts/config.json"], []),
+}
+
+
+@pytest.mark.parametrize("check", sorted(BREAKS))
+def test_negative_twin_sees_broken_control_fail(ansible_lab, tmp_path, check):
+    breaks, cleanup = BREAKS[check]
+    assert_check_fails_when_broken(ansible_lab, tmp_path, check, breaks, repair_tags="alerts", cleanup=cleanup,
+                                   host_index=1)
+
+
+BAD_INPUT = {
+    "no-relay": ({"alerts_smtp_host": ""}, "alerts_smtp_host must name a host"),
+    "unknown-severity": ({"alerts_recipients": {"urgent": ["a@example.gov"]}}, "unknown severity 'urgent'"),
+    "user-without-password": ({"alerts_smtp_user": "relay"}, "alerts_smtp_password is missing"),
+    "webhook-scheme": ({"alerts_webhook_url": "ftp://hooks.example.gov/x"}, "alerts_webhook_url must be an http"),
+}
+
+
+@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_refused_before_any_change(pyinfra_lab, tmp_path, engine, case):
+    overrides, words = BAD_INPUT[case]
+    assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)
