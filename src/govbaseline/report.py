@@ -10,8 +10,15 @@ from typing import Any
 
 from govbaseline.catalogue import load_catalogue
 
-# Worst first: a control takes the worst status of its checks.
+# Worst first. A control takes the worst status of its checks, except that a check skipped as not
+# applicable here (e.g. no vendor accounts declared) does not outweigh checks that passed: such a
+# control passes, and the report keeps each skipped check with its reason.
 SEVERITY = ("error", "fail", "skipped", "pass")
+
+
+def control_status(statuses: list[str]) -> str:
+    judged = [s for s in statuses if s != "skipped"]
+    return min(judged, key=SEVERITY.index) if judged else "skipped"
 
 
 def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "") -> dict[str, Any]:
@@ -28,7 +35,7 @@ def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "") 
                 "title": catalogue.get(control_id).title if catalogue.has(control_id) else "",
                 "status": "pass", "checks": []})
             control["checks"].append({k: result[k] for k in ("check", "status", "message", "duration", "evidence")})
-            control["status"] = min(control["status"], result["status"], key=SEVERITY.index)
+            control["status"] = control_status([c["status"] for c in control["checks"]])
     counts: dict[str, int] = {}
     for host in data["hosts"].values():
         host_counts: dict[str, int] = {}

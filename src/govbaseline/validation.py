@@ -265,6 +265,15 @@ def optional(rule: Rule) -> Rule:
     return check
 
 
+def pem_certificate(name: str, value: Any) -> list[str]:
+    if value == "":
+        return []
+    if not isinstance(value, str) or "-----BEGIN CERTIFICATE-----" not in value \
+            or "-----END CERTIFICATE-----" not in value:
+        return [f"{name} is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)"]
+    return []
+
+
 def log_host_ca(values: Mapping[str, Any]) -> list[str]:
     if not values.get("audit_log_host"):
         return []
@@ -293,6 +302,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "alerts": {
         "alerts_smtp_host": host_name_or_ip,
         "alerts_smtp_port": int_range(1, 65535),
+        "alerts_smtp_ca_cert": pem_certificate,
         "alerts_from": email(optional=True),
         "alerts_recipients": recipients_by_severity,
         "alerts_cert_address": email(optional=True),

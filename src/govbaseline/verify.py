@@ -64,7 +64,8 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
                "--ansible-inventory", str(inventory.resolve()),
                f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_family=xunit2",
                "--govbaseline-results", str(results_file), "-q", "--no-header", "-rN"]
-        workers = max(1, min(forks, len(hosts) * 2))
+        # Two workers per host pay off for the whole suite; a few checks are faster without xdist.
+        workers = max(1, min(forks, len(hosts) * (1 if checks else 2)))
         if workers > 1:
             cmd += ["-n", str(workers)]
         if controls:

@@ -49,7 +49,9 @@ def test_web_logs_past_retention_deleted_and_recent_kept(ansible_lab, tmp_path):
 BREAKS = {
     "test_audit_rules_cover_the_policy": (["rm /etc/audit/rules.d/50-govbaseline.rules"], []),
     "test_journal_persistent_with_limits": (["rm /etc/systemd/journald.conf.d/50-govbaseline.conf"], []),
-    "test_logs_forwarded_to_the_log_host_over_tls": (["systemctl stop rsyslog"], []),
+    # (Stopping rsyslog is no break: syslog.socket starts it again at the next log line.)
+    "test_logs_forwarded_to_the_log_host_over_tls": (
+        ["rm /etc/rsyslog.d/60-govbaseline-forward.conf && systemctl restart rsyslog"], []),
     "test_web_logs_past_retention_are_deleted": (["systemctl disable --now govbaseline-weblog-retention.timer"], []),
 }
 

@@ -10,7 +10,7 @@ import pytest
 
 from govbaseline.engines import apply, changed_count
 from govbaseline.verify import verify
-from tests.lab.conftest import converge_is_clean, implemented_controls
+from tests.lab.conftest import converge_is_clean, implemented_controls, managed_state
 
 pytestmark = pytest.mark.lab
 
@@ -41,3 +41,15 @@ def test_pyinfra_converges_idempotently_and_verifies(pyinfra_lab, tmp_path):
     # One inventory, two engines, one result: Ansible finds nothing to change on a pyinfra host.
     after = apply(pyinfra_lab.inventory, engine="ansible", stream=False)
     assert after.ok and changed_count(after) == 0, after.output[-3000:]
+
+
+@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
+def test_check_mode_on_a_fresh_host_reports_changes_and_changes_nothing(lab_factory, engine):
+    lab = lab_factory(f"t-check-{engine}", hosts=1)
+    host = lab.hosts()[0]
+    before = managed_state(lab, host)
+    result = apply(lab.inventory, engine=engine, check=True, stream=False)
+    assert result.ok, result.output[-3000:]
+    assert changed_count(result) > 0, "check mode on a fresh host found nothing to change"
+    assert managed_state(lab, host) == before, "check mode changed the host"
+    lab.down()

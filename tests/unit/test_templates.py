@@ -20,6 +20,7 @@ from govbaseline.paths import ANSIBLE_CFG, PLAYBOOKS_DIR, ROLES_DIR
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmYv0bMlt7kDjTOXZ7vXB2yGRgBNVp0R8o3D3z1Fq0a alice@example"
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
+
 # Per role: named cases of inventory values (validated like a real run) and extra internal values.
 CASES: dict[str, dict[str, dict]] = {
     "firewall": {
@@ -34,7 +35,7 @@ CASES: dict[str, dict[str, dict]] = {
             "alerts_smtp_password": "s3cret", "alerts_recipients": {"low": ["ops@example.gov"],
                                                                      "high": ["ciso@example.gov"]},
             "alerts_cert_address": "incident@cert.example", "alerts_webhook_url": "https://hooks.example.gov/a",
-            "alerts_webhook_token": "t0ken"},
+            "alerts_webhook_token": "t0ken", "alerts_smtp_ca_cert": CA},
         "plain-relay": {"alerts_smtp_host": "10.0.0.25", "alerts_smtp_tls": "off",
                         "alerts_recipients": {"critical": ["soc@example.gov"]}},
     },

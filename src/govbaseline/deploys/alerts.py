@@ -29,6 +29,12 @@ def apply() -> None:
                     common.render(ROLE, "config.json.j2", v), f"{conf}/config.json", mode="0600")
     common.put_text("ALERT-01 | Write the mail relay settings", common.render(ROLE, "msmtprc.j2", v),
                     f"{conf}/msmtprc", mode="0600")
+    if v["alerts_smtp_ca_cert"]:
+        common.put_text("ALERT-01 | Install the relay's private CA certificate",
+                        v["alerts_smtp_ca_cert"].strip() + "\n", v["__alerts_relay_ca"])
+    else:
+        files.file(name="ALERT-01 | Remove the relay's private CA certificate when none is configured",
+                   path=v["__alerts_relay_ca"], present=False)
     for secret, value in (("smtp-password", v["alerts_smtp_password"]), ("webhook-token", v["alerts_webhook_token"])):
         if value:
             common.put_secret("ALERT-01 | Store the relay password and the webhook token (root only, never logged)",

@@ -270,10 +270,11 @@ class Lab:
                     "firewall_management_cidrs": [str(self.subnet)],
                     # The lab connects as root with a key, so root keeps key-only login.
                     "access_permit_root_login": "prohibit-password",
-                    # Alerts go to the lab sink, which speaks plain SMTP on the private lab network.
+                    # Alerts go to the lab sink over STARTTLS; its certificate comes from the lab CA.
                     "alerts_smtp_host": sink.address,
                     "alerts_smtp_port": 25,
-                    "alerts_smtp_tls": "off",
+                    "alerts_smtp_tls": "starttls",
+                    "alerts_smtp_ca_cert": self.ca.pem,
                     "alerts_from": f"govbaseline@{self.name}.lab.test",
                     "alerts_recipients": {"low": ["ops@lab.test"], "high": ["security-officer@lab.test"]},
                     "alerts_cert_address": "cert@lab.test",

@@ -132,7 +132,17 @@ def ensure_image(distro_name: str = DEFAULT_DISTRO, log: bool = True) -> str:
     if log:
         print(f"lab: building {tag} with debootstrap (once per recipe change)", flush=True)
     build(distro, tag)
+    prune_old_images(distro, keep=tag)
     return tag
+
+
+def prune_old_images(distro: Distro, keep: str) -> None:
+    """Remove this distro's images of older recipes (those no container uses; podman refuses the rest)."""
+    rows = podman("images", "--filter", f"label={LABEL}.image={distro.name}", "--format", "{{.Repository}}:{{.Tag}}",
+                  check=False).stdout.decode().split()
+    for old in rows:
+        if old != keep and old.startswith("localhost/govbaseline-lab:"):
+            podman("image", "rm", old, check=False)
 
 
 def build(distro: Distro, tag: str) -> None:

@@ -3,8 +3,8 @@
 Runs inside the lab sink host (copied there by ``govbaseline lab up``), under Debian's python3
 with Debian's ``python3-aiosmtpd``, not in the project venv:
 
-- SMTP on port 25: every message is stored as ``<spool>/mail/<time>-<n>.eml`` with the envelope
-  recipients in an ``X-Sink-Rcpt`` header;
+- SMTP on port 25 (STARTTLS required, with the lab CA's certificate): every message is stored as
+  ``<spool>/mail/<time>-<n>.eml`` with the envelope recipients in an ``X-Sink-Rcpt`` header;
 - HTTP on port 8025: every POST body (the alert webhook) is stored as ``<spool>/webhook/<time>-<n>.json``.
 
 Nothing here is part of what the baseline installs on a real server.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.server
 import itertools
+import ssl
 import sys
 import threading
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 SMTP_PORT = 25
+# Written by `govbaseline lab up` from the lab CA; with them the sink requires STARTTLS.
+CERT, KEY = "/etc/govbaseline-sink/cert.pem", "/etc/govbaseline-sink/key.pem"
 WEBHOOK_PORT = 8025
 _counter = itertools.count()
 
@@ -66,7 +69,12 @@ def main(spool: str) -> None:
     root = Path(spool)
     for sub in ("mail", "webhook"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    smtp = Controller(MailHandler(root / "mail"), hostname="0.0.0.0", port=SMTP_PORT)  # noqa: S104 - lab only
+    tls = None
+    if Path(CERT).exists():
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(CERT, KEY)
+    smtp = Controller(MailHandler(root / "mail"), hostname="0.0.0.0", port=SMTP_PORT,  # noqa: S104 - lab only
+                      tls_context=tls, require_starttls=tls is not None)
     smtp.start()
     web = http.server.ThreadingHTTPServer(("0.0.0.0", WEBHOOK_PORT), webhook_handler(root / "webhook"))  # noqa: S104
     threading.Thread(target=web.serve_forever, daemon=True).start()
