@@ -14,7 +14,10 @@ module: govbaseline_validate
 short_description: Refuse bad role variables and lockout-prone firewalls before any change
 options:
   role:
-    description: Role whose variables are checked (its meta/argument_specs.yml and rules).
+    description:
+      - Role whose variables are checked (its meta/argument_specs.yml and rules), or C(baseline)
+        for every role of playbooks/site.yml at once (run first, so no role changes a host before
+        a later role's variables are known to be good).
     type: str
     required: true
   controller_address:
@@ -47,23 +50,25 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(
                 "govbaseline_validate needs the govbaseline package on the controller "
                 "(pip install -e . in the project): %s" % exc) from exc
-        role = self._task.args["role"]
-        prefix = role + "_"
-        values = {}
-        # Role-internal variables (registered results, vars/ files) start with "__" and are skipped.
-        for name in task_vars:
-            if name.startswith(prefix):
-                values[name] = self._templar.template(task_vars[name])
+        wanted = self._task.args["role"]
+        roles = validation.baseline_roles() if wanted == "baseline" else [wanted]
+        context = {k: v for k, v in self._task.args.items() if k != "role"}
         facts = task_vars.get("ansible_facts", {})
-        try:
-            if "distribution" in facts:
-                validation.check_platform(role, facts["distribution"], str(facts.get("distribution_major_version")))
-            converted = validation.validate(role, values)
-            context = {k: v for k, v in self._task.args.items() if k != "role"}
-            validation.check_lockout(role, converted, context)
-        except validation.ValidationError as exc:
-            result.update(failed=True, msg=str(exc), problems=exc.problems)
+        problems = []
+        for role in roles:
+            prefix = role + "_"
+            # Role-internal variables (registered results, vars/ files) start with "__" and are skipped.
+            values = {name: self._templar.template(task_vars[name]) for name in task_vars if name.startswith(prefix)}
+            try:
+                if "distribution" in facts:
+                    validation.check_platform(role, facts["distribution"],
+                                              str(facts.get("distribution_major_version")))
+                converted = validation.validate(role, values)
+                validation.check_lockout(role, converted, context)
+            except validation.ValidationError as exc:
+                problems += ["role %s: %s" % (exc.role, p) for p in exc.problems]
+        if problems:
+            result.update(failed=True, msg="; ".join(problems), problems=problems)
             return result
-        result.update(changed=False, msg="%s: %d variables valid" % (role, len(converted)))
+        result.update(changed=False, msg="%s: variables valid" % ", ".join(roles))
         return result
-

@@ -115,9 +115,8 @@ def run_pyinfra(inventory: Path, check: bool = False, limit: str | None = None, 
     with tempfile.TemporaryDirectory(prefix="govbaseline-pyinfra-") as tmp:
         inv = Path(tmp) / "inventory.py"
         write_pyinfra_inventory(resolved, inv)
-        base = [tool("pyinfra"), "-y"]
-        if check:
-            base.append("--dry")
+        # -y skips the confirmation prompt, and with it the table of proposed changes a dry run prints.
+        base = [tool("pyinfra"), "--dry"] if check else [tool("pyinfra"), "-y"]
         outputs = []
         code, out = _run([*base, str(inv), str(PACKAGE_DIR / "deploys" / "baseline.py")], None, stream)
         outputs.append(out)
@@ -132,10 +131,21 @@ def changed_count(result: EngineResult) -> int | None:
     """How many tasks/operations changed something, read from the engine's summary.
 
     Ansible: the sum of ``changed=N`` in the play recap. pyinfra: the sum of the Success column of
-    its "Grand total" lines (an operation that had nothing to do counts under No Change).
+    its "Grand total" lines (an operation that had nothing to do counts under No Change), or in a
+    dry run the sum of the Change column of the proposed changes.
     """
     if result.engine == "ansible":
         counts = [int(m) for m in re.findall(r"changed=(\d+)", result.output)]
+    elif "Grand total" not in result.output and "Conditional Change" in result.output:
+        # A dry run (check mode) prints "Operation | Change | Conditional Change", each "N (hosts)" or "-".
+        counts = [0]
+        table = result.output.split("Conditional Change", 1)[1]
+        for line in table.splitlines()[1:]:
+            columns = re.split(r"\s{2,}", line.strip())
+            if len(columns) < 3:
+                break
+            if columns[-2][:1].isdigit():
+                counts.append(int(columns[-2].split()[0]))
     else:
         counts = [int(t) for t in re.findall(r"Grand total\s+\d+\s+(\d+|-)", result.output) if t != "-"] or (
             [0] if "Grand total" in result.output else [])

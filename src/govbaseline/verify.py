@@ -72,6 +72,8 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
             cmd += ["--govbaseline-controls", ",".join(controls)]
         if checks:
             cmd += ["-k", " or ".join(checks)]
+        # testinfra multiplexes SSH through ansible.cfg's control_path only if this folder exists.
+        (Path.home() / ".ansible" / "cp").mkdir(parents=True, exist_ok=True)
         env = ansible_env()
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["GOVBASELINE_HOSTVARS"] = str(hostvars_file)

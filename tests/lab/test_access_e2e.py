@@ -170,7 +170,10 @@ def test_negative_twin_sees_broken_control_fail(ansible_lab, tmp_path, check):
 
 
 BAD_INPUT = {
-    "root-login-off-while-connecting-as-root": ({"access_permit_root_login": "no"}, "this controller logs in as root"),
+    "no-admin-at-all": ({"access_permit_root_login": "no"}, "no administrator could log in with a key"),
+    "root-login-off-while-connecting-as-root": ({"access_permit_root_login": "no", "access_admin_users": [
+        {"name": "alice", "ssh_public_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmYv0bMlt7kDjTOXZ7v alice"]}]},
+        "this controller logs in as root"),
     "admin-without-key": ({"access_admin_users": [{"name": "bob", "ssh_public_keys": []}]},
                           "access_admin_users[0].ssh_public_keys is empty"),
     "not-a-key": ({"access_admin_users": [{"name": "bob", "ssh_public_keys": ["hunter2"]}]},

@@ -10,7 +10,7 @@ import pytest
 
 from govbaseline.engines import apply, changed_count
 from govbaseline.verify import verify
-from tests.lab.conftest import converge_is_clean, implemented_controls, managed_state
+from tests.lab.conftest import converge_is_clean, implemented_controls, inventory_with, managed_state
 
 pytestmark = pytest.mark.lab
 
@@ -44,10 +44,15 @@ def test_pyinfra_converges_idempotently_and_verifies(pyinfra_lab, tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
-def test_check_mode_on_a_fresh_host_reports_changes_and_changes_nothing(lab_factory, engine):
-    lab = lab_factory(f"t-check-{engine}", hosts=1)
+def test_fresh_host_bad_value_of_a_late_role_and_check_mode_change_nothing(lab_factory, tmp_path, engine):
+    """On a fresh host, a bad value of the last role stops the run before the first role changes
+    anything; check mode reports what would change and changes nothing."""
+    lab = lab_factory(f"t-fresh-{engine}", hosts=1)
     host = lab.hosts()[0]
     before = managed_state(lab, host)
+    refused = apply(inventory_with(lab, tmp_path, audit_web_log_paths=["/var/log"]), engine=engine, stream=False)
+    assert not refused.ok and "audit_web_log_paths[0] is /var/log" in refused.output, refused.output[-3000:]
+    assert managed_state(lab, host) == before, "a refused run changed the host"
     result = apply(lab.inventory, engine=engine, check=True, stream=False)
     assert result.ok, result.output[-3000:]
     assert changed_count(result) > 0, "check mode on a fresh host found nothing to change"

@@ -38,6 +38,8 @@ DEFAULT_DISTRO = "debian13"
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "netbase", "iproute2",
     "sudo", "ca-certificates", "procps",
+    # Ansible's apt module needs it for check mode (a normal run would install it itself).
+    "python3-apt",
 )
 
 # What the lab's sink host runs (lab/sink.py): Debian's SMTP server library. Not a baseline package.
