@@ -30,8 +30,8 @@ def implemented_controls() -> list[str]:
 def lab_factory():
     labs: list[Lab] = []
 
-    def make(name: str, hosts: int = 2) -> Lab:
-        lab = Lab(name)
+    def make(name: str, hosts: int = 2, distro: str = "debian13") -> Lab:
+        lab = Lab(name, distro=distro)
         lab.up(hosts)
         labs.append(lab)
         return lab

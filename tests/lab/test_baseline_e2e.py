@@ -58,3 +58,15 @@ def test_fresh_host_bad_value_of_a_late_role_and_check_mode_change_nothing(lab_f
     assert changed_count(result) > 0, "check mode on a fresh host found nothing to change"
     assert managed_state(lab, host) == before, "check mode changed the host"
     lab.down()
+
+
+def test_debian12_host_converges_idempotently_and_verifies(lab_factory, tmp_path):
+    """Debian 13 first, Debian 12 too: one bookworm host gets the whole baseline and passes."""
+    lab = lab_factory("t-bookworm", hosts=1, distro="debian12")
+    first = apply(lab.inventory, engine="ansible", stream=False)
+    assert first.ok and changed_count(first) > 0, first.output[-3000:]
+    converge_is_clean(lab, "ansible")
+    outcome = verify(lab.inventory, report_dir=tmp_path / "report")
+    for control in implemented_controls():
+        assert outcome.status(lab.hosts()[0].name, control) == "pass", (control, outcome.output[-3000:])
+    lab.down()
