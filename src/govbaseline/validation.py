@@ -41,10 +41,28 @@ def int_range(low: int, high: int) -> Rule:
     return rule
 
 
+def each(rule: Rule) -> Rule:
+    """Apply ``rule`` to every item of a list, naming each as ``name[i]``."""
+
+    def check(name: str, value: Any) -> list[str]:
+        return [p for i, item in enumerate(value) for p in rule(f"{name}[{i}]", item)]
+
+    return check
+
+
+def optional(rule: Rule) -> Rule:
+    """An empty string means "not set"; anything else must pass ``rule``."""
+
+    def check(name: str, value: Any) -> list[str]:
+        return [] if value == "" else rule(name, value)
+
+    return check
+
+
 def port_list(name: str, value: Any) -> list[str]:
     if not isinstance(value, list):
         return [f"{name} must be a list of ports, not {value!r}"]
-    return [p for i, item in enumerate(value) for p in int_range(1, 65535)(f"{name}[{i}]", item)]
+    return each(int_range(1, 65535))(name, value)
 
 
 def cidr(name: str, value: Any) -> list[str]:
@@ -63,7 +81,7 @@ def cidr_list(non_empty: bool) -> Rule:
             return [f"{name} must be a list of CIDRs, not {value!r}"]
         if non_empty and not value:
             return [f"{name} must list at least one network: an empty list would shut every administrator out"]
-        return [p for i, item in enumerate(value) for p in cidr(f"{name}[{i}]", item)]
+        return each(cidr)(name, value)
 
     return rule
 
@@ -93,15 +111,10 @@ def host_name_or_ip(name: str, value: Any) -> list[str]:
     return []
 
 
-def email(optional: bool) -> Rule:
-    def rule(name: str, value: Any) -> list[str]:
-        if optional and value == "":
-            return []
-        if not isinstance(value, str) or not EMAIL.match(value):
-            return [f"{name} must be a mail address such as security@example.gov, not {value!r}"]
-        return []
-
-    return rule
+def email(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not EMAIL.match(value):
+        return [f"{name} must be a mail address such as security@example.gov, not {value!r}"]
+    return []
 
 
 def recipients_by_severity(name: str, value: Any) -> list[str]:
@@ -115,15 +128,13 @@ def recipients_by_severity(name: str, value: Any) -> list[str]:
         if not isinstance(addresses, list):
             problems.append(f"{name}.{level} must be a list of addresses, not {addresses!r}")
             continue
-        problems += [p for i, a in enumerate(addresses) for p in email(optional=False)(f"{name}.{level}[{i}]", a)]
+        problems += each(email)(f"{name}.{level}", addresses)
     if not problems and not any(value.get(level) for level in SEVERITIES):
         problems.append(f"{name} names no address at all: alerts would reach nobody")
     return problems
 
 
 def url(name: str, value: Any) -> list[str]:
-    if value == "":
-        return []
     parsed = urllib.parse.urlparse(value) if isinstance(value, str) else None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
         return [f"{name} must be an http:// or https:// URL, not {value!r}"]
@@ -163,7 +174,7 @@ def username(name: str, value: Any) -> list[str]:
 
 
 def username_list(name: str, value: Any) -> list[str]:
-    problems = [p for i, item in enumerate(value) for p in username(f"{name}[{i}]", item)]
+    problems = each(username)(name, value)
     if "root" in value:
         problems.append(f"{name} must not list root")
     return problems
@@ -238,8 +249,7 @@ PROTECTED_DIRS = {"/", "/bin", "/boot", "/etc", "/home", "/lib", "/opt", "/root"
                   "/var/lib", "/var/log"}
 
 
-def absolute_paths(name: str, value: Any) -> list[str]:
-    return [p for i, item in enumerate(value) for p in absolute_path(f"{name}[{i}]", item)]
+absolute_paths = each(absolute_path)
 
 
 def deletable_log_dirs(name: str, value: Any) -> list[str]:
@@ -258,16 +268,7 @@ def size(name: str, value: Any) -> list[str]:
     return []
 
 
-def optional(rule: Rule) -> Rule:
-    def check(name: str, value: Any) -> list[str]:
-        return [] if value == "" else rule(name, value)
-
-    return check
-
-
 def pem_certificate(name: str, value: Any) -> list[str]:
-    if value == "":
-        return []
     if not isinstance(value, str) or "-----BEGIN CERTIFICATE-----" not in value \
             or "-----END CERTIFICATE-----" not in value:
         return [f"{name} is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)"]
@@ -281,9 +282,7 @@ def log_host_ca(values: Mapping[str, Any]) -> list[str]:
     if not ca:
         return ["audit_log_ca_cert is missing: audit_log_host is set, and its certificate must be verified "
                 "against a CA (PEM text)"]
-    if "-----BEGIN CERTIFICATE-----" not in ca or "-----END CERTIFICATE-----" not in ca:
-        return ["audit_log_ca_cert is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)"]
-    return []
+    return pem_certificate("audit_log_ca_cert", ca)
 
 
 RULES: dict[str, dict[str, Rule]] = {
@@ -302,11 +301,11 @@ RULES: dict[str, dict[str, Rule]] = {
     "alerts": {
         "alerts_smtp_host": host_name_or_ip,
         "alerts_smtp_port": int_range(1, 65535),
-        "alerts_smtp_ca_cert": pem_certificate,
-        "alerts_from": email(optional=True),
+        "alerts_smtp_ca_cert": optional(pem_certificate),
+        "alerts_from": optional(email),
         "alerts_recipients": recipients_by_severity,
-        "alerts_cert_address": email(optional=True),
-        "alerts_webhook_url": url,
+        "alerts_cert_address": optional(email),
+        "alerts_webhook_url": optional(url),
         "alerts_retry_interval_minutes": int_range(1, 1440),
         "alerts_subject_prefix": printable(1, 40),
     },

@@ -12,7 +12,6 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
-from govbaseline import validation
 from govbaseline.deploys import common
 
 ROLE = "access"
@@ -26,21 +25,11 @@ def getent(database: str) -> dict[str, list[str]]:
     return {line.split(":")[0]: line.split(":")[1:] for line in out.splitlines() if ":" in line}
 
 
-def settings() -> dict[str, Any]:
-    values = common.settings(ROLE)
-    who = (host.get_fact(Command, "id -un; id -Gn") or "").splitlines()
-    validation.check_lockout(ROLE, values, {"connecting_user": who[0] if who else None,
-                                           "connecting_groups": who[1].split() if len(who) > 1 else []})
-    return values
-
-
 @deploy("Access")
 def apply() -> None:
-    values = settings()
-    if not values["access_enabled"]:
-        host.noop("access_enabled is false")
+    v = common.settings(ROLE)
+    if v is None:
         return
-    v = {**values, **common.internal(ROLE)}
     passwd, shadow = getent("passwd"), getent("shadow")
     ssh(v, passwd)
     vendors(v, passwd, shadow)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pyinfra.api.deploy import deploy
-from pyinfra.context import host
 from pyinfra.operations import apt, files, systemd
 
 from govbaseline.deploys import common
@@ -13,11 +12,9 @@ ROLE = "alerts"
 
 @deploy("Alerts")
 def apply() -> None:
-    values = common.settings(ROLE)
-    if not values["alerts_enabled"]:
-        host.noop("alerts_enabled is false")
+    v = common.settings(ROLE)
+    if v is None:
         return
-    v = {**values, **common.internal(ROLE)}
     conf, unit = v["__alerts_config_dir"], v["__alerts_retry_unit"]
     apt.packages(name="ALERT-01 | Install msmtp", packages=v["alerts_packages"], update=False)
     for folder in (conf, v["__alerts_spool_dir"]):

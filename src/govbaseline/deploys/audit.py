@@ -16,11 +16,9 @@ ROLE = "audit"
 
 @deploy("Audit")
 def apply() -> None:
-    values = common.settings(ROLE)
-    if not values["audit_enabled"]:
-        host.noop("audit_enabled is false")
+    v = common.settings(ROLE)
+    if v is None:
         return
-    v = {**values, **common.internal(ROLE)}
     container = (host.get_fact(Command, "systemd-detect-virt --container || true") or "none").strip()
     auditd(v, container)
     journal(v)

@@ -12,18 +12,34 @@ from pyinfra.api.command import FileUploadCommand
 from pyinfra.api.operation import operation
 from pyinfra.context import host
 from pyinfra.facts.files import File, Sha256File
-from pyinfra.facts.server import LinuxDistribution
+from pyinfra.facts.server import Command, LinuxDistribution
 from pyinfra.operations import files
 
 from govbaseline import templating, validation
 from govbaseline.paths import ROLES_DIR
 
+# What site.yml's first task reads too: where this controller connects from, and as whom.
+CONNECTION = 'echo "address=${SSH_CONNECTION%% *}"; echo "user=$(id -un)"; echo "groups=$(id -Gn)"'
 
-def settings(role: str) -> dict[str, Any]:
-    """The host's validated variables for ``role``; raises ValidationError before any change."""
+
+def connection() -> dict[str, Any]:
+    """The lockout context of ``validation.check_lockout`` for the current host (one fact per host)."""
+    seen = dict(line.split("=", 1) for line in (host.get_fact(Command, CONNECTION) or "").splitlines() if "=" in line)
+    return {"controller_address": seen.get("address") or None, "connecting_user": seen.get("user") or None,
+            "connecting_groups": seen.get("groups", "").split()}
+
+
+def settings(role: str) -> dict[str, Any] | None:
+    """The host's validated variables for ``role`` with the role's internal ones, or None when the
+    role is switched off; raises ValidationError (bad value, unsupported host, lockout) before any change."""
     distro = host.get_fact(LinuxDistribution) or {}
     validation.check_platform(role, str(distro.get("name") or "unknown"), str(distro.get("major") or "?"))
-    return validation.validated_vars(role, host.data.govbaseline_hostvars)
+    values = validation.validated_vars(role, host.data.govbaseline_hostvars)
+    validation.check_lockout(role, values, connection())
+    if not values[f"{role}_enabled"]:
+        host.noop(f"{role}_enabled is false")
+        return None
+    return {**values, **internal(role)}
 
 
 def internal(role: str) -> dict[str, Any]:
