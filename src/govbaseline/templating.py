@@ -50,3 +50,12 @@ def shared_vars() -> dict[str, Any]:
 
 def render(role: str, template: str, variables: Mapping[str, Any]) -> str:
     return environment(role).get_template(template).render(**{**shared_vars(), **variables})
+
+
+def evaluate(role: str, expression: str, variables: Mapping[str, Any]) -> Any:
+    """A role variable written as one Jinja expression (``"{{ [...] }}"``), evaluated to a value
+    (a list stays a list), the way Ansible evaluates it."""
+    inner = expression.strip()
+    if not (inner.startswith("{{") and inner.endswith("}}")):
+        return expression
+    return environment(role).compile_expression(inner[2:-2])(**{**shared_vars(), **variables})

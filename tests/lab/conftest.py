@@ -128,3 +128,34 @@ def assert_refused_without_change(lab: Lab, tmp_path: Path, engine: str, overrid
     assert not result.ok, result.output[-3000:]
     assert words in result.output, result.output[-3000:]
     assert managed_state(lab, host) == before
+
+
+def assert_checks_fail_when_broken_together(lab: Lab, tmp_path: Path, breaks: dict[str, tuple[list[str], str]],
+                                            repair_tags: str, cleanup: list[str] | None = None,
+                                            host_index: int = 0) -> None:
+    """The negative twins of several checks at once, each still tied to its own break.
+
+    ``breaks`` maps a check to (shell scripts that break its control, words its failure message must
+    contain). Every control is broken, one verify run must fail each check *for its own reason* (the
+    words), one tag-limited converge repairs them all, and one verify run passes them all again.
+    Three runs instead of three per check: the twins of a role cost about one converge.
+    """
+    host = lab.hosts()[host_index]
+    for scripts, _ in breaks.values():
+        for script in scripts:
+            sh(lab, host, script)
+    broken = verify(lab.inventory, tmp_path / "broken", limit=host.name, checks=list(breaks))
+    results = {c["check"]: c for ctl in broken.data["hosts"][host.name]["controls"].values() for c in ctl["checks"]}
+    for check, (_, words) in breaks.items():
+        assert check in results, f"{check} did not run:\n{broken.output[-2000:]}"
+        got = results[check]
+        assert got["status"] == "fail" and words in got["message"], \
+            f"{check} should fail with {words!r} when broken; it is {got['status']}: {got['message'][:1500]}"
+    for script in cleanup or []:
+        sh(lab, host, script)
+    repaired = run_ansible(lab.inventory, tags=repair_tags, limit=host.name, stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    after = verify(lab.inventory, tmp_path / "after", limit=host.name, checks=list(breaks))
+    statuses = {c["check"]: c["status"] for ctl in after.data["hosts"][host.name]["controls"].values()
+                for c in ctl["checks"]}
+    assert statuses and all(statuses.get(check) == "pass" for check in breaks), statuses

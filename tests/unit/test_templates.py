@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,13 @@ import yaml
 
 from govbaseline import templating, validation
 from govbaseline.deploys import common
+from govbaseline.lab.ca import LabCA
 from govbaseline.paths import ANSIBLE_CFG, PLAYBOOKS_DIR, ROLES_DIR
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmYv0bMlt7kDjTOXZ7vXB2yGRgBNVp0R8o3D3z1Fq0a alice@example"
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+UNIT_CA = LabCA(Path(tempfile.mkdtemp(prefix="govbaseline-unit-ca-")), "unit")
+SITE_CERT, SITE_KEY = UNIT_CA.issue("www.example.gov", dns=["www.example.gov", "example.gov"], ips=[])
 
 
 # Per role: named cases of inventory values (validated like a real run) and extra internal values.
@@ -49,6 +53,15 @@ CASES: dict[str, dict[str, dict]] = {
         "forwarding": {"audit_log_host": "10.0.0.5", "audit_log_host_name": "logs.example.gov",
                        "audit_log_ca_cert": CA, "audit_watch_paths": ["/srv/app"], "audit_rules_immutable": True},
         "local-only": {},
+    },
+    "tls": {
+        "files-intermediate": {"tls_server_names": ["www.example.gov", "example.gov"],
+                               "tls_certificate": SITE_CERT, "tls_private_key": SITE_KEY,
+                               "tls_waf_mode": "block", "tls_expiry_extra_certificates": ["/etc/ssl/other.pem"]},
+        "acme-modern-no-waf": {"tls_server_names": ["www.example.gov"], "tls_certificate_source": "acme",
+                               "tls_acme_email": "webops@example.gov", "tls_profile": "modern",
+                               "tls_waf_mode": "off", "tls_hsts_include_subdomains": True, "tls_hsts_preload": True,
+                               "tls_frame_ancestors": "'none'", "tls_resolvers": ["192.0.2.53"]},
     },
 }
 EXTRA = {"audit": {"__audit_b32": True}}
@@ -130,3 +143,44 @@ def test_alert_config_holds_no_secret():
     assert config["webhook_token_file"].endswith("/webhook-token")
     assert "passwordeval cat /etc/govbaseline/alerts/smtp-password" in ours(
         "alerts", "relay-with-login-and-webhook", "msmtprc.j2")
+
+
+def test_tls_site_carries_the_profile_and_the_certificate_source():
+    files = ours("tls", "files-intermediate", "site.conf.j2")
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in files and "ssl_session_tickets off;" in files
+    assert "ssl_certificate /etc/govbaseline/tls/fullchain.pem;" in files
+    assert "modsecurity on;" in files and 'X-Frame-Options "SAMEORIGIN"' in files
+    assert "return 301 https://www.example.gov$request_uri;" in files
+    acme = ours("tls", "acme-modern-no-waf", "site.conf.j2")
+    assert "ssl_protocols TLSv1.3;" in acme and "ssl_ciphers" not in acme
+    assert "ssl_certificate /etc/letsencrypt/live/www.example.gov/fullchain.pem;" in acme
+    assert "includeSubDomains; preload" in acme and "modsecurity" not in acme
+    assert "resolver 192.0.2.53 valid=300s;" in acme and 'X-Frame-Options "DENY"' in acme
+    assert "/etc/letsencrypt/live/www.example.gov/fullchain.pem" in ours("tls", "acme-modern-no-waf",
+                                                                         "expiry.service.j2")
+    assert SITE_KEY not in files
+
+
+def test_certbot_command_is_the_same_for_both_engines(tmp_path):
+    """ACME cannot reach a CA here: the command both engines would run is checked instead."""
+    v = values("tls", "acme-modern-no-waf")
+    argv = templating.evaluate("tls", v["__tls_certbot_argv"], v)
+    assert argv[:5] == ["certbot", "certonly", "--non-interactive", "--agree-tos", "--standalone"]
+    pairs = dict(zip(argv[5::2], argv[6::2], strict=True))
+    assert pairs == {"--email": "webops@example.gov", "--server": "https://acme-v02.api.letsencrypt.org/directory",
+                     "--cert-name": "www.example.gov", "--domains": "www.example.gov",
+                     "--pre-hook": "systemctl stop nginx", "--post-hook": "systemctl start nginx",
+                     "--deploy-hook": "systemctl reload nginx"}
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps({k: v[k] for k in v if not k.startswith("__tls_changed")}))
+    out = tmp_path / "argv.json"
+    playbook = tmp_path / "argv.yml"
+    task = {"ansible.builtin.copy": {"content": "{{ __tls_certbot_argv | to_json }}", "dest": str(out), "mode": "0600"}}
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run([str(bindir / "ansible-playbook"), "-c", "local", "-i", "localhost,", str(playbook),
+                           "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{extra}"],
+                          capture_output=True, text=True, env=dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CFG)),
+                          check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert json.loads(out.read_text()) == argv

@@ -48,7 +48,7 @@ def test_lockout_is_refused():
 
 
 def test_baseline_roles_come_from_the_site_playbook():
-    assert baseline_roles() == ["firewall", "alerts", "access", "audit"]
+    assert baseline_roles() == ["firewall", "alerts", "access", "audit", "tls"]
 
 
 ALERTS = {"alerts_smtp_host": "mail.example.gov", "alerts_recipients": {"high": ["ciso@example.gov"]}}
@@ -125,3 +125,63 @@ def test_argument_specs_document_every_default_as_it_is(role):
     for name, option in spec.items():
         if "default" in option:
             assert option["default"] == defaults[name], f"{name}: argument_specs says {option['default']!r}"
+
+
+def _site_certificate(days: int = 90, names: tuple[str, ...] = ("www.example.gov",)) -> tuple[str, str]:
+    import tempfile
+    from pathlib import Path
+
+    from govbaseline.lab.ca import LabCA
+
+    return LabCA(Path(tempfile.mkdtemp(prefix="govbaseline-unit-ca-")), "unit").issue(
+        names[0], dns=list(names), ips=[], days=days)
+
+
+CERT, KEY = _site_certificate()
+OTHER_CERT, OTHER_KEY = _site_certificate()
+TLS = {"tls_server_names": ["www.example.gov"], "tls_certificate": CERT, "tls_private_key": KEY}
+
+
+@pytest.mark.parametrize(("overrides", "words"), [
+    ({"tls_server_names": []}, "tls_server_names is empty"),
+    ({"tls_server_names": ["bad name"]}, "tls_server_names[0] is not a valid host name"),
+    ({"tls_private_key": ""}, "tls_private_key is missing"),
+    ({"tls_private_key": OTHER_KEY}, "tls_private_key does not belong to tls_certificate"),
+    ({"tls_private_key": "-----BEGIN PRIVATE KEY-----\nsecretstuff\n-----END PRIVATE KEY-----\n"},
+     "tls_private_key is not an unencrypted PEM private key"),
+    ({"tls_certificate": "hello"}, "tls_certificate is not a PEM certificate"),
+    ({"tls_server_names": ["www.example.gov", "intranet.example.gov"]},
+     "tls_certificate does not cover intranet.example.gov"),
+    ({"tls_hsts_max_age": 86400}, "tls_hsts_max_age must be between 31536000"),
+    ({"tls_hsts_preload": True}, "tls_hsts_preload needs tls_hsts_include_subdomains"),
+    ({"tls_certificate_source": "acme"}, "tls_acme_email is missing"),
+    ({"tls_web_root": "/etc"}, "tls_web_root is /etc: a system folder would be published"),
+    ({"tls_sensitive_extensions": ["sql", ".git"]}, "tls_sensitive_extensions[1] must be a file name ending"),
+    ({"tls_waf_mode": False}, "tls_waf_mode"),
+    ({"tls_profile": "old"}, "tls_profile"),
+    ({"tls_content_security_policy": "default-src 'self'; frame-ancestors *"}, "set tls_frame_ancestors instead"),
+    ({"tls_referrer_policy": "unsafe-url"}, "tls_referrer_policy must be one of"),
+    ({"tls_client_max_body_size": "1 MB"}, "tls_client_max_body_size must be an nginx size"),
+    ({"tls_rate_limit_per_second": 0}, "tls_rate_limit_per_second must be between 1"),
+])
+def test_bad_tls_values_are_refused_without_showing_the_key(overrides, words):
+    validated_vars("tls", TLS)
+    with pytest.raises(ValidationError) as err:
+        validated_vars("tls", {**TLS, **overrides})
+    assert words in str(err.value)
+    assert "secretstuff" not in str(err.value) and KEY.splitlines()[1] not in str(err.value)
+
+
+def test_expired_certificate_is_refused():
+    cert, key = _site_certificate(days=-1)
+    with pytest.raises(ValidationError, match="tls_certificate expired on"):
+        validated_vars("tls", {**TLS, "tls_certificate": cert, "tls_private_key": key})
+
+
+def test_wildcard_certificate_covers_one_label():
+    cert, key = _site_certificate(names=("*.example.gov",))
+    validated_vars("tls", {"tls_server_names": ["www.example.gov", "*.example.gov"], "tls_certificate": cert,
+                           "tls_private_key": key})
+    with pytest.raises(ValidationError, match=r"does not cover a\.b\.example\.gov"):
+        validated_vars("tls", {"tls_server_names": ["a.b.example.gov"], "tls_certificate": cert,
+                               "tls_private_key": key})

@@ -114,7 +114,7 @@ class Probe:
 
 
 @pytest.fixture
-def probe(host: Any, hostvars: dict[str, Any]) -> Probe:
+def probe(request: pytest.FixtureRequest, host: Any, hostvars: dict[str, Any]) -> Probe:
     """Where reachability is tested from: ``govbaseline_probe_host`` if set, else the controller."""
     name = hostvars.get("govbaseline_probe_host")
     if not name:
@@ -123,7 +123,34 @@ def probe(host: Any, hostvars: dict[str, Any]) -> Probe:
 
     inventory = host.backend.ansible_inventory
     remote = testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
+    records = getattr(request.node, "_govbaseline_records", None)
+    if records is not None:
+        original = remote.backend.run
+
+        def recording_run(command: str, *args: Any, **kwargs: Any) -> Any:
+            result = original(command, *args, **kwargs)
+            records.append(_record(f"[at {name}] {remote.backend.get_command(command, *args)}", result.rc,
+                                   result.stdout, result.stderr))
+            return result
+
+        remote.backend.run = recording_run
     return Probe(where=name, remote=remote)
+
+
+def _record(command: str, rc: int, stdout: str, stderr: str = "") -> dict[str, Any]:
+    return {"command": command, "rc": rc, "stdout": stdout[:EVIDENCE_LIMIT], "stderr": stderr[:EVIDENCE_LIMIT],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Any:
+    """Record what a check observed without a host command (e.g. a TLS scan from the controller)."""
+    request.getfixturevalue("host")  # the evidence list belongs to the host's check
+
+    def note(what: str, observed: str, ok: bool = True) -> None:
+        request.node._govbaseline_records.append(_record(f"[controller] {what}", 0 if ok else 1, observed))
+
+    return note
 
 
 # -- evidence ----------------------------------------------------------------------------------
@@ -151,6 +178,7 @@ def _evidence(request: pytest.FixtureRequest) -> Iterator[None]:
         return result
 
     host.backend.run = recording_run
+    request.node._govbaseline_records = records
     try:
         yield
     finally:

@@ -257,7 +257,7 @@ class Lab:
             "all": {
                 "children": {
                     "webservers": {
-                        "hosts": {h.name: self._host_vars(h, hosts) for h in hosts},
+                        "hosts": {h.name: {**self._host_vars(h, hosts), **self._tls_vars(h)} for h in hosts},
                     },
                 },
                 "vars": {
@@ -268,6 +268,8 @@ class Lab:
                     "govbaseline_lab": self.name,
                     # The lab network is the management network: the controller is its gateway.
                     "firewall_management_cidrs": [str(self.subnet)],
+                    # Every host is a web server: HTTP (redirected) and HTTPS are open to all.
+                    "firewall_allowed_tcp_ports": [80, 443],
                     # The lab connects as root with a key, so root keeps key-only login.
                     "access_permit_root_login": "prohibit-password",
                     # Alerts go to the lab sink over STARTTLS; its certificate comes from the lab CA.
@@ -285,11 +287,23 @@ class Lab:
                     "audit_log_host_name": sink.name,
                     "audit_log_port": SYSLOG_PORT,
                     "audit_log_ca_cert": self.ca.pem,
+                    # Each host serves HTTPS with a certificate of the lab CA; the checks verify the
+                    # chain against it. The web application firewall blocks in the lab.
+                    "tls_trusted_ca_cert": self.ca.pem,
+                    "tls_waf_mode": "block",
                 },
             }
         }
-        header = f"# Written by `govbaseline lab up` for lab {self.name!r}; rewritten on every `lab up`.\n"
+        header = (f"# Written by `govbaseline lab up` for lab {self.name!r}; rewritten on every `lab up`.\n"
+                  "# It holds the lab hosts' TLS keys: root only.\n")
+        self.inventory.touch(mode=0o600, exist_ok=True)
+        self.inventory.chmod(0o600)
         self.inventory.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+
+    def _tls_vars(self, host: LabHost) -> dict[str, object]:
+        """The host's site name and a certificate for it (and its address) from the lab CA."""
+        cert, key = self.ca.issue(host.name, dns=[host.name], ips=[host.address])
+        return {"tls_server_names": [host.name], "tls_certificate": cert, "tls_private_key": key}
 
     @staticmethod
     def _host_vars(host: LabHost, hosts: list[LabHost]) -> dict[str, str]:

@@ -65,6 +65,11 @@ MASKED_UNITS = ("getty@tty1.service", "console-getty.service", "systemd-logind.s
                 "systemd-timesyncd.service")
 
 
+# Packages of features no lab host can use: ACME needs a CA on the internet. (certbot's Python
+# dependencies also fail to configure inside debootstrap.)
+NOT_PREINSTALLED = frozenset({"tls_acme_packages"})
+
+
 def role_packages() -> list[str]:
     """Packages the roles install, pre-installed in the image so converges are not download-bound.
 
@@ -77,7 +82,7 @@ def role_packages() -> list[str]:
         role = defaults.parent.parent.name
         data = yaml.safe_load(defaults.read_text()) or {}
         for name, value in data.items():
-            if name.startswith(f"{role}_") and name.endswith("_packages"):
+            if name.startswith(f"{role}_") and name.endswith("_packages") and name not in NOT_PREINSTALLED:
                 packages.update(value)
     return sorted(packages)
 
