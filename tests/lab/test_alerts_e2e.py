@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.lab.conftest import assert_check_fails_when_broken, assert_refused_without_change, sh
+from tests.lab.conftest import assert_checks_fail_when_broken_together, assert_refused_without_change, sh
 
 pytestmark = pytest.mark.lab
 
@@ -85,26 +85,26 @@ def test_undelivered_alert_is_logged_and_retried_until_it_arrives(ansible_lab):
 
 
 BREAKS = {
-    "test_alert_channel_configured_and_private": (["chmod 0644 /etc/govbaseline/alerts/msmtprc"], []),
+    "test_alert_channel_configured_and_private": (["chmod 0644 /etc/govbaseline/alerts/config.json"],
+                                                  "is readable by others"),
     # The relay's certificate no longer verifies (the system bundle does not hold the lab CA): refused.
     "test_test_alert_is_delivered_and_journaled": (
         ["sed -i 's|^tls_trust_file .*|tls_trust_file /etc/ssl/certs/ca-certificates.crt|' "
-         "/etc/govbaseline/alerts/msmtprc"], []),
+         "/etc/govbaseline/alerts/msmtprc"], "the test alert was not delivered"),
     "test_no_alert_left_undelivered": (
         ["printf '{}' > /var/spool/govbaseline-alert/1-stuck.json && "
-         "touch -d '2 hours ago' /var/spool/govbaseline-alert/1-stuck.json"],
-        ["rm -f /var/spool/govbaseline-alert/1-stuck.json"]),
-    "test_retry_timer_active": (["systemctl disable --now govbaseline-alert-retry.timer"], []),
+         "touch -d '2 hours ago' /var/spool/govbaseline-alert/1-stuck.json"], "1-stuck.json"),
+    "test_retry_timer_active": (["systemctl disable --now govbaseline-alert-retry.timer"],
+                                "is not enabled and running"),
     "test_critical_alerts_reach_the_cert": (
-        ["sed -i 's/\"cert_address\": \"[^\"]*\"/\"cert_address\": \"\"/' /etc/govbaseline/alerts/config.json"], []),
+        ["sed -i 's/\"cert_address\": \"[^\"]*\"/\"cert_address\": \"\"/' /etc/govbaseline/alerts/config.json"],
+        "not the CERT address"),
 }
 
 
-@pytest.mark.parametrize("check", sorted(BREAKS))
-def test_negative_twin_sees_broken_control_fail(ansible_lab, tmp_path, check):
-    breaks, cleanup = BREAKS[check]
-    assert_check_fails_when_broken(ansible_lab, tmp_path, check, breaks, repair_tags="alerts", cleanup=cleanup,
-                                   host_index=1)
+def test_every_alert_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
+    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="alerts", host_index=1,
+                                            cleanup=["rm -f /var/spool/govbaseline-alert/*.json"])
 
 
 BAD_INPUT = {

@@ -12,7 +12,7 @@ import pytest
 
 from govbaseline.engines import run_ansible
 from govbaseline.inventory import ansible_env, tool
-from tests.lab.conftest import assert_check_fails_when_broken, assert_refused_without_change, table_listing
+from tests.lab.conftest import assert_checks_fail_when_broken_together, assert_refused_without_change, table_listing
 
 pytestmark = pytest.mark.lab
 
@@ -22,21 +22,31 @@ pytestmark = pytest.mark.lab
 DELETE_RULES = ("nft -a list chain inet govbaseline input | awk '/%s/ {print $NF}' | "
                 "xargs -r -n1 nft delete rule inet govbaseline input handle")
 
+# Each break with the words its check's failure must contain. Deleting the whole table breaks every
+# other check too, so it is twinned on its own.
 BREAKS = {
-    "test_default_deny_inbound_and_forward": ["nft delete table inet govbaseline"],
-    "test_only_declared_ports_are_open": ["nft insert rule inet govbaseline input tcp dport 47999 accept"],
-    "test_undeclared_port_unreachable_from_outside": ["nft insert rule inet govbaseline input tcp dport 47999 accept"],
-    "test_ruleset_loaded_at_boot": ["systemctl disable nftables"],
-    "test_ssh_only_from_management_networks": ["nft insert rule inet govbaseline input tcp dport 22 accept"],
-    "test_icmp_echo_rate_limited": ["nft insert rule inet govbaseline input icmp type echo-request accept"],
-    "test_new_connection_flood_guard": [DELETE_RULES % "@flood_v6"],
-    "test_dropped_packets_logged_with_limit": [DELETE_RULES % "log prefix"],
+    "test_only_declared_ports_are_open": (["nft insert rule inet govbaseline input tcp dport 47999 accept"],
+                                          "[47999] are accepted but not declared"),
+    "test_undeclared_port_unreachable_from_outside": ([], "the firewall let it through"),
+    "test_ruleset_loaded_at_boot": (["systemctl disable nftables"], "nftables.service is not enabled"),
+    "test_ssh_only_from_management_networks": (["nft insert rule inet govbaseline input tcp dport 22 accept"],
+                                               "SSH is accepted from anywhere"),
+    "test_icmp_echo_rate_limited": (["nft insert rule inet govbaseline input icmp type echo-request accept"],
+                                    "echo requests are accepted without a rate limit"),
+    "test_new_connection_flood_guard": ([DELETE_RULES % "@flood_v6"], "per-client new-connection limits missing"),
+    "test_dropped_packets_logged_with_limit": ([DELETE_RULES % "log prefix"], "dropped packets are not logged"),
 }
 
 
-@pytest.mark.parametrize("check", sorted(BREAKS))
-def test_negative_twin_sees_broken_control_fail(ansible_lab, tmp_path, check):
-    assert_check_fails_when_broken(ansible_lab, tmp_path, check, BREAKS[check], repair_tags="firewall")
+def test_every_firewall_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
+    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="firewall")
+
+
+def test_default_deny_check_fails_without_the_table(ansible_lab, tmp_path):
+    assert_checks_fail_when_broken_together(
+        ansible_lab, tmp_path, {"test_default_deny_inbound_and_forward": (["nft delete table inet govbaseline"],
+                                                                          "is not loaded")},
+        repair_tags="firewall")
 
 
 # -- refused before any change -----------------------------------------------------------------

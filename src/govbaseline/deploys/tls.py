@@ -68,7 +68,7 @@ def site(v: dict[str, Any]) -> bool:
     ops.append(common.put_text("TLS-01 | Configure the HTTPS site and the redirect from HTTP",
                                common.render(ROLE, "site.conf.j2", v), v["__tls_site"]))
     ops.append(files.link(name="TLS-01 | Enable the site", path=v["__tls_site_link"], target=v["__tls_site"]))
-    ops.append(files.file(name="TLS-01 | Disable Debian's default site (plain HTTP)",
+    ops.append(files.link(name="TLS-01 | Disable Debian's default site (plain HTTP)",
                           path="/etc/nginx/sites-enabled/default", present=False))
     return any(op.will_change for op in ops)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -108,6 +109,8 @@ class Lab:
         self.down()
         image = ensure_image(distro)
         self.dir.mkdir(parents=True, exist_ok=True)
+        # A fresh CA for every incarnation of the lab: nothing issued by an older one stays trusted.
+        shutil.rmtree(self.dir / "ca", ignore_errors=True)
         self._ensure_key()
         podman("network", "create", "--subnet", str(self.subnet), "--label", f"{LABEL}={self.name}",
                self.network)
