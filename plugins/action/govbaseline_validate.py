@@ -55,6 +55,7 @@ class ActionModule(ActionBase):
         context = {k: v for k, v in self._task.args.items() if k != "role"}
         facts = task_vars.get("ansible_facts", {})
         problems = []
+        converted = {}
         for role in roles:
             prefix = role + "_"
             # Role-internal variables (registered results, vars/ files) start with "__" and are skipped.
@@ -63,10 +64,15 @@ class ActionModule(ActionBase):
                 if "distribution" in facts:
                     validation.check_platform(role, facts["distribution"],
                                               str(facts.get("distribution_major_version")))
-                converted = validation.validate(role, values)
-                validation.check_lockout(role, converted, context)
+                converted[role] = validation.validate(role, values)
+                validation.check_lockout(role, converted[role], context)
             except validation.ValidationError as exc:
                 problems += ["role %s: %s" % (exc.role, p) for p in exc.problems]
+        if not problems and wanted == "baseline":
+            try:
+                validation.check_baseline(converted)
+            except validation.ValidationError as exc:
+                problems += ["%s: %s" % (exc.role, p) for p in exc.problems]
         if problems:
             result.update(failed=True, msg="; ".join(problems), problems=problems)
             return result

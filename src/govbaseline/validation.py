@@ -600,6 +600,16 @@ def validate(role: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return converted
 
 
+def check_baseline(values: Mapping[str, Mapping[str, Any]]) -> None:
+    """Rules across roles, for the whole baseline; ``values`` holds each role's validated variables."""
+    firewall, tls = values.get("firewall"), values.get("tls")
+    if firewall and tls and firewall.get("firewall_enabled") and tls.get("tls_enabled") \
+            and 443 not in firewall.get("firewall_allowed_tcp_ports", []):
+        raise ValidationError("baseline", [
+            "firewall_allowed_tcp_ports lacks 443: the tls role serves HTTPS there and the firewall would drop "
+            "every client. Add 443 (and 80 for the redirect), or set tls_enabled: false"])
+
+
 def check_lockout(role: str, values: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """Refuse a run that would cut off the session it comes from; ``context`` is what the host told.
 

@@ -47,7 +47,8 @@ CONFIG_BREAKS: dict[str, tuple[list[str], str]] = {
         ["mkdir -p /var/www/html/.git && echo '[core]' > /var/www/html/.git/config && touch /var/www/html/db.sql"],
         "/var/www/html/.git"),
     "test_request_rate_limited_per_client": ([edit("/limit_req zone/d")], "none refused with 429"),
-    "test_oversized_body_refused": ([edit("s/client_max_body_size .*/client_max_body_size 100m;/")], "not refused with 413"),
+    "test_oversized_body_refused": ([edit("s/client_max_body_size .*/client_max_body_size 100m;/")],
+                                    "not refused with 413"),
     "test_connection_and_timeout_limits_configured": ([edit("s/keepalive_timeout .*/keepalive_timeout 75s;/")],
                                                       "keepalive_timeout (want 15s)"),
     "test_waf_stops_sql_injection": (
@@ -127,6 +128,7 @@ BAD_INPUT = {
     "hsts-too-short": ({"tls_hsts_max_age": 3600}, "tls_hsts_max_age must be between 31536000"),
     "system-web-root": ({"tls_web_root": "/etc"}, "tls_web_root is /etc: a system folder would be published"),
     "unquoted-off": ({"tls_waf_mode": False}, "tls_waf_mode must be one of off, detect, block, not the boolean"),
+    "https-closed-by-the-firewall": ({"firewall_allowed_tcp_ports": [80]}, "firewall_allowed_tcp_ports lacks 443"),
 }
 
 

@@ -185,3 +185,14 @@ def test_wildcard_certificate_covers_one_label():
     with pytest.raises(ValidationError, match=r"does not cover a\.b\.example\.gov"):
         validated_vars("tls", {"tls_server_names": ["a.b.example.gov"], "tls_certificate": cert,
                                "tls_private_key": key})
+
+
+def test_https_closed_by_the_firewall_is_refused():
+    from govbaseline.validation import check_baseline
+
+    firewall = validated_vars("firewall", GOOD)
+    tls = validated_vars("tls", TLS)
+    check_baseline({"firewall": firewall, "tls": tls})
+    with pytest.raises(ValidationError, match="firewall_allowed_tcp_ports lacks 443"):
+        check_baseline({"firewall": {**firewall, "firewall_allowed_tcp_ports": [80]}, "tls": tls})
+    check_baseline({"firewall": {**firewall, "firewall_allowed_tcp_ports": []}, "tls": {**tls, "tls_enabled": False}})

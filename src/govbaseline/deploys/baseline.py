@@ -2,7 +2,12 @@
 
 import importlib
 
-from govbaseline.validation import baseline_roles
+from pyinfra.context import host
+
+from govbaseline.validation import baseline_roles, check_baseline, validated_vars
+
+# Rules across roles first (each role's own rules run in its deploy, before it changes anything).
+check_baseline({role: validated_vars(role, host.data.govbaseline_hostvars) for role in baseline_roles()})
 
 # The same roles, in the same order, as playbooks/site.yml: each has a deploys/<role>.py.
 for role in baseline_roles():
