@@ -13,6 +13,8 @@ echo "== ansible-lint"; ansible-lint --profile production --offline playbooks ro
 echo "== pytest"
 pytest "$@"
 if [ "${GOVBASELINE_SKIP_LAB:-0}" != "1" ]; then
-  echo "== molecule (firewall scenario on a lab host)"
-  molecule test -s firewall
+  for scenario in firewall tls; do
+    echo "== molecule ($scenario scenario on a lab host)"
+    molecule test -s "$scenario"
+  done
 fi

@@ -65,8 +65,19 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from govbaseline.verify import verify
 
+    controls = list(args.control or [])
+    if args.role:
+        from govbaseline.catalogue import load_catalogue
+
+        known = {c.role for c in load_catalogue().controls}
+        unknown = sorted(set(args.role) - known)
+        if unknown:
+            print(f"govbaseline: unknown role {', '.join(unknown)} (roles: {', '.join(sorted(known))})",
+                  file=sys.stderr)
+            return 2
+        controls += [c.id for c in load_catalogue().controls if c.role in args.role and c.status == "implemented"]
     outcome = verify(Path(args.inventory), report_dir=Path(args.report_dir), forks=args.forks,
-                     limit=args.limit, controls=args.control)
+                     limit=args.limit, controls=controls or None)
     print(outcome.summary_line())
     print(f"report: {outcome.report_dir / 'report.html'}")
     return 0 if outcome.passed else 1
@@ -115,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify_p.add_argument("--forks", type=int, default=4, help="hosts checked in parallel")
     verify_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     verify_p.add_argument("--control", action="append", help="only this control id (repeatable)")
+    verify_p.add_argument("--role", action="append", help="only the controls of this role, e.g. tls (repeatable)")
     verify_p.set_defaults(func=_cmd_verify)
 
     demo_p = sub.add_parser("demo", help="lab host -> apply -> verify -> report")
