@@ -43,6 +43,7 @@ if conn is None:
 def send(req):
     global conn
     try:
+        conn.sock.settimeout(req.get("timeout", 10))
         conn.putrequest(req.get("method", "GET"), req["path"], skip_host=True)
         conn.putheader("Host", spec["name"])
         for key, value in req.get("headers", {}).items():
