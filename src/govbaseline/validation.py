@@ -249,6 +249,10 @@ PROTECTED_DIRS = {"/", "/bin", "/boot", "/etc", "/home", "/lib", "/opt", "/root"
                   "/var/lib", "/var/log"}
 
 
+def system_folder(path: str) -> bool:
+    return path.rstrip("/") in PROTECTED_DIRS | {""}
+
+
 absolute_paths = each(absolute_path)
 
 
@@ -256,7 +260,7 @@ def deletable_log_dirs(name: str, value: Any) -> list[str]:
     """Folders whose old files are deleted: never a system folder itself."""
     problems = absolute_paths(name, value)
     for i, item in enumerate(value):
-        if isinstance(item, str) and item.rstrip("/") in PROTECTED_DIRS | {""}:
+        if isinstance(item, str) and system_folder(item):
             problems.append(f"{name}[{i}] is {item}: old files would be deleted from a system folder; "
                             "name the web server's own log folder, such as /var/log/nginx")
     return problems
@@ -353,7 +357,7 @@ def ip_address(name: str, value: Any) -> list[str]:
 
 def web_root(name: str, value: Any) -> list[str]:
     problems = absolute_path(name, value)
-    if not problems and value.rstrip("/") in PROTECTED_DIRS | {""}:
+    if not problems and system_folder(value):
         problems.append(f"{name} is {value}: a system folder would be published; use a folder of its own "
                         "such as /var/www/html")
     return problems

@@ -41,6 +41,10 @@ class Outcome:
     def status(self, host: str, control: str) -> str:
         return str(self.data["hosts"][host]["controls"][control]["status"])
 
+    def checks(self, host: str) -> dict[str, dict[str, Any]]:
+        """The host's check results by check name, across its controls."""
+        return {c["check"]: c for control in self.data["hosts"][host]["controls"].values() for c in control["checks"]}
+
 
 def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None = None,
            controls: list[str] | None = None, checks: list[str] | None = None) -> Outcome:

@@ -90,31 +90,6 @@ def sh(lab: Lab, host, script: str) -> str:
     return out.stdout.decode()
 
 
-def assert_check_fails_when_broken(lab: Lab, tmp_path: Path, check: str, breaks: list[str],
-                                   repair_tags: str, cleanup: list[str] | None = None, host_index: int = 0,
-                                   inventory: Path | None = None) -> None:
-    """The negative twin: break the control, see its check (and only it, of those run) fail, let the engine repair.
-
-    ``breaks`` and ``cleanup`` are shell scripts run on the host; ``cleanup`` removes what the role
-    does not manage (e.g. a foreign drop-in file) before the repairing converge.
-    """
-    host = lab.hosts()[host_index]
-    inventory = inventory or lab.inventory
-    for script in breaks:
-        sh(lab, host, script)
-    broken = verify(inventory, tmp_path / "broken", limit=host.name, checks=[check])
-    results = [c for ctl in broken.data["hosts"][host.name]["controls"].values() for c in ctl["checks"]]
-    assert results and all(c["check"] == check for c in results), results
-    assert [c["status"] for c in results] == ["fail"], broken.output[-3000:]
-    for script in cleanup or []:
-        sh(lab, host, script)
-    repaired = run_ansible(inventory, tags=repair_tags, limit=host.name, stream=False)
-    assert repaired.ok, repaired.output[-3000:]
-    after = verify(inventory, tmp_path / "after", limit=host.name, checks=[check])
-    statuses = [c["status"] for ctl in after.data["hosts"][host.name]["controls"].values() for c in ctl["checks"]]
-    assert statuses and set(statuses) <= {"pass", "skipped"} and "pass" in statuses, after.output[-3000:]
-
-
 def converge_is_clean(lab: Lab, engine: str) -> None:
     result = apply(lab.inventory, engine=engine, stream=False)
     assert result.ok, result.output[-3000:]
@@ -133,7 +108,7 @@ def assert_refused_without_change(lab: Lab, tmp_path: Path, engine: str, overrid
 
 def assert_checks_fail_when_broken_together(lab: Lab, tmp_path: Path, breaks: dict[str, tuple[list[str], str]],
                                             repair_tags: str, cleanup: list[str] | None = None,
-                                            host_index: int = 0) -> None:
+                                            host_index: int = 0, inventory: Path | None = None) -> None:
     """The negative twins of several checks at once, each still tied to its own break.
 
     ``breaks`` maps a check to (shell scripts that break its control, words its failure message must
@@ -142,11 +117,12 @@ def assert_checks_fail_when_broken_together(lab: Lab, tmp_path: Path, breaks: di
     Three runs instead of three per check: the twins of a role cost about one converge.
     """
     host = lab.hosts()[host_index]
+    inventory = inventory or lab.inventory
     for scripts, _ in breaks.values():
         for script in scripts:
             sh(lab, host, script)
-    broken = verify(lab.inventory, tmp_path / "broken", limit=host.name, checks=list(breaks))
-    results = {c["check"]: c for ctl in broken.data["hosts"][host.name]["controls"].values() for c in ctl["checks"]}
+    broken = verify(inventory, tmp_path / "broken", limit=host.name, checks=list(breaks))
+    results = broken.checks(host.name)
     wrong = [f"{check} did not run" if check not in results else
              f"{check} should fail with {words!r} when broken; it is {results[check]['status']}: "
              f"{results[check]['message'][:800]}"
@@ -155,9 +131,8 @@ def assert_checks_fail_when_broken_together(lab: Lab, tmp_path: Path, breaks: di
     assert not wrong, "\n".join(wrong) + f"\n{broken.output[-1500:]}"
     for script in cleanup or []:
         sh(lab, host, script)
-    repaired = run_ansible(lab.inventory, tags=repair_tags, limit=host.name, stream=False)
+    repaired = run_ansible(inventory, tags=repair_tags, limit=host.name, stream=False)
     assert repaired.ok, repaired.output[-3000:]
-    after = verify(lab.inventory, tmp_path / "after", limit=host.name, checks=list(breaks))
-    statuses = {c["check"]: c["status"] for ctl in after.data["hosts"][host.name]["controls"].values()
-                for c in ctl["checks"]}
+    after = verify(inventory, tmp_path / "after", limit=host.name, checks=list(breaks))
+    statuses = {name: c["status"] for name, c in after.checks(host.name).items()}
     assert statuses and all(statuses.get(check) == "pass" for check in breaks), statuses

@@ -15,7 +15,6 @@ import pytest
 from govbaseline.engines import run_ansible
 from govbaseline.verify import verify
 from tests.lab.conftest import (
-    assert_check_fails_when_broken,
     assert_checks_fail_when_broken_together,
     assert_refused_without_change,
     inventory_with,
@@ -120,9 +119,10 @@ def test_locked_vendor_account_cannot_log_in(ansible_lab, tmp_path):
                          checks=["test_vendor_accounts_locked_and_expired"])
         assert outcome.passed, outcome.output[-2000:]
         # The negative twin: unlocked and unexpired, the check fails; the engine locks it again.
-        assert_check_fails_when_broken(ansible_lab, tmp_path, "test_vendor_accounts_locked_and_expired",
-                                       ["usermod -U -e '' -s /bin/bash vendor1"], repair_tags="access",
-                                       host_index=1, inventory=inventory)
+        assert_checks_fail_when_broken_together(
+            ansible_lab, tmp_path, {"test_vendor_accounts_locked_and_expired": (
+                ["usermod -U -e '' -s /bin/bash vendor1"], "vendor account vendor1 has a usable password")},
+            repair_tags="access", host_index=1, inventory=inventory)
     finally:
         sh(ansible_lab, host, "userdel -r vendor1 2>/dev/null; true")
 

@@ -115,7 +115,7 @@ def test_modern_profile_and_detection_only_waf_on_a_real_host(ansible_lab, tmp_p
     try:
         outcome = verify(inventory, tmp_path / "modern", limit=host.name, controls=["TLS-01", "TLS-05"])
         assert outcome.passed, outcome.output[-3000:]
-        checks = {c["check"]: c for ctl in outcome.data["hosts"][host.name]["controls"].values() for c in ctl["checks"]}
+        checks = outcome.checks(host.name)
         offered = checks["test_only_tls12_and_tls13_offered"]["evidence"][0]["stdout"]
         assert "TLS 1.2: refused" in offered and "TLS 1.3: TLS_" in offered, offered
         assert checks["test_waf_stops_sql_injection"]["status"] == "pass"
