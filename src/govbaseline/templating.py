@@ -6,6 +6,7 @@ plain Jinja2 plus the two Ansible filters/tests provided here, so both engines w
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,11 +16,15 @@ import yaml
 
 from govbaseline.paths import PLAYBOOKS_DIR, ROLES_DIR
 
+# Ansible's comment styles that the templates use, by their decoration.
+COMMENT_STYLES = {"plain": "# ", "c": "// "}
 
-def comment(text: str, style: str = "plain", decoration: str = "# ") -> str:
-    """Ansible's ``comment`` filter for the plain style: each line prefixed, blank lines around."""
-    if style != "plain":
+
+def comment(text: str, style: str = "plain") -> str:
+    """Ansible's ``comment`` filter (plain and c styles): each line prefixed, blank lines around."""
+    if style not in COMMENT_STYLES:
         raise ValueError(f"comment style {style!r} is not supported outside Ansible")
+    decoration = COMMENT_STYLES[style]
     lines = [decoration + line if line else decoration.rstrip() for line in str(text).splitlines()]
     return "\n".join([decoration.rstrip(), *lines, decoration.rstrip()])
 
@@ -38,6 +43,7 @@ def environment(role: str) -> jinja2.Environment:
         autoescape=False,  # noqa: S701 - these are configuration files, not HTML
     )
     env.filters["comment"] = comment
+    env.filters["to_json"] = json.dumps  # Ansible's to_json, for values without custom types
     env.tests["search"] = search
     return env
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shutil
+import subprocess
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -440,6 +442,81 @@ def tls_hsts_preload(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
+ORIGIN_KEYS = {"origin", "o", "label", "l", "codename", "n", "suite", "archive", "a", "component", "c", "site"}
+
+
+def origin_pattern(name: str, value: Any) -> list[str]:
+    """An unattended-upgrades Origins-Pattern entry: key=value pairs separated by commas."""
+    pairs = value.split(",") if isinstance(value, str) and value and '"' not in value else []
+    if not pairs or not all("=" in p and p.split("=", 1)[0] in ORIGIN_KEYS and p.split("=", 1)[1] for p in pairs):
+        return [f"{name} must be key=value pairs such as origin=Debian,codename=${{distro_codename}}-updates "
+                f"(keys: {', '.join(sorted(ORIGIN_KEYS))}), not {value!r}"]
+    return []
+
+
+def regex(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not value or '"' in value:
+        return [f"{name} must be a non-empty regular expression without double quotes, not {value!r}"]
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return [f"{name} is not a valid regular expression: {value!r} ({exc})"]
+    return []
+
+
+def time_of_day(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+        return [f"{name} must be a time of day HH:MM such as 03:00, not {value!r}"]
+    return []
+
+
+def calendar(name: str, value: Any) -> list[str]:
+    """A systemd OnCalendar expression, checked by systemd-analyze where the controller has it."""
+    if not isinstance(value, str) or not value.strip() or not value.isprintable():
+        return [f"{name} must be a systemd calendar expression such as daily or 'Mon *-*-* 02:00', not {value!r}"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        out = subprocess.run([analyze, "calendar", value], capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            return [f"{name} is not a systemd calendar expression: {value!r} ({out.stderr.strip()})"]
+    return []
+
+
+SIGNATURE_FILES = (".hdb", ".hsb", ".mdb", ".msb", ".ndb", ".ldb", ".cdb", ".idb", ".fp", ".sfp", ".ign2",
+                   ".yar", ".yara", ".cvd", ".cld", ".cud", ".crb", ".ftm", ".pdb", ".gdb", ".wdb", ".cbc")
+
+
+def signature_url(name: str, value: Any) -> list[str]:
+    parsed = urllib.parse.urlparse(value) if isinstance(value, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https", "file") or \
+            (parsed.scheme != "file" and not parsed.hostname):
+        return [f"{name} must be an http://, https:// or file:// URL of a ClamAV signature file, not {value!r}"]
+    if not parsed.path.endswith(SIGNATURE_FILES):
+        return [f"{name} must name a ClamAV signature file ({', '.join(SIGNATURE_FILES[:6])}, ...), not {value!r}"]
+    return []
+
+
+def signature_source(values: Mapping[str, Any]) -> list[str]:
+    source = values.get("antivirus_signature_source")
+    if source == "private_mirror" and not values.get("antivirus_private_mirrors"):
+        return ["antivirus_private_mirrors is empty: antivirus_signature_source is private_mirror"]
+    if source == "custom" and not values.get("antivirus_custom_signature_urls"):
+        return ["antivirus_custom_signature_urls is empty: antivirus_signature_source is custom, so there "
+                "would be no signatures at all"]
+    return []
+
+
+def quarantine_outside_scans(values: Mapping[str, Any]) -> list[str]:
+    quarantine = str(values.get("antivirus_quarantine_dir", "")).rstrip("/")
+    problems = [f"antivirus_quarantine_dir {quarantine} is inside antivirus_scan_paths entry {path}: every scan "
+                "would find the quarantined files again"
+                for path in values.get("antivirus_scan_paths") or []
+                if quarantine == path.rstrip("/") or quarantine.startswith(path.rstrip("/") + "/")]
+    if system_folder(quarantine) or quarantine in ("/var/lib", "/var/lib/govbaseline"):
+        problems.append(f"antivirus_quarantine_dir must be a folder of its own, not {quarantine}")
+    return problems
+
+
 RULES: dict[str, dict[str, Rule]] = {
     "firewall": {
         "firewall_management_cidrs": cidr_list(non_empty=True),
@@ -525,6 +602,23 @@ RULES: dict[str, dict[str, Rule]] = {
         "tls_expiry_warn_days": int_range(1, 365),
         "tls_expiry_extra_certificates": absolute_paths,
     },
+    "patching": {
+        "patching_extra_origins": each(origin_pattern),
+        "patching_package_blacklist": each(regex),
+        "patching_reboot_time": time_of_day,
+        "patching_max_pending_days": int_range(0, 90),
+        "patching_max_list_age_days": int_range(1, 30),
+    },
+    "antivirus": {
+        "antivirus_private_mirrors": each(url),
+        "antivirus_custom_signature_urls": each(signature_url),
+        "antivirus_signature_checks_per_day": int_range(1, 50),
+        "antivirus_max_signature_age_days": int_range(1, 60),
+        "antivirus_scan_paths": non_empty(absolute_paths),
+        "antivirus_scan_calendar": calendar,
+        "antivirus_scan_randomized_delay_minutes": int_range(0, 1440),
+        "antivirus_quarantine_dir": absolute_path,
+    },
 }
 
 # Rules that look at several variables of a role together.
@@ -533,6 +627,7 @@ CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
     "access": [ageing_order, vendors_are_not_admins, some_admin_can_log_in],
     "audit": [log_host_ca],
     "tls": [tls_certificate_files, tls_acme, tls_hsts_preload],
+    "antivirus": [signature_source, quarantine_outside_scans],
 }
 
 SUPPORTED = {"Debian": ("12", "13")}

@@ -63,8 +63,25 @@ CASES: dict[str, dict[str, dict]] = {
                                "tls_waf_mode": "off", "tls_hsts_include_subdomains": True, "tls_hsts_preload": True,
                                "tls_frame_ancestors": "'none'", "tls_resolvers": ["192.0.2.53"]},
     },
+    "patching": {
+        "defaults": {},
+        "extra-origins-reboot": {"patching_extra_origins": ["origin=Debian,codename=${distro_codename}-updates"],
+                                 "patching_package_blacklist": ["^linux-", "nginx"], "patching_reboot": True,
+                                 "patching_reboot_time": "04:30", "patching_needrestart_mode": "l",
+                                 "patching_report": "always"},
+    },
+    "antivirus": {
+        "official": {},
+        "private-mirror": {"antivirus_signature_source": "private_mirror",
+                           "antivirus_private_mirrors": ["http://clamav.example.gov", "https://clamav2.example.gov"],
+                           "antivirus_scan_paths": ["/srv/www", "/srv/uploads"], "antivirus_scan_calendar": "hourly"},
+        "custom": {"antivirus_signature_source": "custom",
+                   "antivirus_custom_signature_urls": ["http://sigs.example.gov/org.hsb", "file:///opt/sigs/local.ndb"],
+                   "antivirus_quarantine_dir": "/var/lib/av-quarantine"},
+    },
 }
-EXTRA = {"audit": {"__audit_b32": True}}
+# Values a task loop provides (item) or a fact (b32) where the template needs them.
+EXTRA = {"audit": {"__audit_b32": True}, "patching": {"item": "apt-daily-upgrade"}}
 ALL = [(role, case) for role, cases in CASES.items() for case in cases]
 
 
@@ -184,3 +201,35 @@ def test_certbot_command_is_the_same_for_both_engines(tmp_path):
                           check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert json.loads(out.read_text()) == argv
+
+
+def test_patching_takes_the_security_archive_and_only_the_chosen_origins():
+    text = ours("patching", "extra-origins-reboot", "unattended-upgrades.conf.j2")
+    assert "#clear Unattended-Upgrade::Origins-Pattern;" in text
+    assert '"origin=Debian,codename=${distro_codename}-security,label=Debian-Security";' in text
+    assert '"origin=Debian,codename=${distro_codename}-updates";' in text and '"^linux-";' in text
+    assert 'Automatic-Reboot "true";' in text and 'Automatic-Reboot-Time "04:30";' in text
+    assert json.loads(ours("patching", "extra-origins-reboot", "config.json.j2"))["report"] == "always"
+
+
+@validator(["apt-config"], "apt-config comes with apt")
+@pytest.mark.parametrize("case", CASES["patching"])
+def test_rendered_apt_settings_are_valid(case, tmp_path):
+    for template in ("20auto-upgrades.j2", "unattended-upgrades.conf.j2"):
+        path = tmp_path / template
+        path.write_text(ours("patching", case, template))
+        proc = subprocess.run(["apt-config", "-c", str(path), "dump"], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_antivirus_signature_sources():
+    official = ours("antivirus", "official", "freshclam.conf.j2")
+    assert "DatabaseMirror database.clamav.net" in official and "PrivateMirror" not in official
+    assert "--update-db" not in ours("antivirus", "official", "updater-dropin.conf.j2")
+    mirror = ours("antivirus", "private-mirror", "freshclam.conf.j2")
+    assert "PrivateMirror http://clamav.example.gov\nPrivateMirror https://clamav2.example.gov" in mirror
+    custom = ours("antivirus", "custom", "freshclam.conf.j2")
+    assert "DatabaseCustomURL http://sigs.example.gov/org.hsb\nDatabaseCustomURL file:///opt/sigs/local.ndb" in custom
+    assert "--update-db=custom" in ours("antivirus", "custom", "updater-dropin.conf.j2")
+    scan = json.loads(ours("antivirus", "custom", "scan.json.j2"))
+    assert scan["quarantine"] == "/var/lib/av-quarantine" and "/var/www" in scan["paths"]

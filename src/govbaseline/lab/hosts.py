@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from govbaseline import eicar
 from govbaseline.lab.ca import LabCA
 from govbaseline.lab.image import DEFAULT_DISTRO, LABEL, ensure_image
 from govbaseline.lab.podman import PodmanError, podman, podman_json
@@ -24,6 +25,7 @@ FIRST_HOST_OFFSET = 10
 SINK_OFFSET = 5
 SINK_SPOOL = "/var/lib/govbaseline-sink"
 SYSLOG_PORT = 6514
+SINK_WEB_PORT = 8025  # the sink's HTTP port: webhook (POST) and files (GET)
 # rsyslog on the sink: a TLS syslog listener (RFC 5425) writing what it receives to one file.
 SINK_RSYSLOG = f"""global(
   DefaultNetstreamDriver="gtls"
@@ -222,6 +224,10 @@ class Lab:
         podman("cp", str(Path(__file__).with_name("sink.py")), f"{sink.container}:/usr/local/lib/govbaseline-sink/")
         podman("exec", "-i", sink.container, "sh", "-c", "cat > /etc/systemd/system/govbaseline-sink.service",
                input_bytes=SINK_UNIT.encode())
+        # The lab's signature mirror: a ClamAV signature of the EICAR test file (no internet here).
+        podman("exec", sink.container, "mkdir", "-p", f"{SINK_SPOOL}/files")
+        podman("exec", "-i", sink.container, "sh", "-c", f"cat > {SINK_SPOOL}/files/{eicar.SIGNATURE_FILE}",
+               input_bytes=eicar.hsb_signature().encode())
         podman("exec", sink.container, "systemctl", "enable", "--now", "govbaseline-sink.service")
         deadline = time.monotonic() + 30
         while not (_port_open(sink.address, 25) and _port_open(sink.address, SYSLOG_PORT)):
@@ -284,7 +290,7 @@ class Lab:
                     "alerts_recipients": {"low": ["ops@lab.test"], "high": ["security-officer@lab.test"]},
                     "alerts_cert_address": "cert@lab.test",
                     "alerts_webhook_token": "lab-webhook-token",
-                    "alerts_webhook_url": f"http://{sink.address}:8025/alerts",
+                    "alerts_webhook_url": f"http://{sink.address}:{SINK_WEB_PORT}/alerts",
                     # Logs are forwarded over TLS to the sink, whose certificate the lab CA signed.
                     "audit_log_host": sink.address,
                     "audit_log_host_name": sink.name,
@@ -294,6 +300,11 @@ class Lab:
                     # chain against it. The web application firewall blocks in the lab.
                     "tls_trusted_ca_cert": self.ca.pem,
                     "tls_waf_mode": "block",
+                    # No internet: ClamAV's signatures come from the sink (a signature of the EICAR
+                    # test file), scanned at low priority as on a real host.
+                    "antivirus_signature_source": "custom",
+                    "antivirus_custom_signature_urls": [
+                        f"http://{sink.address}:{SINK_WEB_PORT}/files/{eicar.SIGNATURE_FILE}"],
                 },
             }
         }

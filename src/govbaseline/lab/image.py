@@ -21,7 +21,7 @@ import yaml
 from govbaseline.lab.podman import podman
 from govbaseline.paths import ROLES_DIR, cache_dir
 
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 LABEL = "govbaseline.lab"
 
 
@@ -109,6 +109,21 @@ def debian_mirror() -> str:
     raise RuntimeError("no Debian mirror found in /etc/apt; set GOVBASELINE_DEBIAN_MIRROR to one")
 
 
+def security_mirror() -> str:
+    """Debian's security archive next to the main mirror (…/debian → …/debian-security), or
+    ``GOVBASELINE_DEBIAN_SECURITY_MIRROR``."""
+    override = os.environ.get("GOVBASELINE_DEBIAN_SECURITY_MIRROR")
+    if override:
+        return override
+    return debian_mirror().rstrip("/") + "-security"
+
+
+def sources_list(distro: Distro) -> str:
+    """What a Debian installer writes: the release and its security updates (the patching role's source)."""
+    return (f"deb {debian_mirror()} {distro.suite} main\n"
+            f"deb {security_mirror()} {distro.suite}-security main\n")
+
+
 def recipe(distro: Distro) -> dict[str, object]:
     return {
         "version": RECIPE_VERSION,
@@ -116,6 +131,7 @@ def recipe(distro: Distro) -> dict[str, object]:
         "packages": sorted({*BASE_PACKAGES, *LAB_PACKAGES, *role_packages()}),
         "hostkeys_unit": HOSTKEYS_UNIT,
         "masked": MASKED_UNITS,
+        "sources": sources_list(distro),
     }
 
 
@@ -165,10 +181,33 @@ def build(distro: Distro, tag: str) -> None:
         if proc.returncode != 0:
             raise RuntimeError(f"debootstrap failed for {distro.suite}:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
         customise(rootfs)
+        upgrade(rootfs, distro, debs)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
         podman("import", "--change", 'CMD=["/sbin/init"]', "--change", "STOPSIGNAL=SIGRTMIN+3",
                "--change", f"LABEL {LABEL}.image={distro.name}", "-", tag, stdin=tar.stdout)
         tar.wait()
+
+
+def upgrade(rootfs: Path, distro: Distro, debs: Path) -> None:
+    """Point apt at the release and its security archive, and install the security updates, as a
+    freshly installed Debian server would be: lab hosts start without pending security updates
+    (the patching tests then make one on purpose). Downloaded packages go to the controller's cache."""
+    (rootfs / "etc/apt/sources.list").write_text(sources_list(distro))
+    archives = rootfs / "var/cache/apt/archives"
+    (archives / "partial").mkdir(parents=True, exist_ok=True)
+    for deb in debs.glob("*.deb"):
+        shutil.copy2(deb, archives)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    for argv in (["apt-get", "update", "-q"], ["apt-get", "upgrade", "-y", "-q", "--no-install-recommends"]):
+        proc = subprocess.run(["chroot", str(rootfs), *argv], capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} in the {distro.suite} image failed:\n{proc.stdout[-2000:]}"
+                               f"{proc.stderr[-2000:]}")
+    for deb in archives.glob("*.deb"):
+        if not (debs / deb.name).exists():
+            shutil.copy2(deb, debs)
+    shutil.rmtree(archives, ignore_errors=True)
+    (archives / "partial").mkdir(parents=True, exist_ok=True)
 
 
 def customise(rootfs: Path) -> None:

@@ -5,7 +5,8 @@ with Debian's ``python3-aiosmtpd``, not in the project venv:
 
 - SMTP on port 25 (STARTTLS required, with the lab CA's certificate): every message is stored as
   ``<spool>/mail/<time>-<n>.eml`` with the envelope recipients in an ``X-Sink-Rcpt`` header;
-- HTTP on port 8025: every POST body (the alert webhook) is stored as ``<spool>/webhook/<time>-<n>.json``.
+- HTTP on port 8025: every POST body (the alert webhook) is stored as ``<spool>/webhook/<time>-<n>.json``;
+  a GET of ``/files/<name>`` serves ``<spool>/files/<name>`` (the lab's ClamAV signature mirror).
 
 Nothing here is part of what the baseline installs on a real server.
 """
@@ -46,8 +47,21 @@ class MailHandler:
         return "250 Message accepted for delivery"
 
 
-def webhook_handler(folder: Path) -> type[http.server.BaseHTTPRequestHandler]:
+def webhook_handler(folder: Path, served: Path) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            name = self.path.removeprefix("/files/")
+            path = served / name
+            if not self.path.startswith("/files/") or "/" in name or not path.is_file():
+                self.send_error(404)
+                return
+            body = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Last-Modified", self.date_time_string(int(path.stat().st_mtime)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
@@ -67,7 +81,7 @@ def main(spool: str) -> None:
     from aiosmtpd.controller import Controller  # type: ignore[import-not-found]  # Debian's, on the sink host
 
     root = Path(spool)
-    for sub in ("mail", "webhook"):
+    for sub in ("mail", "webhook", "files"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     tls = None
     if Path(CERT).exists():
@@ -76,7 +90,7 @@ def main(spool: str) -> None:
     smtp = Controller(MailHandler(root / "mail"), hostname="0.0.0.0", port=SMTP_PORT,  # noqa: S104 - lab only
                       tls_context=tls, require_starttls=tls is not None)
     smtp.start()
-    web = http.server.ThreadingHTTPServer(("0.0.0.0", WEBHOOK_PORT), webhook_handler(root / "webhook"))  # noqa: S104
+    web = http.server.ThreadingHTTPServer(("0.0.0.0", WEBHOOK_PORT), webhook_handler(root / "webhook", root / "files"))  # noqa: S104
     threading.Thread(target=web.serve_forever, daemon=True).start()
     print(f"sink: SMTP on {SMTP_PORT}, webhook on {WEBHOOK_PORT}, spool {root}", flush=True)
     while True:

@@ -1,0 +1,103 @@
+"""Checks for the antivirus AV-01 and AV-02 (role ``antivirus``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime
+
+import pytest
+
+from govbaseline.eicar import EICAR
+
+DATABASES = "/var/lib/clamav"
+STATE = "/var/lib/govbaseline/antivirus/last-scan.json"
+SCAN_UNIT = "govbaseline-av-scan"
+
+
+@pytest.mark.control("AV-01")
+def test_clamd_detects_the_eicar_test_file(host):
+    for service in ("clamav-daemon", "clamav-freshclam"):
+        unit = host.service(service)
+        assert unit.is_running and unit.is_enabled, f"{service} is not running (and enabled at boot)"
+    # The test string goes to clamd over its socket (INSTREAM): nothing is written to the host's disk.
+    out = host.run("printf '%%s' %s | clamdscan --no-summary -", EICAR.decode())
+    assert out.rc == 1 and "FOUND" in out.stdout, \
+        f"clamd does not detect the EICAR test file (clamdscan exit {out.rc}): {(out.stdout + out.stderr).strip()}"
+
+
+def database_ages(host) -> dict[str, float]:
+    """Age in days of each signature database: a .cvd/.cld by the build time in its header, any
+    other (custom) file by when freshclam last wrote it."""
+    listing = host.run("find %s -maxdepth 1 -type f ! -name '*.dat' -printf '%%f %%T@\\n'", DATABASES)
+    now = time.time()
+    ages = {}
+    for line in listing.stdout.splitlines():
+        name, _, stamp = line.rpartition(" ")
+        if not name.endswith((".cvd", ".cld", ".hdb", ".hsb", ".mdb", ".msb", ".ndb", ".ldb", ".cdb", ".idb",
+                              ".fp", ".sfp", ".yar", ".yara", ".cud", ".gdb", ".wdb", ".pdb", ".ign2")):
+            continue
+        when = float(stamp)
+        if name.endswith((".cvd", ".cld")):
+            info = host.run("sigtool --info %s", f"{DATABASES}/{name}")
+            built = re.search(r"^Build time: (.+)$", info.stdout, re.M)
+            if built:
+                when = datetime.strptime(built.group(1).strip(), "%d %b %Y %H:%M %z").timestamp()
+        ages[name] = (now - when) / 86400
+    return ages
+
+
+@pytest.mark.control("AV-01")
+def test_signatures_are_current(host, hostvars, evidence):
+    max_days = hostvars["antivirus_max_signature_age_days"]
+    ages = database_ages(host)
+    evidence("signature databases and their age", "\n".join(f"{n}: {a:.1f} days" for n, a in sorted(ages.items()))
+             or "none")
+    assert ages, f"no signature database in {DATABASES}: clamd has nothing to detect with"
+    newest = min(ages.values())
+    assert newest <= max_days, \
+        f"the newest signatures are {newest:.1f} days old (at most {max_days}): freshclam is not updating them"
+
+
+def scan_period_hours(host, calendar: str) -> float:
+    """Hours between two runs of the scan timer, from systemd's own reading of the calendar."""
+    out = host.run("systemd-analyze calendar --iterations=2 %s", calendar)
+    stamps = re.findall(r"(?:Next elapse|Iter(?:\.|ation) #2): \S+ (\S+ \S+)", out.stdout)
+    assert len(stamps) == 2, f"systemd cannot read antivirus_scan_calendar {calendar!r}: {out.stdout}{out.stderr}"
+    first, second = (datetime.fromisoformat(s) for s in stamps)
+    return (second - first).total_seconds() / 3600
+
+
+def wait_for_running_scan(host, timeout: float = 120.0) -> None:
+    """A scan in progress (the first one starts at converge) is waited for, not judged half-done."""
+    deadline = time.monotonic() + timeout
+    while host.run("systemctl is-active %s.service", SCAN_UNIT).stdout.strip() in ("activating", "active"):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(2)
+
+
+@pytest.mark.control("AV-02")
+def test_scheduled_scan_ran_and_quarantined_what_it_found(host, hostvars, evidence):
+    timer = host.service(f"{SCAN_UNIT}.timer")
+    assert timer.is_enabled and timer.is_running, "the scheduled antivirus scan is not scheduled (timer off)"
+    wait_for_running_scan(host)
+    state = host.run("cat %s", STATE)
+    assert state.rc == 0, f"no antivirus scan has run on this host ({STATE} is missing)"
+    last = json.loads(state.stdout)
+    hours = (time.time() - last["finished"]) / 3600
+    allowed = scan_period_hours(host, hostvars["antivirus_scan_calendar"]) + \
+        hostvars["antivirus_scan_randomized_delay_minutes"] / 60 + 1
+    found = [f"{i['signature']} in {i['origin']} -> {i.get('quarantine') or i.get('error')}" for i in last["infected"]]
+    evidence("last scheduled scan", f"finished {hours:.1f} h ago, result {last['result']}, folders "
+             f"{' '.join(last['paths'])}; found: {'; '.join(found) or 'nothing'}")
+    assert hours <= allowed, f"the last antivirus scan finished {hours:.1f} h ago (the schedule allows {allowed:.0f} h)"
+    assert last["result"] != "failed", f"the last antivirus scan could not run: {'; '.join(last['errors'][-3:])}"
+    wanted = [p for p in hostvars["antivirus_scan_paths"] if host.file(p).exists]
+    assert sorted(last["paths"]) == sorted(wanted), f"the last scan covered {last['paths']}, not {wanted}"
+    quarantine = host.file(hostvars["antivirus_quarantine_dir"])
+    assert quarantine.is_directory and quarantine.user == "root" and quarantine.mode == 0o700, \
+        f"the quarantine {hostvars['antivirus_quarantine_dir']} is not a root-only (0700) folder"
+    left = [i["origin"] for i in last["infected"] if "quarantine" not in i or host.file(i["origin"]).exists]
+    assert not left, f"infected files found by the last scan are still in place: {left}"

@@ -1,0 +1,83 @@
+"""pyinfra deploy of automatic security patching (PATCH-01, PATCH-02), twin of ``roles/patching``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyinfra.api.deploy import deploy
+from pyinfra.context import host
+from pyinfra.facts.server import Command
+from pyinfra.operations import apt, files, server, systemd
+
+from govbaseline.deploys import common
+from govbaseline.validation import ValidationError
+
+ROLE = "patching"
+# The same question as the role's first task: does apt know the Debian security archive?
+SECURITY_SOURCES = ("cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources "
+                    "2>/dev/null | grep -v '^[[:space:]]*#' | grep -c -- '-security' || true")
+
+
+@deploy("Patching")
+def apply() -> None:
+    v = common.settings(ROLE)
+    if v is None:
+        return
+    if int((host.get_fact(Command, SECURITY_SOURCES) or "0").strip() or 0) == 0:
+        raise ValidationError(ROLE, ["apt has no Debian security archive among its sources "
+                                     "(/etc/apt/sources.list*): add '<suite>-security' before patching can work"])
+    unattended(v)
+    report(v)
+
+
+def unattended(v: dict[str, Any]) -> None:
+    apt.packages(name="PATCH-01 | Install unattended-upgrades and needrestart", packages=v["patching_packages"],
+                 update=False)
+    common.checked_file(name="PATCH-01 | Update the package lists and run unattended-upgrades every day",
+                        dest=v["__patching_periodic_conf"], content=common.render(ROLE, "20auto-upgrades.j2", v),
+                        check="apt-config -c {} dump >/dev/null")
+    common.checked_file(name="PATCH-01 | Install security updates only (and the chosen origins), reboot in the window",
+                        dest=v["__patching_unattended_conf"],
+                        content=common.render(ROLE, "unattended-upgrades.conf.j2", v),
+                        check="apt-config -c {} dump >/dev/null")
+    conf = v["__patching_needrestart_conf"]
+    files.directory(name="PATCH-01 | Create needrestart's settings folder", path=conf.rsplit("/", 1)[0],
+                    user="root", group="root", mode="0755")
+    common.checked_file(name="PATCH-01 | Restart the services still running replaced libraries", dest=conf,
+                        content=common.render(ROLE, "needrestart.conf.j2", v), check="perl -c {} 2>/dev/null")
+    for unit in v["__patching_apt_units"]:
+        timer = f"{unit}.timer"
+        if (host.get_fact(Command, f"systemctl is-enabled {timer} || true") or "").strip() == "masked":
+            server.shell(name=f"PATCH-01 | Unmask {timer}", commands=[f"systemctl unmask {timer}"])
+        systemd.service(name=f"PATCH-01 | Run {timer}", service=timer, running=True, enabled=True)
+
+
+def report(v: dict[str, Any]) -> None:
+    command = v["__patching_report_command"]
+    common.put_file("PATCH-01 | Install the run report and pending-update record", ROLE,
+                    "govbaseline-patch-report", command, mode="0755")
+    config = v["__patching_config"]
+    files.directory(name="PATCH-01 | Create the report's settings folder", path=config.rsplit("/", 1)[0],
+                    user="root", group="root", mode="0755")
+    files.directory(name="PATCH-01 | Create the report's state folder", path=v["__patching_state_dir"],
+                    user="root", group="root", mode="0700")
+    common.put_text("PATCH-01 | Install the report settings", common.render(ROLE, "config.json.j2", v), config)
+    changed = []
+    for unit in v["__patching_apt_units"]:
+        folder = f"/etc/systemd/system/{unit}.service.d"
+        files.directory(name=f"PATCH-02 | Create the drop-in folder of {unit}.service", path=folder,
+                        user="root", group="root", mode="0755")
+        changed.append(common.put_text(f"PATCH-02 | Report and record after every run of {unit}.service",
+                                       common.render(ROLE, "report-dropin.conf.j2", {**v, "item": unit}),
+                                       f"{folder}/{v['__patching_dropin_name']}"))
+    if any(op.will_change for op in changed):
+        systemd.daemon_reload(name="PATCH-02 | Load the drop-ins")
+    pending = json.loads(host.get_fact(Command, f"test -x {command} && {command} --pending || echo '{{}}'") or "{}")
+    record = json.loads(host.get_fact(Command, f"cat {v['__patching_state_dir']}/pending.json 2>/dev/null "
+                                               "|| echo '{}'") or "{}")
+    if set(pending) <= set(record.get("pending", {})):
+        host.noop("PATCH-02 | every pending security update is already recorded")
+        return
+    server.shell(name="PATCH-02 | Record the security updates pending now (when they were first seen)",
+                 commands=[f"{command} --track"])
