@@ -20,7 +20,8 @@ from govbaseline.verify import verify
 MANAGED = ("/etc/nftables.conf /etc/ssh/sshd_config.d /etc/govbaseline /etc/security/pwquality.conf.d "
            "/etc/security/faillock.conf /etc/pam.d /etc/sudoers.d /etc/profile.d /etc/audit/rules.d "
            "/etc/systemd/journald.conf.d /etc/rsyslog.d /etc/login.defs /etc/systemd/system "
-           "/etc/nginx/sites-available /etc/nginx/conf.d /etc/nginx/govbaseline-modsecurity.conf")
+           "/etc/nginx/sites-available /etc/nginx/conf.d /etc/nginx/govbaseline-modsecurity.conf "
+           "/etc/apt/apt.conf.d /etc/needrestart/conf.d /etc/clamav/freshclam.conf")
 
 
 def implemented_controls() -> list[str]:

@@ -48,7 +48,7 @@ def test_lockout_is_refused():
 
 
 def test_baseline_roles_come_from_the_site_playbook():
-    assert baseline_roles() == ["firewall", "alerts", "access", "audit", "tls"]
+    assert baseline_roles() == ["firewall", "alerts", "access", "audit", "tls", "patching", "antivirus"]
 
 
 ALERTS = {"alerts_smtp_host": "mail.example.gov", "alerts_recipients": {"high": ["ciso@example.gov"]}}
@@ -79,6 +79,26 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("audit", {}, {"audit_log_host": "logs.example.gov", "audit_log_ca_cert": "hello"}, "not a PEM certificate"),
     ("audit", {}, {"audit_web_root": "var/www"}, "audit_web_root must be an absolute path"),
     ("audit", {}, {"audit_journal_max_retention_days": "a year"}, "audit_journal_max_retention_days"),
+    ("patching", {}, {"patching_extra_origins": ["Debian-updates"]}, "patching_extra_origins[0] must be key=value"),
+    ("patching", {}, {"patching_extra_origins": ["colour=blue"]}, "patching_extra_origins[0] must be key=value"),
+    ("patching", {}, {"patching_package_blacklist": ["linux-("]}, "patching_package_blacklist[0] is not a valid"),
+    ("patching", {}, {"patching_reboot_time": "25:00"}, "patching_reboot_time must be a time of day"),
+    ("patching", {}, {"patching_max_pending_days": -1}, "patching_max_pending_days must be between 0 and 90"),
+    ("patching", {}, {"patching_needrestart_mode": "i"}, "patching_needrestart_mode"),
+    ("patching", {}, {"patching_report": False}, "patching_report must be one of always, changes, errors"),
+    ("antivirus", {}, {"antivirus_signature_source": "private_mirror"}, "antivirus_private_mirrors is empty"),
+    ("antivirus", {}, {"antivirus_signature_source": "custom"}, "antivirus_custom_signature_urls is empty"),
+    ("antivirus", {}, {"antivirus_custom_signature_urls": ["ftp://x.example/a.hsb"]},
+     "antivirus_custom_signature_urls[0] must be an http://, https:// or file:// URL"),
+    ("antivirus", {}, {"antivirus_custom_signature_urls": ["http://x.example/readme.txt"]},
+     "antivirus_custom_signature_urls[0] must name a ClamAV signature file"),
+    ("antivirus", {}, {"antivirus_private_mirrors": ["clamav.example.gov"]}, "antivirus_private_mirrors[0] must be"),
+    ("antivirus", {}, {"antivirus_scan_paths": []}, "antivirus_scan_paths must not be empty"),
+    ("antivirus", {}, {"antivirus_scan_paths": ["srv"]}, "antivirus_scan_paths[0] must be an absolute path"),
+    ("antivirus", {}, {"antivirus_quarantine_dir": "/var/www/q"}, "is inside antivirus_scan_paths entry /var/www"),
+    ("antivirus", {}, {"antivirus_quarantine_dir": "/var/lib"}, "antivirus_quarantine_dir must be a folder of its"),
+    ("antivirus", {}, {"antivirus_scan_calendar": "every day"}, "antivirus_scan_calendar is not a systemd calendar"),
+    ("antivirus", {}, {"antivirus_signature_checks_per_day": 100}, "antivirus_signature_checks_per_day must be"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)

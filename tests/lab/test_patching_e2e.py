@@ -1,0 +1,121 @@
+"""Automatic patching end to end: a security update made pending on purpose (a package put back to
+its older release version) fails verify once it has waited too long, an unattended run installs
+it and reports through the alert channel, and verify passes; each PATCH-01 check fails for its
+own reason when broken; bad values are refused before any change, by both engines.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from govbaseline.verify import verify
+from tests.lab.conftest import (
+    assert_checks_fail_when_broken_together,
+    assert_refused_without_change,
+    inventory_with,
+    sh,
+)
+
+pytestmark = pytest.mark.lab
+
+PENDING_CHECK = "test_no_security_update_pending_too_long"
+# Run inside the lab host with Debian's python3-apt: the smallest installed package whose version
+# came from the security archive and whose older release version can be installed alone.
+FIND_DOWNGRADE = r"""
+import apt, subprocess
+cache = apt.Cache()
+options = []
+for pkg in cache:
+    inst = pkg.installed
+    if not inst or not any(o.archive.endswith("-security") for o in inst.origins):
+        continue
+    older = [v for v in pkg.versions if v < inst and v.downloadable
+             and not any(o.archive.endswith("-security") for o in v.origins)]
+    if older:
+        options.append((inst.installed_size, pkg.name, max(older).version))
+for _, name, version in sorted(options):
+    sim = subprocess.run(["apt-get", "-s", "install", "--allow-downgrades", f"{name}={version}"],
+                         capture_output=True, text=True, env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    if sim.returncode == 0 and len([l for l in sim.stdout.splitlines() if l.startswith(("Inst", "Remv"))]) == 1:
+        print(name, version)
+        break
+"""
+# Move the record's first-seen time of every pending update back by this many days (time passing).
+AGE_RECORD = r"""
+import json, sys
+path = "/var/lib/govbaseline/patching/pending.json"
+data = json.load(open(path))
+for info in data["pending"].values():
+    info["first_seen"] -= int(sys.argv[1]) * 86400
+json.dump(data, open(path, "w"))
+"""
+
+
+def installed_version(lab, host, package: str) -> str:
+    return sh(lab, host, f"dpkg-query -W -f '${{Version}}' {package}")
+
+
+def test_pending_security_update_fails_then_unattended_run_installs_and_reports_it(ansible_lab, tmp_path):
+    lab, host = ansible_lab, ansible_lab.hosts()[1]
+    found = sh(lab, host, f"python3 -c '{FIND_DOWNGRADE}'").split()
+    assert len(found) == 2, "no installed package has an older release version to go back to"
+    package, older = found
+    fixed = installed_version(lab, host, package)
+    sh(lab, host, f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades {package}={older}")
+    # apt-daily's run records it as pending now; eight days later it is overdue (at most 7 allowed).
+    sh(lab, host, "systemctl start apt-daily.service")
+    recorded = sh(lab, host, "cat /var/lib/govbaseline/patching/pending.json")
+    assert f'"{package}"' in recorded, recorded
+    fresh = verify(lab.inventory, tmp_path / "fresh", limit=host.name, checks=[PENDING_CHECK])
+    assert fresh.passed, fresh.output[-2000:]  # pending for minutes: within the allowed days
+    sh(lab, host, f"python3 -c '{AGE_RECORD}' 8")
+    late = verify(lab.inventory, tmp_path / "late", limit=host.name, checks=[PENDING_CHECK])
+    message = late.checks(host.name)[PENDING_CHECK]["message"]
+    assert not late.passed and f"{package}: installed {older}, candidate {fixed}" in message \
+        and "pending 8.0 days" in message, message
+    strict = verify(inventory_with(lab, tmp_path, patching_max_pending_days=0), tmp_path / "strict",
+                    limit=host.name, checks=[PENDING_CHECK])
+    assert not strict.passed
+    # apt's daily upgrade service, as its timer would start it (the stamps say it has not run today).
+    lab.clear_sink()
+    sh(lab, host, "rm -f /var/lib/apt/periodic/*upgrade*-stamp && systemctl start --no-block apt-daily-upgrade.service")
+    deadline = time.monotonic() + 240
+    while installed_version(lab, host, package) != fixed or \
+            sh(lab, host, "systemctl is-active apt-daily-upgrade.service || true").strip() != "inactive":
+        assert time.monotonic() < deadline, f"the unattended run did not install {package} {fixed}"
+        time.sleep(2)
+    after = verify(lab.inventory, tmp_path / "after", limit=host.name, checks=[PENDING_CHECK])
+    assert after.passed, after.output[-2000:]
+    deadline = time.monotonic() + 30
+    while not (mails := [b.decode() for _, b in lab.sink_messages("mail") if b"source: patching" in b]):
+        assert time.monotonic() < deadline, "no report of the unattended run reached the sink"
+        time.sleep(1)
+    assert f"upgraded on {host.name}" in mails[-1] and package in mails[-1], mails[-1][-1500:]
+
+
+BREAKS = {
+    "test_unattended_upgrades_installs_security_updates_daily": (
+        ["systemctl disable --now apt-daily-upgrade.timer"], "apt-daily-upgrade.timer is not scheduled"),
+    "test_services_restarted_and_runs_reported": (
+        ["rm /etc/systemd/system/apt-daily-upgrade.service.d/50-govbaseline-report.conf && systemctl daemon-reload",
+         "rm /etc/needrestart/conf.d/50-govbaseline.conf"],
+        "needrestart would ask interactively"),
+}
+
+
+def test_every_patching_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
+    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="patching")
+
+
+BAD_INPUT = {
+    "reboot-time": ({"patching_reboot_time": "3am"}, "patching_reboot_time must be a time of day HH:MM"),
+}
+
+
+@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_refused_before_any_change(pyinfra_lab, tmp_path, engine, case):
+    overrides, words = BAD_INPUT[case]
+    assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)
