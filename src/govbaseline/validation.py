@@ -517,6 +517,12 @@ def quarantine_outside_scans(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def lynis_test_id(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{3,6}-[0-9]{4}", value):
+        return [f"{name} must be a Lynis test id such as PKGS-7392, not {value!r}"]
+    return []
+
+
 RULES: dict[str, dict[str, Rule]] = {
     "firewall": {
         "firewall_management_cidrs": cidr_list(non_empty=True),
@@ -618,6 +624,13 @@ RULES: dict[str, dict[str, Rule]] = {
         "antivirus_scan_calendar": calendar,
         "antivirus_scan_randomized_delay_minutes": int_range(0, 1440),
         "antivirus_quarantine_dir": absolute_path,
+    },
+    "vulnscan": {
+        "vulnscan_lynis_calendar": calendar,
+        "vulnscan_lynis_randomized_delay_minutes": int_range(0, 1440),
+        "vulnscan_lynis_keep_reports": int_range(1, 1000),
+        "vulnscan_min_hardening_index": int_range(0, 100),
+        "vulnscan_accepted_warnings": each(lynis_test_id),
     },
 }
 

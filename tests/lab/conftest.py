@@ -6,6 +6,8 @@ fingerprint the files the baseline manages, to prove a refused run changed nothi
 
 from __future__ import annotations
 
+import email
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,59 @@ def assert_checks_fail_when_broken_together(lab: Lab, tmp_path: Path, breaks: di
     after = verify(inventory, tmp_path / "after", limit=host.name, checks=list(breaks))
     statuses = {name: c["status"] for name, c in after.checks(host.name).items()}
     assert statuses and all(statuses.get(check) == "pass" for check in breaks), statuses
+
+
+# Run inside the lab host with Debian's python3-apt: the smallest installed package whose version
+# came from the security archive and whose older release version can be installed alone.
+FIND_DOWNGRADE = r"""
+import apt, subprocess
+cache = apt.Cache()
+options = []
+for pkg in cache:
+    inst = pkg.installed
+    if not inst or not any(o.archive.endswith("-security") for o in inst.origins):
+        continue
+    older = [v for v in pkg.versions if v < inst and v.downloadable
+             and not any(o.archive.endswith("-security") for o in v.origins)]
+    if older:
+        options.append((inst.installed_size, pkg.name, max(older).version))
+for _, name, version in sorted(options):
+    sim = subprocess.run(["apt-get", "-s", "install", "--allow-downgrades", f"{name}={version}"],
+                         capture_output=True, text=True, env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    if sim.returncode == 0 and len([l for l in sim.stdout.splitlines() if l.startswith(("Inst", "Remv"))]) == 1:
+        print(name, version)
+        break
+"""
+
+
+def installed_version(lab: Lab, host, package: str) -> str:
+    return sh(lab, host, f"dpkg-query -W -f '${{Version}}' {package}")
+
+
+def make_security_update_pending(lab: Lab, host) -> tuple[str, str, str]:
+    """Put an installed package back to its older release version, so its security update is
+    pending again; return (package, older version, the security version it came from)."""
+    found = sh(lab, host, f"python3 -c '{FIND_DOWNGRADE}'").split()
+    assert len(found) == 2, "no installed package has an older release version to go back to"
+    package, older = found
+    fixed = installed_version(lab, host, package)
+    sh(lab, host, f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades {package}={older}")
+    return package, older, fixed
+
+
+def wait_for_alert(lab: Lab, source: str, words: str, timeout: float = 30.0) -> str:
+    """The decoded text of the first alert mail from ``source`` at the lab sink that contains ``words``."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        seen = []
+        for _, raw in lab.sink_messages("mail"):
+            body = email.message_from_bytes(raw).get_payload(decode=True)
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else ""
+            if f"source: {source}" in text:
+                seen.append(text)
+                if words in text:
+                    return text
+        time.sleep(1)
+    raise AssertionError(f"no alert from {source} with {words!r} reached the lab mail sink in {timeout:.0f} s; "
+                         f"from {source}: {seen[-3:]}")

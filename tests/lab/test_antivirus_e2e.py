@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 
 import pytest
 
 from govbaseline.eicar import DETECTED_AS, EICAR
 from govbaseline.verify import verify
-from tests.lab.conftest import assert_checks_fail_when_broken_together, assert_refused_without_change, sh
+from tests.lab.conftest import (
+    assert_checks_fail_when_broken_together,
+    assert_refused_without_change,
+    sh,
+    wait_for_alert,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -35,11 +39,7 @@ def test_eicar_in_web_root_is_found_quarantined_and_alerted(ansible_lab, tmp_pat
     assert record["signature"] == DETECTED_AS and record["sha256"] == hashlib.sha256(EICAR).hexdigest()
     kept = sh(lab, host, f"stat -c '%U %a' {record['quarantine']} && cat {record['quarantine']}")
     assert kept.startswith("root 600\n") and kept.endswith(EICAR.decode()), kept
-    deadline = time.monotonic() + 30
-    while not (mails := [b.decode() for _, b in lab.sink_messages("mail") if origin.encode() in b]):
-        assert time.monotonic() < deadline, "the detection alert did not reach the lab mail sink"
-        time.sleep(1)
-    assert f"{DETECTED_AS} found in {origin} on {host.name}" in mails[0] and "source: antivirus" in mails[0]
+    wait_for_alert(lab, "antivirus", f"{DETECTED_AS} found in {origin} on {host.name}")
     result = verify(lab.inventory, tmp_path / "after", limit=host.name, checks=[SCAN_CHECK])
     assert result.passed, result.output[-2000:]
     evidence = json.dumps(result.checks(host.name)[SCAN_CHECK])

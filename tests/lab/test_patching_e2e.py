@@ -14,34 +14,16 @@ from govbaseline.verify import verify
 from tests.lab.conftest import (
     assert_checks_fail_when_broken_together,
     assert_refused_without_change,
+    installed_version,
     inventory_with,
+    make_security_update_pending,
     sh,
+    wait_for_alert,
 )
 
 pytestmark = pytest.mark.lab
 
 PENDING_CHECK = "test_no_security_update_pending_too_long"
-# Run inside the lab host with Debian's python3-apt: the smallest installed package whose version
-# came from the security archive and whose older release version can be installed alone.
-FIND_DOWNGRADE = r"""
-import apt, subprocess
-cache = apt.Cache()
-options = []
-for pkg in cache:
-    inst = pkg.installed
-    if not inst or not any(o.archive.endswith("-security") for o in inst.origins):
-        continue
-    older = [v for v in pkg.versions if v < inst and v.downloadable
-             and not any(o.archive.endswith("-security") for o in v.origins)]
-    if older:
-        options.append((inst.installed_size, pkg.name, max(older).version))
-for _, name, version in sorted(options):
-    sim = subprocess.run(["apt-get", "-s", "install", "--allow-downgrades", f"{name}={version}"],
-                         capture_output=True, text=True, env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-    if sim.returncode == 0 and len([l for l in sim.stdout.splitlines() if l.startswith(("Inst", "Remv"))]) == 1:
-        print(name, version)
-        break
-"""
 # Move the record's first-seen time of every pending update back by this many days (time passing).
 AGE_RECORD = r"""
 import json, sys
@@ -53,17 +35,9 @@ json.dump(data, open(path, "w"))
 """
 
 
-def installed_version(lab, host, package: str) -> str:
-    return sh(lab, host, f"dpkg-query -W -f '${{Version}}' {package}")
-
-
 def test_pending_security_update_fails_then_unattended_run_installs_and_reports_it(ansible_lab, tmp_path):
     lab, host = ansible_lab, ansible_lab.hosts()[1]
-    found = sh(lab, host, f"python3 -c '{FIND_DOWNGRADE}'").split()
-    assert len(found) == 2, "no installed package has an older release version to go back to"
-    package, older = found
-    fixed = installed_version(lab, host, package)
-    sh(lab, host, f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades {package}={older}")
+    package, older, fixed = make_security_update_pending(lab, host)
     # apt-daily's run records it as pending now; eight days later it is overdue (at most 7 allowed).
     sh(lab, host, "systemctl start apt-daily.service")
     recorded = sh(lab, host, "cat /var/lib/govbaseline/patching/pending.json")
@@ -88,11 +62,8 @@ def test_pending_security_update_fails_then_unattended_run_installs_and_reports_
         time.sleep(2)
     after = verify(lab.inventory, tmp_path / "after", limit=host.name, checks=[PENDING_CHECK])
     assert after.passed, after.output[-2000:]
-    deadline = time.monotonic() + 30
-    while not (mails := [b.decode() for _, b in lab.sink_messages("mail") if b"source: patching" in b]):
-        assert time.monotonic() < deadline, "no report of the unattended run reached the sink"
-        time.sleep(1)
-    assert f"upgraded on {host.name}" in mails[-1] and package in mails[-1], mails[-1][-1500:]
+    text = wait_for_alert(lab, "patching", f"upgraded on {host.name}")
+    assert package in text, text
 
 
 BREAKS = {

@@ -79,6 +79,11 @@ CASES: dict[str, dict[str, dict]] = {
                    "antivirus_custom_signature_urls": ["http://sigs.example.gov/org.hsb", "file:///opt/sigs/local.ndb"],
                    "antivirus_quarantine_dir": "/var/lib/av-quarantine"},
     },
+    "vulnscan": {
+        "defaults": {},
+        "monthly-accepting": {"vulnscan_lynis_calendar": "monthly", "vulnscan_accepted_warnings": ["PKGS-7392"],
+                              "vulnscan_lynis_keep_reports": 3},
+    },
 }
 # Values a task loop provides (item) or a fact (b32) where the template needs them.
 EXTRA = {"audit": {"__audit_b32": True}, "patching": {"item": "apt-daily-upgrade"}}

@@ -48,7 +48,7 @@ def test_lockout_is_refused():
 
 
 def test_baseline_roles_come_from_the_site_playbook():
-    assert baseline_roles() == ["firewall", "alerts", "access", "audit", "tls", "patching", "antivirus"]
+    assert baseline_roles() == ["firewall", "alerts", "access", "audit", "tls", "patching", "antivirus", "vulnscan"]
 
 
 ALERTS = {"alerts_smtp_host": "mail.example.gov", "alerts_recipients": {"high": ["ciso@example.gov"]}}
@@ -99,6 +99,9 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("antivirus", {}, {"antivirus_quarantine_dir": "/var/lib"}, "antivirus_quarantine_dir must be a folder of its"),
     ("antivirus", {}, {"antivirus_scan_calendar": "every day"}, "antivirus_scan_calendar is not a systemd calendar"),
     ("antivirus", {}, {"antivirus_signature_checks_per_day": 100}, "antivirus_signature_checks_per_day must be"),
+    ("vulnscan", {}, {"vulnscan_accepted_warnings": ["pkgs 7392"]}, "vulnscan_accepted_warnings[0] must be a Lynis"),
+    ("vulnscan", {}, {"vulnscan_min_hardening_index": 101}, "vulnscan_min_hardening_index must be between 0 and 100"),
+    ("vulnscan", {}, {"vulnscan_lynis_calendar": "fortnightly"}, "vulnscan_lynis_calendar is not a systemd calendar"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)

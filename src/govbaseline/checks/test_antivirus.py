@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 
+from govbaseline.checks.schedule import period_hours, wait_while_running
 from govbaseline.eicar import EICAR
 
 DATABASES = "/var/lib/clamav"
@@ -60,34 +61,16 @@ def test_signatures_are_current(host, hostvars, evidence):
         f"the newest signatures are {newest:.1f} days old (at most {max_days}): freshclam is not updating them"
 
 
-def scan_period_hours(host, calendar: str) -> float:
-    """Hours between two runs of the scan timer, from systemd's own reading of the calendar."""
-    out = host.run("systemd-analyze calendar --iterations=2 %s", calendar)
-    stamps = re.findall(r"(?:Next elapse|Iter(?:\.|ation) #2): \S+ (\S+ \S+)", out.stdout)
-    assert len(stamps) == 2, f"systemd cannot read antivirus_scan_calendar {calendar!r}: {out.stdout}{out.stderr}"
-    first, second = (datetime.fromisoformat(s) for s in stamps)
-    return (second - first).total_seconds() / 3600
-
-
-def wait_for_running_scan(host, timeout: float = 120.0) -> None:
-    """A scan in progress (the first one starts at converge) is waited for, not judged half-done."""
-    deadline = time.monotonic() + timeout
-    while host.run("systemctl is-active %s.service", SCAN_UNIT).stdout.strip() in ("activating", "active"):
-        if time.monotonic() > deadline:
-            return
-        time.sleep(2)
-
-
 @pytest.mark.control("AV-02")
 def test_scheduled_scan_ran_and_quarantined_what_it_found(host, hostvars, evidence):
     timer = host.service(f"{SCAN_UNIT}.timer")
     assert timer.is_enabled and timer.is_running, "the scheduled antivirus scan is not scheduled (timer off)"
-    wait_for_running_scan(host)
+    wait_while_running(host, f"{SCAN_UNIT}.service", timeout=120)  # the first scan starts at converge
     state = host.run("cat %s", STATE)
     assert state.rc == 0, f"no antivirus scan has run on this host ({STATE} is missing)"
     last = json.loads(state.stdout)
     hours = (time.time() - last["finished"]) / 3600
-    allowed = scan_period_hours(host, hostvars["antivirus_scan_calendar"]) + \
+    allowed = period_hours(host, hostvars["antivirus_scan_calendar"]) + \
         hostvars["antivirus_scan_randomized_delay_minutes"] / 60 + 1
     found = [f"{i['signature']} in {i['origin']} -> {i.get('quarantine') or i.get('error')}" for i in last["infected"]]
     evidence("last scheduled scan", f"finished {hours:.1f} h ago, result {last['result']}, folders "
