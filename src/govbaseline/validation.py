@@ -517,6 +517,18 @@ def quarantine_outside_scans(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def nmap_ports(name: str, value: Any) -> list[str]:
+    """nmap's -p syntax for TCP: numbers and ranges separated by commas, within 1-65535."""
+    parts = value.split(",") if isinstance(value, str) and value else []
+    good = bool(parts)
+    for part in parts:
+        low, _, high = part.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()) or \
+                not 1 <= int(low) <= int(high or low) <= 65535:
+            good = False
+    return [] if good else [f"{name} must be ports and ranges such as 1-1024,8080 within 1-65535, not {value!r}"]
+
+
 def lynis_test_id(name: str, value: Any) -> list[str]:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{3,6}-[0-9]{4}", value):
         return [f"{name} must be a Lynis test id such as PKGS-7392, not {value!r}"]
@@ -631,6 +643,11 @@ RULES: dict[str, dict[str, Rule]] = {
         "vulnscan_lynis_keep_reports": int_range(1, 1000),
         "vulnscan_min_hardening_index": int_range(0, 100),
         "vulnscan_accepted_warnings": each(lynis_test_id),
+        "vulnscan_scanner_host": optional(host_name_or_ip),
+        "vulnscan_port_scan_calendar": calendar,
+        "vulnscan_port_scan_randomized_delay_minutes": int_range(0, 1440),
+        "vulnscan_port_scan_ports": nmap_ports,
+        "vulnscan_port_scan_max_rate": int_range(1, 10000),
     },
 }
 
@@ -714,12 +731,19 @@ def validate(role: str, values: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_baseline(values: Mapping[str, Mapping[str, Any]]) -> None:
     """Rules across roles, for the whole baseline; ``values`` holds each role's validated variables."""
-    firewall, tls = values.get("firewall"), values.get("tls")
+    firewall, tls, scan = values.get("firewall"), values.get("tls"), values.get("vulnscan")
+    problems = []
     if firewall and tls and firewall.get("firewall_enabled") and tls.get("tls_enabled") \
             and 443 not in firewall.get("firewall_allowed_tcp_ports", []):
-        raise ValidationError("baseline", [
-            "firewall_allowed_tcp_ports lacks 443: the tls role serves HTTPS there and the firewall would drop "
-            "every client. Add 443 (and 80 for the redirect), or set tls_enabled: false"])
+        problems.append("firewall_allowed_tcp_ports lacks 443: the tls role serves HTTPS there and the firewall "
+                        "would drop every client. Add 443 (and 80 for the redirect), or set tls_enabled: false")
+    if firewall and scan and firewall.get("firewall_enabled") and scan.get("vulnscan_scanner_host") and \
+            scan["vulnscan_port_scan_max_rate"] >= firewall["firewall_new_conn_rate_per_second"]:
+        problems.append(f"vulnscan_port_scan_max_rate ({scan['vulnscan_port_scan_max_rate']}/s) must stay below "
+                        f"firewall_new_conn_rate_per_second ({firewall['firewall_new_conn_rate_per_second']}/s): "
+                        "the firewall's flood limit would drop probes and hide open ports from the scan")
+    if problems:
+        raise ValidationError("baseline", problems)
 
 
 def check_lockout(role: str, values: Mapping[str, Any], context: Mapping[str, Any]) -> None:

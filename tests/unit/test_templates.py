@@ -82,11 +82,13 @@ CASES: dict[str, dict[str, dict]] = {
     "vulnscan": {
         "defaults": {},
         "monthly-accepting": {"vulnscan_lynis_calendar": "monthly", "vulnscan_accepted_warnings": ["PKGS-7392"],
-                              "vulnscan_lynis_keep_reports": 3},
+                              "vulnscan_lynis_keep_reports": 3, "vulnscan_scanner_host": "web2",
+                              "vulnscan_port_scan_ports": "1-1024,8080", "vulnscan_port_scan_max_rate": 10},
     },
 }
 # Values a task loop provides (item) or a fact (b32) where the template needs them.
-EXTRA = {"audit": {"__audit_b32": True}, "patching": {"item": "apt-daily-upgrade"}}
+EXTRA = {"audit": {"__audit_b32": True}, "patching": {"item": "apt-daily-upgrade"},
+         "vulnscan": {"__vulnscan_targets": [{"name": "web1", "address": "192.0.2.10", "declared": [22, 80, 443]}]}}
 ALL = [(role, case) for role, cases in CASES.items() for case in cases]
 
 

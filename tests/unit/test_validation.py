@@ -102,6 +102,9 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("vulnscan", {}, {"vulnscan_accepted_warnings": ["pkgs 7392"]}, "vulnscan_accepted_warnings[0] must be a Lynis"),
     ("vulnscan", {}, {"vulnscan_min_hardening_index": 101}, "vulnscan_min_hardening_index must be between 0 and 100"),
     ("vulnscan", {}, {"vulnscan_lynis_calendar": "fortnightly"}, "vulnscan_lynis_calendar is not a systemd calendar"),
+    ("vulnscan", {}, {"vulnscan_port_scan_ports": "1-70000"}, "vulnscan_port_scan_ports must be ports and ranges"),
+    ("vulnscan", {}, {"vulnscan_port_scan_ports": "80,https"}, "vulnscan_port_scan_ports must be ports and ranges"),
+    ("vulnscan", {}, {"vulnscan_scanner_host": "scan ner"}, "vulnscan_scanner_host is not a valid host name"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)
@@ -219,3 +222,15 @@ def test_https_closed_by_the_firewall_is_refused():
     with pytest.raises(ValidationError, match="firewall_allowed_tcp_ports lacks 443"):
         check_baseline({"firewall": {**firewall, "firewall_allowed_tcp_ports": [80]}, "tls": tls})
     check_baseline({"firewall": {**firewall, "firewall_allowed_tcp_ports": []}, "tls": {**tls, "tls_enabled": False}})
+
+
+def test_scan_faster_than_the_flood_limit_is_refused():
+    from govbaseline.validation import check_baseline
+
+    firewall = validated_vars("firewall", GOOD)
+    scan = validated_vars("vulnscan", {"vulnscan_scanner_host": "web2", "vulnscan_port_scan_max_rate": 30})
+    with pytest.raises(ValidationError) as err:
+        check_baseline({"firewall": firewall, "vulnscan": scan})
+    assert "vulnscan_port_scan_max_rate (30/s) must stay below firewall_new_conn_rate_per_second (30/s)" \
+        in str(err.value)
+    check_baseline({"firewall": firewall, "vulnscan": {**scan, "vulnscan_port_scan_max_rate": 29}})

@@ -119,10 +119,14 @@ def probe(request: pytest.FixtureRequest, host: Any, hostvars: dict[str, Any]) -
     name = hostvars.get("govbaseline_probe_host")
     if not name:
         return Probe(where="controller")
+    return Probe(where=name, remote=other_host(request, host, name))
+
+
+def other_host(request: pytest.FixtureRequest, host: Any, name: str) -> Any:
+    """Another inventory host, for a check that must look from there; its commands are evidence too."""
     import testinfra
 
-    inventory = host.backend.ansible_inventory
-    remote = testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
+    remote = testinfra.get_host(f"ansible://{name}", ansible_inventory=host.backend.ansible_inventory)
     records = getattr(request.node, "_govbaseline_records", None)
     if records is not None:
         original = remote.backend.run
@@ -134,7 +138,7 @@ def probe(request: pytest.FixtureRequest, host: Any, hostvars: dict[str, Any]) -
             return result
 
         remote.backend.run = recording_run
-    return Probe(where=name, remote=remote)
+    return remote
 
 
 def _record(command: str, rc: int, stdout: str, stderr: str = "") -> dict[str, Any]:

@@ -1,11 +1,11 @@
-"""pyinfra deploy of the scheduled self-audit (VULN-01), twin of ``roles/vulnscan``."""
+"""pyinfra deploy of the self-audit (VULN-01) and the fleet port scan (VULN-02), twin of ``roles/vulnscan``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pyinfra.api.deploy import deploy
-from pyinfra.context import host
+from pyinfra.context import host, inventory
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 
@@ -20,6 +20,8 @@ def apply() -> None:
     if v is None:
         return
     lynis(v)
+    if v["vulnscan_scanner_host"] == host.name:
+        portscan(v)
 
 
 def lynis(v: dict[str, Any]) -> None:
@@ -39,4 +41,42 @@ def lynis(v: dict[str, Any]) -> None:
         host.noop("VULN-01 | an audit has run before: the timer runs the next one")
         return
     server.shell(name="VULN-01 | Start the first self-audit in the background (it takes about a minute)",
+                 commands=[f"systemctl start --no-block {unit}.service"])
+
+
+def targets() -> list[dict[str, Any]]:
+    """Every other host of the run: its address and the TCP ports its firewall opens on purpose
+    (the same list roles/vulnscan/tasks/portscan.yml builds from hostvars)."""
+    found = []
+    for other in sorted(inventory, key=lambda h: h.name):
+        if other.name == host.name:
+            continue
+        values = other.data.govbaseline_hostvars
+        declared = [*values.get("firewall_allowed_tcp_ports", []), values.get("firewall_ssh_port", 22)]
+        found.append({"name": other.name, "address": values.get("ansible_host", other.name),
+                      "declared": sorted({int(p) for p in declared})})
+    return found
+
+
+def portscan(v: dict[str, Any]) -> None:
+    apt.packages(name="VULN-02 | Install nmap on the scanner host", packages=v["vulnscan_scanner_packages"],
+                 update=False)
+    common.put_file("VULN-02 | Install the fleet scan command", ROLE, "govbaseline-portscan",
+                    v["__vulnscan_portscan_command"], mode="0755")
+    results = v["__vulnscan_portscan_results"]
+    files.directory(name="VULN-02 | Create the root-only result folder", path=results, user="root", group="root",
+                    mode="0700")
+    common.put_text("VULN-02 | Install the list of hosts to scan with the ports each one declares",
+                    common.render(ROLE, "portscan.json.j2", {**v, "__vulnscan_targets": targets()}),
+                    v["__vulnscan_portscan_config"])
+    unit = v["__vulnscan_portscan_unit"]
+    changed = [common.put_text("VULN-02 | Install the scheduled fleet scan",
+                               common.render(ROLE, f"portscan.{kind}.j2", v), f"/etc/systemd/system/{unit}.{kind}")
+               for kind in ("service", "timer")]
+    systemd.service(name="VULN-02 | Start the fleet scan timer", service=f"{unit}.timer", running=True, enabled=True,
+                    daemon_reload=any(op.will_change for op in changed))
+    if host.get_fact(File, path=f"{results}/last-run"):
+        host.noop("VULN-02 | a fleet scan has run before: the timer runs the next one")
+        return
+    server.shell(name="VULN-02 | Start the first fleet scan in the background",
                  commands=[f"systemctl start --no-block {unit}.service"])

@@ -320,11 +320,16 @@ class Lab:
         return {"tls_server_names": [host.name], "tls_certificate": cert, "tls_private_key": key}
 
     @staticmethod
-    def _host_vars(host: LabHost, hosts: list[LabHost]) -> dict[str, str]:
-        values = {"ansible_host": host.address}
+    def _host_vars(host: LabHost, hosts: list[LabHost]) -> dict[str, object]:
+        values: dict[str, object] = {"ansible_host": host.address}
         if len(hosts) > 1:
             # Reachability checks run from the next lab host: a real vantage point outside this one.
             values["govbaseline_probe_host"] = hosts[(hosts.index(host) + 1) % len(hosts)].name
+            # The last host port-scans the others: well-known ports, databases and a web range, so
+            # a scan takes about 20 s (a full 1-65535 scan, the production default, takes hours at
+            # a rate the firewall's flood limit lets through).
+            values["vulnscan_scanner_host"] = hosts[-1].name
+            values["vulnscan_port_scan_ports"] = "1-100,443,3306,5432,6379,8000-8100,9200,27017"
         return values
 
     def exec(self, host: LabHost, *argv: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
