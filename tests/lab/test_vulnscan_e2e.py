@@ -1,7 +1,9 @@
-"""The Lynis self-audit end to end: the audit started at converge passes verify; a real regression
-(a security update made pending again, which Lynis reports as PKGS-7392) raises an alert that
-arrives and fails verify; the check fails for its own reason when the schedule is broken; bad
-values are refused before any change, by both engines.
+"""Vulnerability scanning end to end. The Lynis self-audit started at converge passes verify; a real
+regression (a security update made pending again, which Lynis reports as PKGS-7392) raises an alert
+that arrives and fails verify. The fleet port scan from the scanner host finds a port opened on
+another host (a listener and a firewall rule) that it does not declare, alerts, and fails verify
+naming the port. Checks fail for their own reason when broken; bad values are refused before any
+change, by both engines.
 """
 
 from __future__ import annotations
@@ -42,6 +44,32 @@ def test_new_lynis_warning_is_alerted_and_fails_verify(ansible_lab, tmp_path):
                       f"&& mv {LAST}.orig {LAST}")
 
 
+PORT_CHECK = "test_fleet_scan_finds_only_declared_ports"
+
+
+def test_undeclared_open_port_is_found_by_the_fleet_scan(ansible_lab, tmp_path):
+    lab, target, scanner = ansible_lab, ansible_lab.hosts()[0], ansible_lab.hosts()[1]
+    before = verify(lab.inventory, tmp_path / "before", limit=target.name, checks=[PORT_CHECK])
+    assert before.passed, before.output[-2000:]  # the first scan, started at converge, saw only declared ports
+    sh(lab, target, "systemd-run --unit govbaseline-e2e-listener python3 -m http.server 8080 "
+                    "&& nft insert rule inet govbaseline input tcp dport 8080 accept")
+    try:
+        lab.clear_sink()
+        sh(lab, scanner, "systemctl start govbaseline-portscan.service")  # what its timer starts
+        text = wait_for_alert(lab, "portscan", f"{target.name} ({target.address}) has undeclared open TCP ports 8080")
+        assert f"seen from {scanner.name}" in text, text
+        found = verify(lab.inventory, tmp_path / "found", limit=target.name, checks=[PORT_CHECK])
+        message = found.checks(target.name)[PORT_CHECK]["message"]
+        assert not found.passed and f"undeclared open TCP ports on {target.name}: 8080 (declared: 22, 80, 443)" \
+            in message, message
+    finally:
+        # The listener goes, and the firewall's own ruleset (as loaded at boot) comes back.
+        sh(lab, target, "systemctl stop govbaseline-e2e-listener; nft -f /etc/nftables.conf")
+    sh(lab, scanner, "systemctl start govbaseline-portscan.service")
+    after = verify(lab.inventory, tmp_path / "after", limit=target.name, checks=[PORT_CHECK])
+    assert after.passed, after.output[-2000:]
+
+
 BREAKS = {CHECK: (["systemctl disable --now govbaseline-lynis.timer"], "the Lynis self-audit is not scheduled")}
 
 
@@ -52,6 +80,9 @@ def test_the_self_audit_check_fails_when_unscheduled(ansible_lab, tmp_path):
 BAD_INPUT = {
     "hardening-index": ({"vulnscan_min_hardening_index": 120},
                         "vulnscan_min_hardening_index must be between 0 and 100"),
+    "scan-faster-than-flood-limit": ({"vulnscan_port_scan_max_rate": 50},
+                                     "vulnscan_port_scan_max_rate (50/s) must stay below "
+                                     "firewall_new_conn_rate_per_second (30/s)"),
 }
 
 
