@@ -30,6 +30,16 @@ def implemented_controls() -> list[str]:
     return [c.id for c in load_catalogue().controls if c.status == "implemented"]
 
 
+def expected_status(lab: Lab, host, control: str) -> str:
+    """What verify must say of an implemented control on a converged lab host: pass, except the
+    fleet port scan, which the lab's scanner host (the last one) does not run on itself and a
+    one-host lab has no scanner for."""
+    hosts = lab.hosts()
+    if control == "VULN-02" and (len(hosts) == 1 or host == hosts[-1]):
+        return "skipped"
+    return "pass"
+
+
 @pytest.fixture(scope="session")
 def lab_factory():
     labs: list[Lab] = []

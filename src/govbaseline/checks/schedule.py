@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import datetime
@@ -25,3 +26,18 @@ def wait_while_running(host: Any, unit: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             return
         time.sleep(2)
+
+
+def last_run(host: Any, unit: str, state_file: str, calendar: str, delay_minutes: int, what: str,
+             wait: float = 120.0) -> tuple[dict[str, Any], float, float]:
+    """The result a scheduled job wrote (``state_file``, JSON with ``finished``), how many hours ago
+    it finished, and how many hours its schedule allows (one period + the random delay + 1 h).
+    Fails when the timer is off or the job never ran."""
+    timer = host.service(f"{unit}.timer")
+    assert timer.is_enabled and timer.is_running, f"the {what} is not scheduled (timer off)"
+    wait_while_running(host, f"{unit}.service", timeout=wait)
+    state = host.run("cat %s", state_file)
+    assert state.rc == 0, f"no {what} has run on this host ({state_file} is missing)"
+    result: dict[str, Any] = json.loads(state.stdout)
+    hours = (time.time() - result["finished"]) / 3600
+    return result, hours, period_hours(host, calendar) + delay_minutes / 60 + 1

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import datetime
 
 import pytest
 
-from govbaseline.checks.schedule import period_hours, wait_while_running
+from govbaseline.checks.schedule import last_run
 from govbaseline.eicar import EICAR
 
 DATABASES = "/var/lib/clamav"
@@ -63,15 +62,8 @@ def test_signatures_are_current(host, hostvars, evidence):
 
 @pytest.mark.control("AV-02")
 def test_scheduled_scan_ran_and_quarantined_what_it_found(host, hostvars, evidence):
-    timer = host.service(f"{SCAN_UNIT}.timer")
-    assert timer.is_enabled and timer.is_running, "the scheduled antivirus scan is not scheduled (timer off)"
-    wait_while_running(host, f"{SCAN_UNIT}.service", timeout=120)  # the first scan starts at converge
-    state = host.run("cat %s", STATE)
-    assert state.rc == 0, f"no antivirus scan has run on this host ({STATE} is missing)"
-    last = json.loads(state.stdout)
-    hours = (time.time() - last["finished"]) / 3600
-    allowed = period_hours(host, hostvars["antivirus_scan_calendar"]) + \
-        hostvars["antivirus_scan_randomized_delay_minutes"] / 60 + 1
+    last, hours, allowed = last_run(host, SCAN_UNIT, STATE, hostvars["antivirus_scan_calendar"],
+                                    hostvars["antivirus_scan_randomized_delay_minutes"], "scheduled antivirus scan")
     found = [f"{i['signature']} in {i['origin']} -> {i.get('quarantine') or i.get('error')}" for i in last["infected"]]
     evidence("last scheduled scan", f"finished {hours:.1f} h ago, result {last['result']}, folders "
              f"{' '.join(last['paths'])}; found: {'; '.join(found) or 'nothing'}")

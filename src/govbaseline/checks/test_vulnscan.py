@@ -8,7 +8,7 @@ import time
 import pytest
 
 from govbaseline.checks.plugin import host_name, other_host
-from govbaseline.checks.schedule import period_hours, wait_while_running
+from govbaseline.checks.schedule import last_run, period_hours, wait_while_running
 
 STATE = "/var/lib/govbaseline/vulnscan/last.json"
 UNIT = "govbaseline-lynis"
@@ -18,15 +18,8 @@ PORTSCAN_RESULTS = "/var/lib/govbaseline/vulnscan/ports"
 
 @pytest.mark.control("VULN-01")
 def test_self_audit_recent_without_regressions(host, hostvars, evidence):
-    timer = host.service(f"{UNIT}.timer")
-    assert timer.is_enabled and timer.is_running, "the Lynis self-audit is not scheduled (timer off)"
-    wait_while_running(host, f"{UNIT}.service", timeout=150)  # the first audit starts at converge
-    state = host.run("cat %s", STATE)
-    assert state.rc == 0, f"no Lynis self-audit has run on this host ({STATE} is missing)"
-    last = json.loads(state.stdout)
-    hours = (time.time() - last["finished"]) / 3600
-    allowed = period_hours(host, hostvars["vulnscan_lynis_calendar"]) + \
-        hostvars["vulnscan_lynis_randomized_delay_minutes"] / 60 + 1
+    last, hours, allowed = last_run(host, UNIT, STATE, hostvars["vulnscan_lynis_calendar"],
+                                    hostvars["vulnscan_lynis_randomized_delay_minutes"], "Lynis self-audit", wait=150)
     index, minimum = last["hardening_index"], hostvars["vulnscan_min_hardening_index"]
     accepted = set(hostvars["vulnscan_accepted_warnings"])
     warnings = {test: text for test, text in last["warnings"].items() if test not in accepted}

@@ -7,7 +7,6 @@ from typing import Any
 
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host
-from pyinfra.facts.files import File
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
@@ -64,13 +63,5 @@ def scan(v: dict[str, Any]) -> None:
         files.directory(name=f"AV-02 | Create {path}", path=path, user="root", group="root", mode=mode)
     common.put_text("AV-02 | Install the scan settings (folders, quarantine, alert severity)",
                     common.render(ROLE, "scan.json.j2", v), v["__antivirus_config"])
-    unit = v["__antivirus_scan_unit"]
-    changed = [common.put_text("AV-02 | Install the scheduled scan", common.render(ROLE, f"scan.{kind}.j2", v),
-                               f"/etc/systemd/system/{unit}.{kind}") for kind in ("service", "timer")]
-    systemd.service(name="AV-02 | Start the scan timer", service=f"{unit}.timer", running=True, enabled=True,
-                    daemon_reload=any(op.will_change for op in changed))
-    if host.get_fact(File, path=f"{v['__antivirus_state_dir']}/last-scan.json"):
-        host.noop("AV-02 | a scan has run before: the timer runs the next one")
-        return
-    server.shell(name="AV-02 | Start the first scan in the background (verify reports its result)",
-                 commands=[f"systemctl start --no-block {unit}.service"])
+    common.scheduled_job("AV-02", ROLE, v, v["__antivirus_scan_unit"], "scan", "antivirus scan",
+                         f"{v['__antivirus_state_dir']}/last-scan.json")

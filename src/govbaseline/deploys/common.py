@@ -13,7 +13,7 @@ from pyinfra.api.operation import operation
 from pyinfra.context import host
 from pyinfra.facts.files import File, Sha256File
 from pyinfra.facts.server import Command, LinuxDistribution
-from pyinfra.operations import files
+from pyinfra.operations import files, server, systemd
 
 from govbaseline import templating, validation
 from govbaseline.paths import ROLES_DIR
@@ -95,3 +95,19 @@ def checked_file(dest: str, content: str, check: str, mode: str = "0644") -> Any
     q_cand, q_dest = shlex.quote(candidate), shlex.quote(dest)
     yield (f"{check.format(q_cand)} || {{ rm -f {q_cand}; exit 1; }}; "
            f"chown root:root {q_cand} && chmod {mode} {q_cand} && mv {q_cand} {q_dest}")
+
+
+def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, template: str, what: str,
+                  first_run_marker: str) -> None:
+    """Install ``<unit>.service`` and ``<unit>.timer`` from the role's ``<template>.service.j2`` and
+    ``<template>.timer.j2``, start the timer, and start the first run in the background when
+    ``first_run_marker`` (a file the job writes) does not exist yet, so verify has a result to read."""
+    changed = [put_text(f"{control} | Install the scheduled {what}", render(role, f"{template}.{kind}.j2", v),
+                        f"/etc/systemd/system/{unit}.{kind}") for kind in ("service", "timer")]
+    systemd.service(name=f"{control} | Start the {what} timer", service=f"{unit}.timer", running=True, enabled=True,
+                    daemon_reload=any(op.will_change for op in changed))
+    if host.get_fact(File, path=first_run_marker):
+        host.noop(f"{control} | the {what} has run before: its timer runs the next one")
+        return
+    server.shell(name=f"{control} | Start the first {what} in the background",
+                 commands=[f"systemctl start --no-block {unit}.service"])

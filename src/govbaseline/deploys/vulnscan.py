@@ -6,8 +6,7 @@ from typing import Any
 
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host, inventory
-from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files
 
 from govbaseline.deploys import common
 
@@ -32,16 +31,8 @@ def lynis(v: dict[str, Any]) -> None:
         files.directory(name=f"VULN-01 | Create {path}", path=path, user="root", group="root", mode=mode)
     common.put_text("VULN-01 | Install the self-audit settings", common.render(ROLE, "config.json.j2", v),
                     v["__vulnscan_config"])
-    unit = v["__vulnscan_unit"]
-    changed = [common.put_text("VULN-01 | Install the scheduled self-audit", common.render(ROLE, f"lynis.{kind}.j2", v),
-                               f"/etc/systemd/system/{unit}.{kind}") for kind in ("service", "timer")]
-    systemd.service(name="VULN-01 | Start the self-audit timer", service=f"{unit}.timer", running=True, enabled=True,
-                    daemon_reload=any(op.will_change for op in changed))
-    if host.get_fact(File, path=f"{v['__vulnscan_state_dir']}/last.json"):
-        host.noop("VULN-01 | an audit has run before: the timer runs the next one")
-        return
-    server.shell(name="VULN-01 | Start the first self-audit in the background (it takes about a minute)",
-                 commands=[f"systemctl start --no-block {unit}.service"])
+    common.scheduled_job("VULN-01", ROLE, v, v["__vulnscan_unit"], "lynis", "self-audit",
+                         f"{v['__vulnscan_state_dir']}/last.json")
 
 
 def targets() -> list[dict[str, Any]]:
@@ -69,14 +60,5 @@ def portscan(v: dict[str, Any]) -> None:
     common.put_text("VULN-02 | Install the list of hosts to scan with the ports each one declares",
                     common.render(ROLE, "portscan.json.j2", {**v, "__vulnscan_targets": targets()}),
                     v["__vulnscan_portscan_config"])
-    unit = v["__vulnscan_portscan_unit"]
-    changed = [common.put_text("VULN-02 | Install the scheduled fleet scan",
-                               common.render(ROLE, f"portscan.{kind}.j2", v), f"/etc/systemd/system/{unit}.{kind}")
-               for kind in ("service", "timer")]
-    systemd.service(name="VULN-02 | Start the fleet scan timer", service=f"{unit}.timer", running=True, enabled=True,
-                    daemon_reload=any(op.will_change for op in changed))
-    if host.get_fact(File, path=f"{results}/last-run"):
-        host.noop("VULN-02 | a fleet scan has run before: the timer runs the next one")
-        return
-    server.shell(name="VULN-02 | Start the first fleet scan in the background",
-                 commands=[f"systemctl start --no-block {unit}.service"])
+    common.scheduled_job("VULN-02", ROLE, v, v["__vulnscan_portscan_unit"], "portscan", "fleet port scan",
+                         f"{results}/last-run")
