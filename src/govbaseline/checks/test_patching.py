@@ -45,7 +45,8 @@ def test_services_restarted_and_runs_reported(host):
         post = host.run("systemctl show -p ExecStopPost --value %s.service", unit)
         assert "govbaseline-patch-report" in post.stdout, \
             f"{unit}.service runs no govbaseline-patch-report: its runs are neither recorded nor reported"
-    assert host.file("/usr/local/sbin/govbaseline-patch-report").mode & 0o111, "govbaseline-patch-report missing"
+    report = host.file("/usr/local/sbin/govbaseline-patch-report")
+    assert report.exists and report.mode & 0o111, "govbaseline-patch-report is missing or not executable"
 
 
 def pending_security(host) -> dict[str, dict[str, str]]:
