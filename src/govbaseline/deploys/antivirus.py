@@ -30,15 +30,8 @@ def signatures(v: dict[str, Any]) -> None:
     services = v["__antivirus_services"]
     changed = [common.put_text("AV-01 | Configure where freshclam fetches signatures from",
                                common.render(ROLE, "freshclam.conf.j2", v), v["__antivirus_freshclam_conf"])]
-    dropins = []
-    for kind, service in services.items():
-        folder = f"/etc/systemd/system/{service}.service.d"
-        files.directory(name=f"AV-01 | Create the drop-in folder of {service}", path=folder, user="root",
-                        group="root", mode="0755")
-        dropins.append(common.put_text(f"AV-01 | Adjust {service}", common.render(ROLE, f"{kind}-dropin.conf.j2", v),
-                                       f"{folder}/{v['__antivirus_dropin_name']}"))
-    if any(op.will_change for op in dropins):
-        systemd.daemon_reload(name="AV-01 | Load the drop-ins")
+    dropins = common.service_dropins("AV-01", {service: common.render(ROLE, f"{kind}-dropin.conf.j2", v)
+                                               for kind, service in services.items()}, v["__antivirus_dropin_name"])
     patterns = " ".join(f"-name {shlex.quote(p)} -o" for p in v["__antivirus_database_patterns"])[:-3]
     found = host.get_fact(Command, f"find {v['__antivirus_database_dir']} -maxdepth 1 \\( {patterns} \\) "
                                    "-print -quit 2>/dev/null || true")
@@ -49,7 +42,7 @@ def signatures(v: dict[str, Any]) -> None:
         custom = " --update-db=custom" if v["antivirus_signature_source"] == "custom" else ""
         server.shell(name="AV-01 | Download the first signatures (clamd cannot start without any)",
                      commands=[f"freshclam --foreground{custom}"])
-    restart = not first and any(op.will_change for op in [*changed, *dropins])
+    restart = not first and (dropins or any(op.will_change for op in changed))
     systemd.service(name="AV-01 | Run freshclam now and at boot", service=services["updater"], running=True,
                     enabled=True, restarted=restart)
     systemd.service(name="AV-01 | Run clamd now and at boot", service=services["daemon"], running=True, enabled=True)

@@ -98,16 +98,33 @@ def checked_file(dest: str, content: str, check: str, mode: str = "0644") -> Any
 
 
 def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, template: str, what: str,
-                  first_run_marker: str) -> None:
+                  first_run_marker: str | None = None) -> None:
     """Install ``<unit>.service`` and ``<unit>.timer`` from the role's ``<template>.service.j2`` and
-    ``<template>.timer.j2``, start the timer, and start the first run in the background when
-    ``first_run_marker`` (a file the job writes) does not exist yet, so verify has a result to read."""
+    ``<template>.timer.j2`` and start the timer; with ``first_run_marker`` (a file the job writes),
+    also start the first run in the background while it does not exist, so verify has a result to read."""
     changed = [put_text(f"{control} | Install the scheduled {what}", render(role, f"{template}.{kind}.j2", v),
                         f"/etc/systemd/system/{unit}.{kind}") for kind in ("service", "timer")]
     systemd.service(name=f"{control} | Start the {what} timer", service=f"{unit}.timer", running=True, enabled=True,
                     daemon_reload=any(op.will_change for op in changed))
+    if first_run_marker is None:
+        return
     if host.get_fact(File, path=first_run_marker):
         host.noop(f"{control} | the {what} has run before: its timer runs the next one")
         return
     server.shell(name=f"{control} | Start the first {what} in the background",
                  commands=[f"systemctl start --no-block {unit}.service"])
+
+
+def service_dropins(control: str, dropins: dict[str, str], filename: str) -> bool:
+    """Install one drop-in (``/etc/systemd/system/<service>.service.d/<filename>``) per service from
+    ``{service: content}``; reload systemd when one changed. Returns whether one changed."""
+    changed = []
+    for service, content in dropins.items():
+        folder = f"/etc/systemd/system/{service}.service.d"
+        files.directory(name=f"{control} | Create the drop-in folder of {service}.service", path=folder,
+                        user="root", group="root", mode="0755")
+        changed.append(put_text(f"{control} | Adjust {service}.service", content, f"{folder}/{filename}"))
+    if any(op.will_change for op in changed):
+        systemd.daemon_reload(name=f"{control} | Load the drop-ins")
+        return True
+    return False

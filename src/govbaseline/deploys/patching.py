@@ -63,16 +63,9 @@ def report(v: dict[str, Any]) -> None:
     files.directory(name="PATCH-01 | Create the report's state folder", path=v["__patching_state_dir"],
                     user="root", group="root", mode="0700")
     common.put_text("PATCH-01 | Install the report settings", common.render(ROLE, "config.json.j2", v), config)
-    changed = []
-    for unit in v["__patching_apt_units"]:
-        folder = f"/etc/systemd/system/{unit}.service.d"
-        files.directory(name=f"PATCH-02 | Create the drop-in folder of {unit}.service", path=folder,
-                        user="root", group="root", mode="0755")
-        changed.append(common.put_text(f"PATCH-02 | Report and record after every run of {unit}.service",
-                                       common.render(ROLE, "report-dropin.conf.j2", {**v, "item": unit}),
-                                       f"{folder}/{v['__patching_dropin_name']}"))
-    if any(op.will_change for op in changed):
-        systemd.daemon_reload(name="PATCH-02 | Load the drop-ins")
+    # Report and record after every run of apt's daily services.
+    common.service_dropins("PATCH-02", {unit: common.render(ROLE, "report-dropin.conf.j2", {**v, "item": unit})
+                                        for unit in v["__patching_apt_units"]}, v["__patching_dropin_name"])
     pending = json.loads(host.get_fact(Command, f"test -x {command} && {command} --pending || echo '{{}}'") or "{}")
     record = json.loads(host.get_fact(Command, f"cat {v['__patching_state_dir']}/pending.json 2>/dev/null "
                                                "|| echo '{}'") or "{}")

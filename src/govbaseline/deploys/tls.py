@@ -74,11 +74,6 @@ def site(v: dict[str, Any]) -> bool:
 
 
 def expiry(v: dict[str, Any]) -> None:
-    unit = v["__tls_expiry_unit"]
     common.put_file("TLS-02 | Install the certificate expiry check", ROLE, "govbaseline-tls-expiry",
                     v["__tls_expiry_command"], mode="0755")
-    changed = [common.put_text("TLS-02 | Install the daily expiry warning",
-                               common.render(ROLE, f"expiry.{kind}.j2", v), f"/etc/systemd/system/{unit}.{kind}")
-               for kind in ("service", "timer")]
-    systemd.service(name="TLS-02 | Start the expiry warning timer", service=f"{unit}.timer", running=True,
-                    enabled=True, daemon_reload=any(op.will_change for op in changed))
+    common.scheduled_job("TLS-02", ROLE, v, v["__tls_expiry_unit"], "expiry", "expiry warning")
