@@ -54,27 +54,19 @@ class ActionModule(ActionBase):
         roles = validation.baseline_roles() if wanted == "baseline" else [wanted]
         context = {k: v for k, v in self._task.args.items() if k != "role"}
         facts = task_vars.get("ansible_facts", {})
-        problems = []
-        converted = {}
+        values = {}
         for role in roles:
             prefix = role + "_"
             # Role-internal variables (registered results, vars/ files) start with "__" and are skipped.
-            values = {name: self._templar.template(task_vars[name]) for name in task_vars if name.startswith(prefix)}
-            try:
-                if "distribution" in facts:
-                    validation.check_platform(role, facts["distribution"],
-                                              str(facts.get("distribution_major_version")))
-                converted[role] = validation.validate(role, values)
-                validation.check_lockout(role, converted[role], context)
-            except validation.ValidationError as exc:
-                problems += ["role %s: %s" % (exc.role, p) for p in exc.problems]
-        if not problems and wanted == "baseline":
-            try:
-                validation.check_baseline(converted)
-            except validation.ValidationError as exc:
-                problems += ["%s: %s" % (exc.role, p) for p in exc.problems]
-        if problems:
-            result.update(failed=True, msg="; ".join(problems), problems=problems)
+            values[role] = {name: self._templar.template(task_vars[name]) for name in task_vars
+                            if name.startswith(prefix)}
+        platform = None
+        if "distribution" in facts:
+            platform = (facts["distribution"], str(facts.get("distribution_major_version")))
+        try:
+            validation.validate_roles(values, context, platform)
+        except validation.ValidationError as exc:
+            result.update(failed=True, msg="; ".join(exc.problems), problems=exc.problems)
             return result
         result.update(changed=False, msg="%s: variables valid" % ", ".join(roles))
         return result

@@ -29,7 +29,8 @@ class ValidationError(ValueError):
     def __init__(self, role: str, problems: list[str]):
         self.role = role
         self.problems = problems
-        super().__init__(f"role {role}: " + "; ".join(problems))
+        # The whole baseline's problems already name their roles.
+        super().__init__(("" if role == "baseline" else f"role {role}: ") + "; ".join(problems))
 
 
 def int_range(low: int, high: int) -> Rule:
@@ -726,6 +727,36 @@ def validate(role: str, values: Mapping[str, Any]) -> dict[str, Any]:
             problems += cross(converted)
     if problems:
         raise ValidationError(role, problems)
+    return converted
+
+
+def validate_roles(values: Mapping[str, Mapping[str, Any]], context: Mapping[str, Any],
+                      platform: tuple[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Several roles (the whole baseline, or one) at once, before anything changes: what both engines
+    run first.
+
+    ``values`` holds each role's variables (defaults overlaid by the host's), ``context`` what the
+    host told about the connection (``check_lockout``), ``platform`` its distribution and major
+    version. All problems of all roles are collected into one ValidationError (each prefixed with
+    its role), so one run names every bad value; the rules across roles run when each role is good.
+    """
+    problems: list[str] = []
+    converted: dict[str, dict[str, Any]] = {}
+    for role, role_values in values.items():
+        try:
+            if platform is not None:
+                check_platform(role, *platform)
+            converted[role] = validate(role, role_values)
+            check_lockout(role, converted[role], context)
+        except ValidationError as exc:
+            problems += [f"role {exc.role}: {p}" for p in exc.problems]
+    if not problems:
+        try:
+            check_baseline(converted)
+        except ValidationError as exc:
+            problems += [f"{exc.role}: {p}" for p in exc.problems]
+    if problems:
+        raise ValidationError("baseline", problems)
     return converted
 
 

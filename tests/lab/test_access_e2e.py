@@ -16,7 +16,6 @@ from govbaseline.engines import run_ansible
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     assert_checks_fail_when_broken_together,
-    assert_refused_without_change,
     inventory_with,
     sh,
 )
@@ -174,22 +173,3 @@ def test_every_access_check_fails_for_its_own_reason_when_broken(ansible_lab, tm
         cleanup=[f"rm -f {DROPIN} /etc/sudoers.d/zz-break && systemctl reload ssh",
                  "systemctl stop break-telnet", "userdel -r dave"])
 
-
-BAD_INPUT = {
-    "no-admin-at-all": ({"access_permit_root_login": "no"}, "no administrator could log in with a key"),
-    "root-login-off-while-connecting-as-root": ({"access_permit_root_login": "no", "access_admin_users": [
-        {"name": "alice", "ssh_public_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmYv0bMlt7kDjTOXZ7v alice"]}]},
-        "this controller logs in as root"),
-    "admin-without-key": ({"access_admin_users": [{"name": "bob", "ssh_public_keys": []}]},
-                          "access_admin_users[0].ssh_public_keys is empty"),
-    "not-a-key": ({"access_admin_users": [{"name": "bob", "ssh_public_keys": ["hunter2"]}]},
-                  "is not an OpenSSH public key line"),
-    "loose-umask": ({"access_umask": "022"}, "access_umask 022 is looser than 027"),
-}
-
-
-@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_lockout_and_bad_input_refused_before_any_change(pyinfra_lab, tmp_path, engine, case):
-    overrides, words = BAD_INPUT[case]
-    assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)

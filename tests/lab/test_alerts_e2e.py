@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.lab.conftest import assert_checks_fail_when_broken_together, assert_refused_without_change, sh
+from tests.lab.conftest import assert_checks_fail_when_broken_together, sh
 
 pytestmark = pytest.mark.lab
 
@@ -106,17 +106,3 @@ def test_every_alert_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp
     assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="alerts", host_index=1,
                                             cleanup=["rm -f /var/spool/govbaseline-alert/*.json"])
 
-
-BAD_INPUT = {
-    "no-relay": ({"alerts_smtp_host": ""}, "alerts_smtp_host must name a host"),
-    "unknown-severity": ({"alerts_recipients": {"urgent": ["a@example.gov"]}}, "unknown severity 'urgent'"),
-    "user-without-password": ({"alerts_smtp_user": "relay"}, "alerts_smtp_password is missing"),
-    "webhook-scheme": ({"alerts_webhook_url": "ftp://hooks.example.gov/x"}, "alerts_webhook_url must be an http"),
-}
-
-
-@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_refused_before_any_change(pyinfra_lab, tmp_path, engine, case):
-    overrides, words = BAD_INPUT[case]
-    assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)

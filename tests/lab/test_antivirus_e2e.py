@@ -16,7 +16,6 @@ from govbaseline.eicar import DETECTED_AS, EICAR
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     assert_checks_fail_when_broken_together,
-    assert_refused_without_change,
     sh,
     wait_for_alert,
 )
@@ -76,15 +75,3 @@ def test_an_infected_file_left_in_place_fails_verify(ansible_lab, tmp_path):
     finally:
         sh(lab, host, f"mv {state}.orig {state} && rm -f {origin}")
 
-
-BAD_INPUT = {
-    "quarantine-inside-scan": ({"antivirus_quarantine_dir": "/tmp/quarantine"},  # noqa: S108 - refused, never created
-                               "antivirus_quarantine_dir /tmp/quarantine is inside antivirus_scan_paths entry /tmp"),
-}
-
-
-@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_refused_before_any_change(pyinfra_lab, tmp_path, engine, case):
-    overrides, words = BAD_INPUT[case]
-    assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from govbaseline.verify import verify
-from tests.lab.conftest import assert_checks_fail_when_broken_together, assert_refused_without_change, sh
+from tests.lab.conftest import assert_checks_fail_when_broken_together, sh
 
 pytestmark = pytest.mark.lab
 
@@ -62,16 +62,3 @@ BREAKS = {
 def test_every_audit_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
     assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="audit")
 
-
-BAD_INPUT = {
-    "delete-system-logs": ({"audit_web_log_paths": ["/var/log"]}, "audit_web_log_paths[0] is /var/log"),
-    "log-host-without-ca": ({"audit_log_ca_cert": ""}, "audit_log_ca_cert is missing"),
-    "size": ({"audit_journal_max_use": "lots"}, "audit_journal_max_use must be a size"),
-}
-
-
-@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_refused_before_any_change(pyinfra_lab, tmp_path, engine, case):
-    overrides, words = BAD_INPUT[case]
-    assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)

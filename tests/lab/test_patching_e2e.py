@@ -13,7 +13,6 @@ import pytest
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     assert_checks_fail_when_broken_together,
-    assert_refused_without_change,
     installed_version,
     inventory_with,
     make_security_update_pending,
@@ -79,14 +78,3 @@ BREAKS = {
 def test_every_patching_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
     assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="patching")
 
-
-BAD_INPUT = {
-    "reboot-time": ({"patching_reboot_time": "3am"}, "patching_reboot_time must be a time of day HH:MM"),
-}
-
-
-@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_refused_before_any_change(pyinfra_lab, tmp_path, engine, case):
-    overrides, words = BAD_INPUT[case]
-    assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)

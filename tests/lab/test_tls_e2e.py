@@ -15,7 +15,6 @@ from govbaseline.lab.podman import podman
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     assert_checks_fail_when_broken_together,
-    assert_refused_without_change,
     inventory_with,
     sh,
 )
@@ -123,17 +122,3 @@ def test_modern_profile_and_detection_only_waf_on_a_real_host(ansible_lab, tmp_p
         back = run_ansible(lab.inventory, tags="tls", limit=host.name, stream=False)
         assert back.ok, back.output[-3000:]
 
-
-BAD_INPUT = {
-    "hsts-too-short": ({"tls_hsts_max_age": 3600}, "tls_hsts_max_age must be between 31536000"),
-    "system-web-root": ({"tls_web_root": "/etc"}, "tls_web_root is /etc: a system folder would be published"),
-    "unquoted-off": ({"tls_waf_mode": False}, "tls_waf_mode must be one of off, detect, block, not the boolean"),
-    "https-closed-by-the-firewall": ({"firewall_allowed_tcp_ports": [80]}, "firewall_allowed_tcp_ports lacks 443"),
-}
-
-
-@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_refused_before_any_change(pyinfra_lab, tmp_path, engine, case):
-    overrides, words = BAD_INPUT[case]
-    assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)

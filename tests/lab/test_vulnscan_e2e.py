@@ -13,7 +13,6 @@ import pytest
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     assert_checks_fail_when_broken_together,
-    assert_refused_without_change,
     make_security_update_pending,
     sh,
     wait_for_alert,
@@ -76,18 +75,3 @@ BREAKS = {CHECK: (["systemctl disable --now govbaseline-lynis.timer"], "the Lyni
 def test_the_self_audit_check_fails_when_unscheduled(ansible_lab, tmp_path):
     assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="vulnscan")
 
-
-BAD_INPUT = {
-    "hardening-index": ({"vulnscan_min_hardening_index": 120},
-                        "vulnscan_min_hardening_index must be between 0 and 100"),
-    "scan-faster-than-flood-limit": ({"vulnscan_port_scan_max_rate": 50},
-                                     "vulnscan_port_scan_max_rate (50/s) must stay below "
-                                     "firewall_new_conn_rate_per_second (30/s)"),
-}
-
-
-@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_refused_before_any_change(pyinfra_lab, tmp_path, engine, case):
-    overrides, words = BAD_INPUT[case]
-    assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)

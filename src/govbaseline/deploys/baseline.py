@@ -3,11 +3,16 @@
 import importlib
 
 from pyinfra.context import host
+from pyinfra.facts.server import LinuxDistribution
 
-from govbaseline.validation import baseline_roles, check_baseline, validated_vars
+from govbaseline.deploys.common import connection
+from govbaseline.validation import baseline_roles, role_vars, validate_roles
 
-# Rules across roles first (each role's own rules run in its deploy, before it changes anything).
-check_baseline({role: validated_vars(role, host.data.govbaseline_hostvars) for role in baseline_roles()})
+# Every role's variables, lockouts and the rules across roles, all problems at once, before any
+# operation is even planned (each role's deploy checks its own again, as each Ansible role does).
+_distro = host.get_fact(LinuxDistribution) or {}
+validate_roles({role: role_vars(role, host.data.govbaseline_hostvars) for role in baseline_roles()},
+                  connection(), (str(_distro.get("name") or "unknown"), str(_distro.get("major") or "?")))
 
 # The same roles, in the same order, as playbooks/site.yml: each has a deploys/<role>.py.
 for role in baseline_roles():

@@ -1,0 +1,83 @@
+"""Bad values for the whole baseline, in one place: each is refused, naming the variable, before
+anything on a host changes.
+
+``CASES`` maps a case to (variables that override the lab inventory's, words the refusal must
+contain). The unit test (tests/unit/test_bad_input.py) runs every case, and every batch, through
+``validation.validate_roles`` with a lab inventory, as both engines do before their first change.
+The lab test (tests/lab/test_bad_input_e2e.py) runs each batch with each engine against converged
+hosts: one run names every problem of its batch and changes nothing.
+
+A batch holds cases that are all reported in one run: at most one case per role, and cases of the
+same stage where stages hide each other (a role's type errors hide its rules, any role problem
+hides the lockout checks of that role and the rules across roles).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmYv0bMlt7kDjTOXZ7v alice"
+
+CASES: dict[str, tuple[dict[str, Any], str]] = {
+    # firewall
+    "port-name": ({"firewall_allowed_tcp_ports": ["http"]}, "firewall_allowed_tcp_ports"),
+    "cidr-33": ({"firewall_management_cidrs": ["10.0.0.0/33"]}, "firewall_management_cidrs[0] is not a valid network"),
+    "empty-management": ({"firewall_management_cidrs": []}, "firewall_management_cidrs must list at least one"),
+    "firewall-lockout": ({"firewall_management_cidrs": ["192.0.2.0/24"]}, "the address this controller connects from"),
+    # alerts
+    "no-relay": ({"alerts_smtp_host": ""}, "alerts_smtp_host must name a host"),
+    "unknown-severity": ({"alerts_recipients": {"urgent": ["a@example.gov"]}}, "unknown severity 'urgent'"),
+    "user-without-password": ({"alerts_smtp_user": "relay"}, "alerts_smtp_password is missing"),
+    "webhook-scheme": ({"alerts_webhook_url": "ftp://hooks.example.gov/x"}, "alerts_webhook_url must be an http"),
+    # access
+    "no-admin-at-all": ({"access_permit_root_login": "no"}, "no administrator could log in with a key"),
+    "root-login-off-while-connecting-as-root": (
+        {"access_permit_root_login": "no", "access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]},
+        "this controller logs in as root"),
+    "admin-without-key": ({"access_admin_users": [{"name": "bob", "ssh_public_keys": []}]},
+                          "access_admin_users[0].ssh_public_keys is empty"),
+    "not-a-key": ({"access_admin_users": [{"name": "bob", "ssh_public_keys": ["hunter2"]}]},
+                  "is not an OpenSSH public key line"),
+    "loose-umask": ({"access_umask": "022"}, "access_umask 022 is looser than 027"),
+    # audit
+    "delete-system-logs": ({"audit_web_log_paths": ["/var/log"]}, "audit_web_log_paths[0] is /var/log"),
+    "log-host-without-ca": ({"audit_log_ca_cert": ""}, "audit_log_ca_cert is missing"),
+    "journal-size": ({"audit_journal_max_use": "lots"}, "audit_journal_max_use must be a size"),
+    # tls
+    "hsts-too-short": ({"tls_hsts_max_age": 3600}, "tls_hsts_max_age must be between 31536000"),
+    "system-web-root": ({"tls_web_root": "/etc"}, "tls_web_root is /etc: a system folder would be published"),
+    "unquoted-off": ({"tls_waf_mode": False}, "tls_waf_mode must be one of off, detect, block, not the boolean"),
+    # patching
+    "reboot-time": ({"patching_reboot_time": "3am"}, "patching_reboot_time must be a time of day HH:MM"),
+    # antivirus
+    "quarantine-inside-scan": ({"antivirus_quarantine_dir": "/tmp/quarantine"},  # noqa: S108 - refused, never created
+                               "antivirus_quarantine_dir /tmp/quarantine is inside antivirus_scan_paths entry /tmp"),
+    # vulnscan
+    "hardening-index": ({"vulnscan_min_hardening_index": 120},
+                        "vulnscan_min_hardening_index must be between 0 and 100"),
+    # across roles
+    "https-closed-by-the-firewall": ({"firewall_allowed_tcp_ports": [80]}, "firewall_allowed_tcp_ports lacks 443"),
+    "scan-faster-than-flood-limit": ({"vulnscan_port_scan_max_rate": 50},
+                                     "vulnscan_port_scan_max_rate (50/s) must stay below "
+                                     "firewall_new_conn_rate_per_second (30/s)"),
+}
+
+BATCHES: dict[str, list[str]] = {
+    "one-bad-value-per-role": ["port-name", "no-relay", "admin-without-key", "delete-system-logs", "hsts-too-short",
+                               "reboot-time", "quarantine-inside-scan", "hardening-index"],
+    "more-rules": ["cidr-33", "unknown-severity", "not-a-key", "log-host-without-ca", "system-web-root"],
+    "yet-more-rules": ["empty-management", "user-without-password", "loose-umask", "journal-size", "unquoted-off"],
+    "lockouts": ["firewall-lockout", "no-admin-at-all", "webhook-scheme"],
+    "root-lockout": ["root-login-off-while-connecting-as-root"],
+    "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
+}
+
+
+def batch(name: str) -> tuple[dict[str, Any], list[str]]:
+    """The variables of a batch (its cases' overrides together) and the words each refusal needs."""
+    overrides: dict[str, Any] = {}
+    for case in BATCHES[name]:
+        clash = set(overrides) & set(CASES[case][0])
+        assert not clash, f"batch {name}: {case} sets {clash} again"
+        overrides.update(CASES[case][0])
+    return overrides, [CASES[case][1] for case in BATCHES[name]]

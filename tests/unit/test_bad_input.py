@@ -1,0 +1,68 @@
+"""Every bad value of tests/bad_input.py is refused by the validation both engines run first, alone
+and in its batch, against a lab inventory (the lab test runs the batches on real hosts)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from govbaseline.lab.hosts import Lab, LabHost
+from govbaseline.validation import ValidationError, baseline_roles, role_vars, validate_roles
+from tests.bad_input import BATCHES, CASES, batch
+
+
+@pytest.fixture(scope="module")
+def lab_hostvars(tmp_path_factory):
+    """What a 2-host lab's first host sees (group and host variables), and the lockout context of
+    a controller connecting as root from the lab gateway."""
+    state = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GOVBASELINE_STATE", str(state))
+        lab = Lab("unit")
+        lab.ca.ensure()
+        net = lab.subnet.network_address
+        hosts = [LabHost(f"unit-{i}", str(net + 9 + i), f"c{i}", "debian13") for i in (1, 2)]
+        lab._write_inventory(hosts, LabHost("unit-sink", str(net + 5), "cs", "debian13", kind="sink"))
+        data = yaml.safe_load(lab.inventory.read_text())["all"]
+    hostvars = {**data["vars"], **data["children"]["webservers"]["hosts"]["unit-1"]}
+    context = {"controller_address": lab.gateway, "connecting_user": "root", "connecting_groups": ["root"]}
+    return hostvars, context
+
+
+def refusal(lab_hostvars, overrides) -> str:
+    hostvars, context = lab_hostvars
+    values = {**hostvars, **overrides}
+    with pytest.raises(ValidationError) as err:
+        validate_roles({role: role_vars(role, values) for role in baseline_roles()}, context, ("Debian", "13"))
+    return str(err.value)
+
+
+def test_the_lab_inventory_itself_is_valid(lab_hostvars):
+    hostvars, context = lab_hostvars
+    converted = validate_roles({role: role_vars(role, hostvars) for role in baseline_roles()}, context,
+                               ("Debian", "13"))
+    assert sorted(converted) == sorted(baseline_roles())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_bad_value_is_refused_naming_it(lab_hostvars, case):
+    overrides, words = CASES[case]
+    assert words in refusal(lab_hostvars, overrides)
+
+
+@pytest.mark.parametrize("name", sorted(BATCHES))
+def test_each_batch_names_every_problem_in_one_run(lab_hostvars, name):
+    overrides, words = batch(name)
+    message = refusal(lab_hostvars, overrides)
+    assert [w for w in words if w not in message] == [], message
+
+
+def test_every_case_is_in_exactly_one_batch():
+    batched = [case for cases in BATCHES.values() for case in cases]
+    assert sorted(batched) == sorted(CASES)
+
+
+def test_an_unsupported_release_is_refused(lab_hostvars):
+    hostvars, context = lab_hostvars
+    with pytest.raises(ValidationError, match="supports Debian 12 and 13; this host runs Debian 11"):
+        validate_roles({role: role_vars(role, hostvars) for role in baseline_roles()}, context, ("Debian", "11"))
