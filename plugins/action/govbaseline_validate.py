@@ -16,8 +16,8 @@ options:
   role:
     description:
       - Role whose variables are checked (its meta/argument_specs.yml and rules), or C(baseline)
-        for every role of playbooks/site.yml at once (run first, so no role changes a host before
-        a later role's variables are known to be good).
+        for every role playbooks/site.yml applies to the host's groups at once (run first, so no
+        role changes a host before a later role's variables are known to be good).
     type: str
     required: true
   controller_address:
@@ -51,15 +51,17 @@ class ActionModule(ActionBase):
                 "govbaseline_validate needs the govbaseline package on the controller "
                 "(pip install -e . in the project): %s" % exc) from exc
         wanted = self._task.args["role"]
-        roles = validation.baseline_roles() if wanted == "baseline" else [wanted]
+        # "baseline": every role the host's groups get from playbooks/site.yml (its own play's and
+        # any other play's), so a host's values are judged as a whole before the first change.
+        roles = validation.roles_for(task_vars.get("group_names", [])) if wanted == "baseline" else [wanted]
         context = {k: v for k, v in self._task.args.items() if k != "role"}
         facts = task_vars.get("ansible_facts", {})
         values = {}
         for role in roles:
-            prefix = role + "_"
-            # Role-internal variables (registered results, vars/ files) start with "__" and are skipped.
+            # Role-internal variables (registered results, vars/ files) start with "__" and are skipped;
+            # a variable belongs to the longest role name it starts with (backup_server_* is not backup's).
             values[role] = {name: self._templar.template(task_vars[name]) for name in task_vars
-                            if name.startswith(prefix)}
+                            if validation.role_of(name) == role}
         platform = None
         if "distribution" in facts:
             platform = (facts["distribution"], str(facts.get("distribution_major_version")))

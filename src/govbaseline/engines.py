@@ -81,12 +81,21 @@ def pyinfra_host_data(hostvars: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def write_pyinfra_inventory(resolved: ResolvedInventory, path: Path) -> None:
+def write_pyinfra_inventory(resolved: ResolvedInventory, path: Path, fleet: ResolvedInventory | None = None) -> None:
+    """pyinfra's inventory file for the hosts of ``resolved``. Each host's data carries its groups
+    (which roles it gets) and the path of a root-only file with the whole inventory (``fleet``,
+    unlimited), for roles that look at other hosts (the backup server's clients)."""
+    fleet_file = path.with_name("fleet.json")
+    fleet = fleet or resolved
+    fleet_file.touch(mode=0o600)
+    fleet_file.write_text(json.dumps({"hostvars": fleet.hostvars, "groups": fleet.groups}))
     groups: dict[str, list[Any]] = {}
     for host, hostvars in resolved.hostvars.items():
+        data = {**pyinfra_host_data(hostvars), "govbaseline_groups": resolved.groups_of(host),
+                "govbaseline_fleet_file": str(fleet_file)}
         for group in resolved.groups_of(host) or ["ungrouped"]:
             name = "".join(c if c.isalnum() else "_" for c in group)
-            groups.setdefault(name, []).append([host, pyinfra_host_data(hostvars)])
+            groups.setdefault(name, []).append([host, data])
     body = "import json\n\n" + "".join(
         f"{name} = [tuple(h) for h in json.loads({json.dumps(json.dumps(hosts))})]\n"
         for name, hosts in sorted(groups.items()))
@@ -97,7 +106,7 @@ def validate_inventory(resolved: ResolvedInventory) -> None:
     """Refuse bad variables for every host before pyinfra touches any of them."""
     problems = []
     for host, hostvars in resolved.hostvars.items():
-        for role in validation.baseline_roles():
+        for role in validation.roles_for(resolved.groups_of(host)):
             try:
                 validation.validated_vars(role, hostvars)
             except validation.ValidationError as exc:
@@ -114,7 +123,7 @@ def run_pyinfra(inventory: Path, check: bool = False, limit: str | None = None, 
         return EngineResult("pyinfra", 2, f"refused before any change: {exc}\n")
     with tempfile.TemporaryDirectory(prefix="govbaseline-pyinfra-") as tmp:
         inv = Path(tmp) / "inventory.py"
-        write_pyinfra_inventory(resolved, inv)
+        write_pyinfra_inventory(resolved, inv, fleet=resolve(inventory) if limit else resolved)
         # -y skips the confirmation prompt, and with it the table of proposed changes a dry run prints.
         base = [tool("pyinfra"), "--dry"] if check else [tool("pyinfra"), "-y"]
         outputs = []

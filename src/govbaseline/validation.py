@@ -8,12 +8,13 @@ through the ``govbaseline_validate`` action plugin, the pyinfra side calls it di
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import shutil
 import subprocess
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import yaml
@@ -536,6 +537,74 @@ def lynis_test_id(name: str, value: Any) -> list[str]:
     return []
 
 
+def backup_rest_url(name: str, value: Any) -> list[str]:
+    parsed = urllib.parse.urlparse(value) if isinstance(value, str) else None
+    if parsed is None or parsed.scheme != "https" or not parsed.hostname or parsed.path or parsed.query:
+        return [f"{name} must be the backup server's https://<name>:<port> address (nothing after the port), "
+                f"not {value!r}"]
+    if parsed.username or parsed.password:
+        return [f"{name} must not carry credentials (they would show in logs): use backup_rest_password"]
+    return []
+
+
+def url_safe_secret(name: str, value: Any) -> list[str]:
+    """A password that becomes part of a URL: unreserved characters only, so it needs no escaping."""
+    if value == "" or (isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9._~-]{16,128}", value)):
+        return []
+    return [f"{name} must be 16-128 characters of A-Z a-z 0-9 . _ ~ - (it becomes part of the server's URL; "
+            "e.g. the output of openssl rand -hex 24)"]
+
+
+def read_subset(name: str, value: Any) -> list[str]:
+    text = str(value)
+    if re.fullmatch(r"(100|[1-9][0-9]?)(\.[0-9]+)?%", text):
+        return []
+    if re.fullmatch(r"[1-9][0-9]*/[1-9][0-9]*", text) and int(text.split("/")[0]) <= int(text.split("/")[1]):
+        return []
+    return [f"{name} must be a share of the data such as 5% or 1/10, not {value!r}"]
+
+
+def backup_secrets(values: Mapping[str, Any]) -> list[str]:
+    if not values.get("backup_enabled"):
+        return []
+    return [f"{name} is missing: {what}" for name, what in (
+        ("backup_rest_url", "the backup server's https:// address (role backup_server)"),
+        ("backup_rest_password", "this host's password on the backup server (put it in Ansible Vault)"),
+        ("backup_repository_password", "the key of this host's encrypted repository (put it in Ansible Vault)"),
+    ) if not values.get(name)]
+
+
+def backup_retention(values: Mapping[str, Any]) -> list[str]:
+    keep = [values.get(f"backup_keep_{k}") for k in ("daily", "weekly", "monthly")]
+    if all(isinstance(k, int) for k in keep) and not any(keep):
+        return ["backup_keep_daily, backup_keep_weekly and backup_keep_monthly are all 0: pruning would delete "
+                "every snapshot"]
+    return []
+
+
+def drill_inside_backup(values: Mapping[str, Any]) -> list[str]:
+    roots = [p.rstrip("/") or "/" for p in values.get("backup_paths", []) if isinstance(p, str)]
+    return [f"backup_drill_paths[{i}] {path} is not inside any of backup_paths: the drill could not restore it"
+            for i, path in enumerate(values.get("backup_drill_paths", []))
+            if isinstance(path, str) and not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)]
+
+
+def backup_server_tls(values: Mapping[str, Any]) -> list[str]:
+    if not values.get("backup_server_enabled"):
+        return []
+    problems = []
+    cert, key = values.get("backup_server_certificate", ""), values.get("backup_server_private_key", "")
+    if not cert:
+        problems.append("backup_server_certificate is missing: the REST server only serves HTTPS (PEM text)")
+    elif (p := pem_certificate("backup_server_certificate", cert)):
+        problems += p
+    if not key:
+        problems.append("backup_server_private_key is missing: the certificate's key (PEM; put it in Ansible Vault)")
+    elif "PRIVATE KEY-----" not in key:
+        problems.append("backup_server_private_key is not a PEM private key")
+    return problems
+
+
 RULES: dict[str, dict[str, Rule]] = {
     "firewall": {
         "firewall_management_cidrs": cidr_list(non_empty=True),
@@ -650,6 +719,29 @@ RULES: dict[str, dict[str, Rule]] = {
         "vulnscan_port_scan_ports": nmap_ports,
         "vulnscan_port_scan_max_rate": int_range(1, 10000),
     },
+    "backup": {
+        "backup_rest_url": optional(backup_rest_url),
+        "backup_rest_ca_cert": optional(pem_certificate),
+        "backup_rest_password": url_safe_secret,
+        "backup_paths": non_empty(absolute_paths),
+        "backup_calendar": calendar,
+        "backup_randomized_delay_minutes": int_range(0, 1440),
+        "backup_keep_daily": int_range(0, 1000),
+        "backup_keep_weekly": int_range(0, 1000),
+        "backup_keep_monthly": int_range(0, 1000),
+        "backup_check_calendar": calendar,
+        "backup_check_read_subset": read_subset,
+        "backup_max_age_hours": int_range(1, 8760),
+        "backup_drill_calendar": calendar,
+        "backup_drill_paths": non_empty(absolute_paths),
+    },
+    "backup_server": {
+        "backup_server_port": int_range(1, 65535),
+        "backup_server_data_dir": absolute_path,
+        "backup_server_clients_group": printable(1, 100),
+        "backup_server_prune_calendar": calendar,
+        "backup_server_prune_randomized_delay_minutes": int_range(0, 1440),
+    },
 }
 
 # Rules that look at several variables of a role together.
@@ -659,6 +751,8 @@ CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
     "audit": [log_host_ca],
     "tls": [tls_certificate_files, tls_acme, tls_hsts_preload],
     "antivirus": [signature_source, quarantine_outside_scans],
+    "backup": [backup_secrets, backup_retention, drill_inside_backup],
+    "backup_server": [backup_server_tls],
 }
 
 SUPPORTED = {"Debian": ("12", "13")}
@@ -669,6 +763,10 @@ def check_platform(role: str, distribution: str, major_version: str) -> None:
     if major_version not in SUPPORTED.get(distribution, ()):
         raise ValidationError(role, [
             f"govbaseline supports Debian 12 and 13; this host runs {distribution} {major_version}"])
+    if role == "backup_server" and major_version == "12":
+        raise ValidationError(role, [
+            "a backup server needs Debian 13: Debian 12 has no restic-rest-server package (an SFTP fallback is "
+            "not built yet); put the backup server on Debian 13 (its clients may run Debian 12)"])
 
 
 def argument_spec(role: str) -> dict[str, Any]:
@@ -683,17 +781,38 @@ def role_defaults(role: str) -> dict[str, Any]:
     return dict(data)
 
 
+def role_of(name: str) -> str | None:
+    """The role a variable belongs to: the longest role name it starts with (``backup_server_port``
+    is role backup_server's, ``backup_paths`` role backup's)."""
+    owners = [role for role in baseline_roles() if name.startswith(f"{role}_")]
+    return max(owners, key=len) if owners else None
+
+
 def role_vars(role: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:
     """The role's defaults overlaid by the host's inventory variables (what Ansible would see)."""
     values = role_defaults(role)
-    values.update({k: v for k, v in hostvars.items() if k.startswith(f"{role}_")})
+    values.update({k: v for k, v in hostvars.items() if role_of(k) == role})
     return values
 
 
-def baseline_roles() -> list[str]:
-    """The roles of the baseline, in order: read from ``playbooks/site.yml``, for both engines."""
+@functools.lru_cache(maxsize=1)
+def site_plays() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(host group, roles) of each play of ``playbooks/site.yml``, in order: what both engines apply
+    where (web servers get the baseline, backup servers the backup server)."""
     plays = yaml.safe_load((PLAYBOOKS_DIR / "site.yml").read_text())
-    return [r["role"] if isinstance(r, dict) else r for play in plays for r in play.get("roles", [])]
+    return tuple((str(play["hosts"]), tuple(r["role"] if isinstance(r, dict) else r for r in play.get("roles", [])))
+                 for play in plays)
+
+
+def baseline_roles() -> list[str]:
+    """Every role of ``playbooks/site.yml`` once, in the order of the plays."""
+    return list(dict.fromkeys(role for _, roles in site_plays() for role in roles))
+
+
+def roles_for(groups: Iterable[str]) -> list[str]:
+    """The roles a host in these inventory groups gets, in the order of the plays."""
+    wanted = set(groups)
+    return list(dict.fromkeys(role for group, roles in site_plays() if group in wanted for role in roles))
 
 
 def validated_vars(role: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:
@@ -708,7 +827,7 @@ def validate(role: str, values: Mapping[str, Any]) -> dict[str, Any]:
     spec = argument_spec(role)
     params = {k: v for k, v in values.items() if k in spec}
     problems: list[str] = []
-    unknown = sorted(k for k in values if k.startswith(f"{role}_") and k not in spec)
+    unknown = sorted(k for k in values if role_of(k) == role and k not in spec)
     problems += [f"{k} is not a variable of role {role} (misspelt?)" for k in unknown]
     # YAML reads an unquoted off/no/yes as a boolean; Ansible's validator would quietly turn it back
     # into "off", but the role's templates see the boolean. Refuse it, so both engines agree.

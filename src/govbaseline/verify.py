@@ -58,7 +58,8 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
         work = Path(tmp)
         # Host variables may hold secrets: they stay in a private temporary folder, never in the report.
         hostvars_file = work / "hostvars.json"
-        hostvars_file.write_text(json.dumps(resolved.hostvars))
+        hostvars_file.write_text(json.dumps({h: {**v, "group_names": resolved.groups_of(h)}
+                                             for h, v in resolved.hostvars.items()}))
         hostvars_file.chmod(0o600)
         (work / "pytest.ini").write_text(PYTEST_INI)
         results_file = work / "results.json"

@@ -85,15 +85,37 @@ CASES: dict[str, dict[str, dict]] = {
                               "vulnscan_lynis_keep_reports": 3, "vulnscan_scanner_host": "web2",
                               "vulnscan_port_scan_ports": "1-1024,8080", "vulnscan_port_scan_max_rate": 10},
     },
+    "backup": {
+        "lab-like": {"backup_rest_url": "https://10.0.0.5:8000", "backup_rest_ca_cert": CA,
+                     "backup_rest_password": "a1" * 16, "backup_repository_password": "b2" * 16},
+        "public-ca-no-dumps": {"backup_rest_url": "https://backup.example.gov:8443", "backup_rest_password": "c3" * 12,
+                               "backup_repository_password": "d4" * 20, "backup_database_dumps": False,
+                               "backup_exclude": ["*.tmp", "/srv/cache"], "backup_drill_paths": ["/etc/nginx"]},
+    },
+    "backup_server": {
+        "two-clients": {"backup_server_certificate": SITE_CERT, "backup_server_private_key": SITE_KEY},
+        "no-client-yet": {"backup_server_certificate": SITE_CERT, "backup_server_private_key": SITE_KEY,
+                          "backup_server_port": 8443, "backup_server_data_dir": "/srv/backups"},
+    },
 }
+BACKUP_CLIENTS = [{"name": n, "htpasswd": f"{n}:$2y$10$abc", "repository_password": "p" * 32,
+                   "keep": {"daily": 7, "weekly": 5, "monthly": 12}} for n in ("web1", "web2")]
 # Values a task loop provides (item) or a fact (b32) where the template needs them.
 EXTRA = {"audit": {"__audit_b32": True}, "patching": {"item": "apt-daily-upgrade"},
-         "vulnscan": {"__vulnscan_targets": [{"name": "web1", "address": "192.0.2.10", "declared": [22, 80, 443]}]}}
+         "vulnscan": {"__vulnscan_targets": [{"name": "web1", "address": "192.0.2.10", "declared": [22, 80, 443]}]},
+         "backup": {"job": {"name": "drill", "unit": "govbaseline-backup-drill", "command": "drill",
+                            "what": "restore drill"}, "job_calendar": "monthly", "job_delay": 60},
+         "backup_server": {"__backup_server_clients": BACKUP_CLIENTS}}
 ALL = [(role, case) for role, cases in CASES.items() for case in cases]
 
 
 def values(role: str, case: str) -> dict:
-    return {**validation.validated_vars(role, CASES[role][case]), **common.internal(role), **EXTRA.get(role, {})}
+    extra = EXTRA.get(role, {})
+    if role == "backup_server" and case == "no-client-yet":
+        extra = {"__backup_server_clients": []}
+    # Ansible's inventory_hostname is the name of the host rendering the case (see ansible_rendered).
+    return {**validation.validated_vars(role, CASES[role][case]), **common.internal(role), **extra,
+            "inventory_hostname": f"{role}-{case}"}
 
 
 def templates(role: str) -> list[str]:
@@ -124,9 +146,9 @@ def ansible_rendered(tmp_path_factory) -> Path:
     playbook.write_text(yaml.safe_dump([{
         "hosts": "all", "gather_facts": False, "strategy": "free",
         "vars_files": [str(PLAYBOOKS_DIR / "group_vars" / "all.yml")],
-        # The loop variable is not "item": a template may read an "item" of its own (EXTRA).
-        "tasks": [{"ansible.builtin.template": {"src": "{{ job.src }}", "dest": "{{ job.dest }}", "mode": "0600"},
-                   "loop": "{{ render_jobs }}", "loop_control": {"loop_var": "job"}, "ignore_errors": True}]}]))
+        # The loop variable is neither "item" nor "job": templates read those of their own (EXTRA).
+        "tasks": [{"ansible.builtin.template": {"src": "{{ render_job.src }}", "dest": "{{ render_job.dest }}", "mode": "0600"},
+                   "loop": "{{ render_jobs }}", "loop_control": {"loop_var": "render_job"}, "ignore_errors": True}]}]))
     bindir = Path(sys.executable).parent
     proc = subprocess.run(
         [str(bindir / "ansible-playbook"), "-i", str(inventory), "--forks", "4", str(playbook)],

@@ -35,6 +35,20 @@ def _controls(item: pytest.Item) -> list[str]:
     return [str(arg) for mark in item.iter_markers("control") for arg in mark.args]
 
 
+def _applies(item: pytest.Item, ids: list[str]) -> bool:
+    """Whether a check's controls concern its host: their roles are among those playbooks/site.yml
+    gives the host's inventory groups (a backup server is not checked as a web server)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "_testinfra_host" not in params or not os.environ.get("GOVBASELINE_HOSTVARS"):
+        return True
+    from govbaseline.catalogue import load_catalogue
+    from govbaseline.validation import roles_for
+
+    catalogue = load_catalogue()
+    roles = set(roles_for(_hostvars_all()[host_name(params["_testinfra_host"])].get("group_names", [])))
+    return any(catalogue.get(i).role in roles for i in ids if catalogue.has(i))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = {c.strip().upper() for c in config.getoption("--govbaseline-controls").split(",") if c.strip()}
     keep, drop = [], []
@@ -42,7 +56,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ids = _controls(item)
         if not ids:
             raise pytest.UsageError(f"check {item.nodeid} carries no control id (@pytest.mark.control)")
-        (keep if not wanted or wanted & set(ids) else drop).append(item)
+        (keep if (not wanted or wanted & set(ids)) and _applies(item, ids) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -66,11 +80,11 @@ def host_name(host: Any) -> str:
 @pytest.fixture
 def hostvars(host: Any) -> dict[str, Any]:
     """The host's inventory variables merged over the role defaults, as the engines saw them."""
-    from govbaseline.validation import baseline_roles, role_vars
+    from govbaseline.validation import role_vars, roles_for
 
     raw = _hostvars_all()[host_name(host)]
     merged: dict[str, Any] = dict(raw)
-    for role in baseline_roles():
+    for role in roles_for(raw.get("group_names", [])):
         merged.update(role_vars(role, raw))
     return merged
 

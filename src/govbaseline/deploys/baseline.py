@@ -6,14 +6,16 @@ from pyinfra.context import host
 from pyinfra.facts.server import LinuxDistribution
 
 from govbaseline.deploys.common import connection
-from govbaseline.validation import baseline_roles, role_vars, validate_roles
+from govbaseline.validation import role_vars, roles_for, validate_roles
 
 # Every role's variables, lockouts and the rules across roles, all problems at once, before any
 # operation is even planned (each role's deploy checks its own again, as each Ansible role does).
 _distro = host.get_fact(LinuxDistribution) or {}
-validate_roles({role: role_vars(role, host.data.govbaseline_hostvars) for role in baseline_roles()},
-                  connection(), (str(_distro.get("name") or "unknown"), str(_distro.get("major") or "?")))
+ROLES = roles_for(host.data.govbaseline_groups)
+validate_roles({role: role_vars(role, host.data.govbaseline_hostvars) for role in ROLES},
+               connection(), (str(_distro.get("name") or "unknown"), str(_distro.get("major") or "?")))
 
-# The same roles, in the same order, as playbooks/site.yml: each has a deploys/<role>.py.
-for role in baseline_roles():
+# The same roles, in the same order, as playbooks/site.yml gives the host's groups: each has a
+# deploys/<role>.py.
+for role in ROLES:
     importlib.import_module(f"govbaseline.deploys.{role}").apply()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import secrets
 import shutil
 import socket
 import subprocess
@@ -26,6 +27,7 @@ SINK_OFFSET = 5
 SINK_SPOOL = "/var/lib/govbaseline-sink"
 SYSLOG_PORT = 6514
 SINK_WEB_PORT = 8025  # the sink's HTTP port: webhook (POST) and files (GET)
+BACKUP_PORT = 8000  # the sink's restic REST server (the lab's backup server)
 # rsyslog on the sink: a TLS syslog listener (RFC 5425) writing what it receives to one file.
 SINK_RSYSLOG = f"""global(
   DefaultNetstreamDriver="gtls"
@@ -117,10 +119,12 @@ class Lab:
         podman("network", "create", "--subnet", str(self.subnet), "--label", f"{LABEL}={self.name}",
                self.network)
         made = [self._start(i, image, distro) for i in range(1, hosts + 1)]
-        sink = self._start(0, image, distro)
+        # The sink is the lab's infrastructure, not a host under test: always Debian 13, the release
+        # with restic's REST server (it is the lab's backup server too).
+        sink = self._start(0, image if distro == DEFAULT_DISTRO else ensure_image(DEFAULT_DISTRO), DEFAULT_DISTRO)
         self._wait([*made, sink])
         self._start_sink(sink)
-        self._write_known_hosts(made)
+        self._write_known_hosts([*made, sink])
         self._write_inventory(made, sink)
         (self.dir / "hosts.json").write_text(json.dumps([asdict(h) for h in [*made, sink]], indent=2))
         return made
@@ -266,7 +270,13 @@ class Lab:
             "all": {
                 "children": {
                     "webservers": {
-                        "hosts": {h.name: {**self._host_vars(h, hosts), **self._tls_vars(h)} for h in hosts},
+                        "hosts": {h.name: {**self._host_vars(h, hosts), **self._tls_vars(h), **_backup_secrets()}
+                                  for h in hosts},
+                    },
+                    # The sink is the lab's backup server: restic's REST server with a certificate of
+                    # the lab CA; the web servers back up to it.
+                    "backup_servers": {
+                        "hosts": {sink.name: {"ansible_host": sink.address, **self._backup_server_vars(sink)}},
                     },
                 },
                 "vars": {
@@ -305,6 +315,9 @@ class Lab:
                     "antivirus_signature_source": "custom",
                     "antivirus_custom_signature_urls": [
                         f"http://{sink.address}:{SINK_WEB_PORT}/files/{eicar.SIGNATURE_FILE}"],
+                    # Backups go to the sink's REST server over HTTPS, verified against the lab CA.
+                    "backup_rest_url": f"https://{sink.address}:{BACKUP_PORT}",
+                    "backup_rest_ca_cert": self.ca.pem,
                 },
             }
         }
@@ -313,6 +326,10 @@ class Lab:
         self.inventory.touch(mode=0o600, exist_ok=True)
         self.inventory.chmod(0o600)
         self.inventory.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+
+    def _backup_server_vars(self, sink: LabHost) -> dict[str, object]:
+        cert, key = self.ca.issue(sink.name, dns=[sink.name], ips=[sink.address])
+        return {"backup_server_certificate": cert, "backup_server_private_key": key, "backup_server_port": BACKUP_PORT}
 
     def _tls_vars(self, host: LabHost) -> dict[str, object]:
         """The host's site name and a certificate for it (and its address) from the lab CA."""
@@ -338,6 +355,11 @@ class Lab:
             return podman("exec", host.container, *argv, check=check)
         except PodmanError as exc:
             raise LabError(str(exc)) from exc
+
+
+def _backup_secrets() -> dict[str, str]:
+    """A lab host's backup passwords: random for every incarnation of the lab (the inventory is root only)."""
+    return {"backup_rest_password": secrets.token_hex(24), "backup_repository_password": secrets.token_hex(24)}
 
 
 def _port_open(address: str, port: int) -> bool:

@@ -1,0 +1,123 @@
+"""Checks for backups (roles ``backup`` and ``backup_server``): BAK-01 a recent snapshot on the
+backup server, BAK-02 an append-only server the client cannot delete from, BAK-03 a recent restore
+drill that restored identical data."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import pytest
+
+from govbaseline.checks.schedule import last_run, wait_while_running
+
+COMMAND = "/usr/local/sbin/govbaseline-backup"
+STATE_DIR = "/var/lib/govbaseline/backup"
+UNIT = "govbaseline-backup"
+SECRETS = ("/etc/govbaseline/backup/repository", "/etc/govbaseline/backup/password")
+# A DELETE of a snapshot that cannot exist, with this host's own account: an append-only server
+# answers 403, one that would let the client delete its history answers 404 or 200. Nothing is
+# deleted either way; the account is read from the root-only repository file, never shown.
+DELETE_PROBE = r"""
+import base64, json, ssl, sys, urllib.error, urllib.parse, urllib.request
+config = json.load(open("/etc/govbaseline/backup/config.json"))
+url = urllib.parse.urlsplit(open(config["repository_file"]).read().strip()[len("rest:"):])
+context = ssl.create_default_context(cafile=config["ca_file"] or None)
+request = urllib.request.Request("%s://%s:%s%ssnapshots/%s" % (url.scheme, url.hostname, url.port, url.path, "0" * 64),
+                                 method="DELETE")
+token = base64.b64encode(("%s:%s" % (urllib.parse.unquote(url.username), urllib.parse.unquote(url.password))).encode())
+request.add_header("Authorization", "Basic " + token.decode())
+try:
+    print(urllib.request.urlopen(request, context=context, timeout=15).status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+"""
+
+
+def _snapshot_hours(snapshot: dict) -> float:
+    # restic writes nanoseconds; Python 3.11 reads any number of fractional digits.
+    taken = datetime.fromisoformat(snapshot["time"].replace("Z", "+00:00"))
+    return (time.time() - taken.timestamp()) / 3600
+
+
+@pytest.mark.control("BAK-01")
+def test_recent_backup_on_the_server(host, hostvars, evidence):
+    timer = host.service(f"{UNIT}.timer")
+    assert timer.is_enabled and timer.is_running, "the daily backup is not scheduled (timer off)"
+    wait_while_running(host, f"{UNIT}.service", timeout=300)  # the first backup starts at converge
+    last = host.run("cat %s/last.json", STATE_DIR)
+    assert last.rc == 0, "no backup has run on this host yet"
+    state = json.loads(last.stdout)
+    assert state["status"] == "ok", f"the last backup run failed: {state.get('error') or state.get('unreadable')}"
+    listing = host.run("%s snapshots --latest", COMMAND)
+    assert listing.rc == 0, f"the backup server's repository cannot be read: {listing.stderr.strip()[-500:]}"
+    snapshots = json.loads(listing.stdout)
+    assert snapshots, "the repository on the backup server holds no snapshot of this host"
+    newest = snapshots[-1]
+    hours, allowed = _snapshot_hours(newest), hostvars["backup_max_age_hours"]
+    present = [p for p in hostvars["backup_paths"] if host.file(p).exists]
+    missing = [p for p in present if p not in newest["paths"]]
+    evidence("newest snapshot on the backup server",
+             f"{newest['short_id']} taken {hours:.1f} h ago of {', '.join(newest['paths'])}", ok=hours <= allowed)
+    assert hours <= allowed, f"the newest snapshot on the backup server is {hours:.1f} h old " \
+        f"(backup_max_age_hours is {allowed})"
+    assert not missing, f"the newest snapshot lacks {', '.join(missing)}"
+
+
+@pytest.mark.control("BAK-01")
+def test_repository_check_scheduled_and_passing(host):
+    timer = host.service("govbaseline-backup-check.timer")
+    assert timer.is_enabled and timer.is_running, "the repository check is not scheduled (timer off)"
+    out = host.run("cat %s/check.json", STATE_DIR)
+    if out.rc == 0:
+        state = json.loads(out.stdout)
+        assert state["status"] == "ok", f"the last restic check failed: {state['detail']}"
+
+
+@pytest.mark.control("BAK-02")
+def test_client_cannot_delete_its_snapshots(host):
+    for path in SECRETS:
+        secret = host.file(path)
+        assert secret.exists and secret.user == "root" and secret.mode == 0o600, \
+            f"{path} must exist, belong to root and be mode 0600 (it holds a backup secret)"
+    out = host.run("python3 -c %s", DELETE_PROBE)
+    assert out.rc == 0, f"the deletion probe could not reach the backup server: {out.stderr.strip()[-300:]}"
+    assert out.stdout.strip() == "403", f"the backup server answered {out.stdout.strip()} to a DELETE of a " \
+        "snapshot with this host's account: it is not append-only (403 wanted)"
+
+
+@pytest.mark.control("BAK-02")
+def test_rest_server_append_only_private_tls(host, hostvars):
+    service = host.service("restic-rest-server.service")
+    assert service.is_enabled and service.is_running, "restic-rest-server is not running"
+    pid = host.run("systemctl show -p MainPID --value restic-rest-server.service").stdout.strip()
+    argv = host.run("tr '\\0' ' ' < /proc/%s/cmdline", pid).stdout.split()
+    missing = [flag for flag in ("--append-only", "--private-repos", "--tls") if flag not in argv]
+    assert not missing, f"restic-rest-server runs without {', '.join(missing)}"
+    for path in ("/etc/restic-rest-server/users.htpasswd", "/etc/restic-rest-server/tls.key"):
+        f = host.file(path)
+        assert f.exists and f.mode & 0o007 == 0, f"{path} is readable by every user (mode {oct(f.mode)})"
+    data = host.file(hostvars["backup_server_data_dir"])
+    assert data.is_directory and data.mode & 0o077 == 0, \
+        f"{hostvars['backup_server_data_dir']} must be the REST server's alone (mode 0700)"
+    timer = host.service("govbaseline-backup-prune.timer")
+    assert timer.is_enabled and timer.is_running, "the pruning of the clients' repositories is not scheduled"
+    out = host.run("cat /var/lib/govbaseline/backup-server/prune.json")
+    if out.rc == 0:
+        failed = {n: r["detail"] for n, r in json.loads(out.stdout)["clients"].items() if r["status"] == "failed"}
+        assert not failed, f"pruning failed for {', '.join(sorted(failed))}: {failed}"
+
+
+@pytest.mark.control("BAK-03")
+def test_restore_drill_recent_and_identical(host, hostvars, evidence):
+    wait_while_running(host, f"{UNIT}.service", timeout=300)  # the first drill follows the first backup
+    state, hours, allowed = last_run(host, "govbaseline-backup-drill", f"{STATE_DIR}/drill.json",
+                                     hostvars["backup_drill_calendar"], hostvars["backup_randomized_delay_minutes"],
+                                     "restore drill")
+    evidence("last restore drill", json.dumps({k: state.get(k) for k in (
+        "status", "snapshot", "paths", "files", "bytes", "compared_with_live", "mismatches", "error")}),
+        ok=state["status"] == "ok")
+    assert hours <= allowed, f"the last restore drill finished {hours:.1f} h ago (the schedule allows {allowed:.0f} h)"
+    assert state["status"] == "ok", f"the last restore drill failed: {state.get('error')}"
+    assert state["files"] > 0, "the last restore drill restored no file"
