@@ -11,7 +11,10 @@ echo "== mypy";        mypy
 echo "== yamllint";    yamllint -s .
 echo "== ansible-lint"; ansible-lint --profile production --offline playbooks roles
 echo "== pytest"
-pytest "$@"
+# Two workers: lab tests wait on hosts much of the time, so two run side by side in about the time
+# of one. Tests sharing a lab stay in one worker (tests/conftest.py). GOVBASELINE_TEST_WORKERS=0
+# runs everything in this process.
+pytest -n "${GOVBASELINE_TEST_WORKERS:-2}" --dist loadgroup "$@"
 if [ "${GOVBASELINE_SKIP_LAB:-0}" != "1" ]; then
   for scenario in firewall tls; do
     echo "== molecule ($scenario scenario on a lab host)"

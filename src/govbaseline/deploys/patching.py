@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host
+from pyinfra.facts.files import File
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
@@ -66,11 +66,13 @@ def report(v: dict[str, Any]) -> None:
     # Report and record after every run of apt's daily services.
     common.service_dropins("PATCH-02", {unit: common.render(ROLE, "report-dropin.conf.j2", {**v, "item": unit})
                                         for unit in v["__patching_apt_units"]}, v["__patching_dropin_name"])
-    pending = json.loads(host.get_fact(Command, f"test -x {command} && {command} --pending || echo '{{}}'") or "{}")
-    record = json.loads(host.get_fact(Command, f"cat {v['__patching_state_dir']}/pending.json 2>/dev/null "
-                                               "|| echo '{}'") or "{}")
-    if set(pending) <= set(record.get("pending", {})):
-        host.noop("PATCH-02 | every pending security update is already recorded")
+    # The record is the host's own: apt's daily services update it after every run (drop-ins above).
+    # A converge only starts it, so a security update published between two converges is the host's
+    # news to record, not a change the converge makes.
+    record = f"{v['__patching_state_dir']}/pending.json"
+    if host.get_fact(File, path=record):
+        host.noop("PATCH-02 | the record of pending security updates is kept by apt's daily services")
         return
-    server.shell(name="PATCH-02 | Record the security updates pending now (when they were first seen)",
+    server.shell(name="PATCH-02 | Start the record of pending security updates (when each was first seen)",
                  commands=[f"{command} --track"])
+

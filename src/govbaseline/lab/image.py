@@ -7,6 +7,7 @@ rebuild downloads nothing that was fetched before.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -152,10 +153,15 @@ def ensure_image(distro_name: str = DEFAULT_DISTRO, log: bool = True) -> str:
     tag = image_tag(distro)
     if image_exists(tag):
         return tag
-    if log:
-        print(f"lab: building {tag} with debootstrap (once per recipe change)", flush=True)
-    build(distro, tag)
-    prune_old_images(distro, keep=tag)
+    # One build at a time per distro: parallel test workers (or two shells) may ask at once.
+    with open(cache_dir() / f"image-{distro.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if image_exists(tag):
+            return tag
+        if log:
+            print(f"lab: building {tag} with debootstrap (once per recipe change)", flush=True)
+        build(distro, tag)
+        prune_old_images(distro, keep=tag)
     return tag
 
 
