@@ -83,6 +83,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if outcome.passed else 1
 
 
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from govbaseline.engines import run_ansible
+
+    if not args.path.startswith("/") or (args.target and not args.target.startswith("/")):
+        print("govbaseline: --path and --target must be absolute paths", file=sys.stderr)
+        return 2
+    extra: dict[str, object] = {"restore_path": args.path, "restore_snapshot": args.snapshot}
+    extra.update({"restore_target": args.target} if args.target else {"restore_in_place": True})
+    result = run_ansible(Path(args.inventory), limit=args.host, playbook="restore.yml", extra_vars=extra)
+    return result.returncode
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from govbaseline.demo import demo
 
@@ -128,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify_p.add_argument("--control", action="append", help="only this control id (repeatable)")
     verify_p.add_argument("--role", action="append", help="only the controls of this role, e.g. tls (repeatable)")
     verify_p.set_defaults(func=_cmd_verify)
+
+    restore_p = sub.add_parser("restore", help="restore a path from a host's backups (latest or a given snapshot)")
+    restore_p.add_argument("-i", "--inventory", required=True)
+    restore_p.add_argument("--host", required=True, help="the host whose backups to restore from (and onto)")
+    restore_p.add_argument("--path", required=True, help="absolute path to restore, e.g. /var/www")
+    restore_p.add_argument("--snapshot", default="latest", help="snapshot id (default: %(default)s)")
+    where = restore_p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", help="restore under this folder (the path is recreated inside it)")
+    where.add_argument("--in-place", action="store_true", help="restore over the live files")
+    restore_p.set_defaults(func=_cmd_restore)
 
     demo_p = sub.add_parser("demo", help="lab host -> apply -> verify -> report")
     demo_p.add_argument("--report-dir", default="reports/demo")

@@ -50,8 +50,11 @@ def _run(cmd: list[str], env: dict[str, str] | None, stream: bool) -> tuple[int,
 
 
 def run_ansible(inventory: Path, check: bool = False, limit: str | None = None, tags: str | None = None,
-                playbook: str = "site.yml", stream: bool = True) -> EngineResult:
+                playbook: str = "site.yml", stream: bool = True,
+                extra_vars: dict[str, Any] | None = None) -> EngineResult:
     cmd = [tool("ansible-playbook"), "-i", str(inventory), str(PLAYBOOKS_DIR / playbook)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
     if check:
         cmd += ["--check", "--diff"]
     if limit:

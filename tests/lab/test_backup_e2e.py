@@ -1,0 +1,163 @@
+"""Backups on real lab hosts (roles backup and backup_server): the lab's sink is the backup server.
+
+A web root deleted and restored is byte-identical; a stopped server fails the run and the alert
+arrives, and the next run catches up; a backup too old fails verify; the client cannot delete its
+history; no secret shows in the journal, the process list or the report; each check fails when its
+control is broken.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+import yaml
+
+from govbaseline.engines import run_ansible
+from govbaseline.inventory import tool
+from govbaseline.verify import verify
+from tests.lab.conftest import assert_checks_fail_when_broken_together, inventory_with, sh, wait_for_alert
+
+pytestmark = pytest.mark.lab
+
+RECENT = "test_recent_backup_on_the_server"
+TREE = "find /var/www -type f -print0 | sort -z | xargs -0 sha256sum"
+
+
+def run_backup(lab, host) -> subprocess.CompletedProcess:
+    return lab.exec(host, "systemctl", "start", "govbaseline-backup.service", check=False)
+
+
+def secrets_of(lab, host) -> list[str]:
+    hostvars = yaml.safe_load(lab.inventory.read_text())["all"]["children"]["webservers"]["hosts"][host.name]
+    return [hostvars["backup_rest_password"], hostvars["backup_repository_password"]]
+
+
+def test_web_root_deleted_and_restored_byte_identical(ansible_lab, tmp_path):
+    lab, host = ansible_lab, ansible_lab.hosts()[0]
+    sh(lab, host, "mkdir -p /var/www/html/uploads && head -c 300000 /dev/urandom > /var/www/html/uploads/scan.pdf "
+                  "&& printf 'gov notice\\n' > '/var/www/html/notice 2026.txt' && chmod 640 /var/www/html/uploads/scan.pdf")
+    assert run_backup(lab, host).returncode == 0, sh(lab, host, "journalctl -u govbaseline-backup -n 30 --no-pager")
+    before = sh(lab, host, TREE)
+    assert "scan.pdf" in before and "notice 2026.txt" in before
+    sh(lab, host, "rm -rf /var/www")
+    restore = [tool("govbaseline"), "restore", "-i", str(lab.inventory), "--host", host.name, "--path", "/var/www"]
+    done = subprocess.run(restore + ["--in-place"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert sh(lab, host, TREE) == before
+    assert sh(lab, host, "stat -c %a /var/www/html/uploads/scan.pdf").strip() == "640"
+    # To a folder: the same bytes under it, the live tree untouched.
+    done = subprocess.run(restore + ["--target", "/srv/restored"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert sh(lab, host, f"cd /srv/restored && {TREE}").replace("/srv/restored", "") == before
+    sh(lab, host, "rm -rf /srv/restored")
+    # A bad request is refused before restic runs, naming what is wrong.
+    bad = subprocess.run([*restore[:-1], "var/www", "--in-place"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "--path and --target must be absolute" in bad.stderr
+
+
+def test_stopped_server_fails_the_run_and_alerts_then_next_run_catches_up(ansible_lab):
+    lab, host = ansible_lab, ansible_lab.hosts()[1]
+    lab.clear_sink()
+    lab.exec(lab.sink, "systemctl", "stop", "restic-rest-server.service")
+    try:
+        failed = run_backup(lab, host)
+        assert failed.returncode != 0, "the backup run succeeded with the backup server stopped"
+        assert sh(lab, host, "systemctl is-failed govbaseline-backup.service || true").strip() == "failed"
+        state = json.loads(sh(lab, host, "cat /var/lib/govbaseline/backup/last.json"))
+        assert state["status"] == "failed", state
+        text = wait_for_alert(lab, "backup", "backup failed")
+        for secret in secrets_of(lab, host):
+            assert secret not in text
+    finally:
+        lab.exec(lab.sink, "systemctl", "start", "restic-rest-server.service")
+    assert run_backup(lab, host).returncode == 0
+    assert json.loads(sh(lab, host, "cat /var/lib/govbaseline/backup/last.json"))["status"] == "ok"
+
+
+def test_client_credentials_cannot_delete_snapshots(ansible_lab):
+    lab, host = ansible_lab, ansible_lab.hosts()[0]
+    before = json.loads(sh(lab, host, "govbaseline-backup snapshots"))
+    assert before, "no snapshot to try to delete"
+    out = lab.exec(host, "sh", "-c", "restic --repository-file /etc/govbaseline/backup/repository "
+                   "--password-file /etc/govbaseline/backup/password --cacert /etc/govbaseline/backup/server-ca.pem "
+                   f"--no-cache forget {before[0]['id']}", check=False)
+    assert out.returncode != 0, "the client deleted one of its snapshots on the backup server"
+    after = json.loads(sh(lab, host, "govbaseline-backup snapshots"))
+    assert [s["id"] for s in after] == [s["id"] for s in before]
+
+
+def test_backup_older_than_allowed_fails_verify_until_the_next_run(ansible_lab, tmp_path):
+    """Only a 30-hour-old snapshot on the server (its repository recreated): BAK-01 fails at 26 h."""
+    lab, host = ansible_lab, ansible_lab.hosts()[1]
+    sh(lab, lab.sink, f"rm -rf /srv/restic/{host.name}")  # backup_server_data_dir
+    old = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 30 * 3600))
+    restic = ("restic --repository-file /etc/govbaseline/backup/repository --password-file "
+              "/etc/govbaseline/backup/password --cacert /etc/govbaseline/backup/server-ca.pem --no-cache")
+    sh(lab, host, f"{restic} init >/dev/null && {restic} backup --host {host.name} --time '{old}' /var/www >/dev/null")
+    late = verify(lab.inventory, tmp_path / "late", limit=host.name, checks=[RECENT])
+    message = late.checks(host.name)[RECENT]["message"]
+    assert not late.passed and "h old (backup_max_age_hours is 26)" in message, message
+    assert run_backup(lab, host).returncode == 0
+    fresh = verify(lab.inventory, tmp_path / "fresh", limit=host.name, checks=[RECENT])
+    assert fresh.passed, fresh.output[-2000:]
+
+
+def test_no_secret_in_journal_process_list_or_report(ansible_lab, tmp_path):
+    lab, host = ansible_lab, ansible_lab.hosts()[0]
+    secrets = secrets_of(lab, host)
+    seen: list[str] = []
+
+    def watch() -> None:  # the process list, sampled while the backup runs
+        for _ in range(40):
+            seen.append(lab.exec(host, "ps", "-eo", "args", check=False).stdout.decode())
+            time.sleep(0.25)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    assert run_backup(lab, host).returncode == 0
+    watcher.join()
+    assert any("restic" in sample for sample in seen), "the backup was not seen running"
+    journal = sh(lab, host, "journalctl --no-pager -o cat")
+    outcome = verify(lab.inventory, tmp_path / "report", limit=host.name)
+    report = "".join(p.read_text() for p in (tmp_path / "report").iterdir() if p.is_file())
+    assert outcome.data["hosts"][host.name]["controls"]["BAK-01"]["status"] == "pass"
+    for secret in secrets:
+        assert secret not in journal and secret not in report and not any(secret in s for s in seen)
+
+
+BREAKS = {
+    "test_repository_check_scheduled_and_passing": (
+        ["systemctl disable --now govbaseline-backup-check.timer"], "the repository check is not scheduled"),
+    "test_client_cannot_delete_its_snapshots": (
+        ["chmod 0644 /etc/govbaseline/backup/password"], "must exist, belong to root and be mode 0600"),
+    "test_restore_drill_recent_and_identical": (
+        ["systemctl disable --now govbaseline-backup-drill.timer"], "not scheduled"),
+}
+
+
+def test_every_backup_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
+    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="backup")
+
+
+def test_server_check_fails_without_append_only(ansible_lab, tmp_path):
+    """The backup server run without --append-only: its own check fails, and so does every client's
+    deletion probe (the server now answers 404 to deleting a snapshot that does not exist)."""
+    lab, sink = ansible_lab, ansible_lab.sink
+    inventory = inventory_with(lab, tmp_path)
+    sh(lab, sink, "sed -i 's/ --append-only//' /etc/default/restic-rest-server && "
+                  "systemctl restart restic-rest-server.service")
+    try:
+        broken = verify(inventory, tmp_path / "broken", checks=["test_rest_server_append_only_private_tls",
+                                                                 "test_client_cannot_delete_its_snapshots"])
+        server = broken.checks(sink.name)["test_rest_server_append_only_private_tls"]["message"]
+        assert "runs without --append-only" in server, server
+        client = broken.checks(lab.hosts()[0].name)["test_client_cannot_delete_its_snapshots"]["message"]
+        assert "it is not append-only" in client, client
+    finally:
+        repaired = run_ansible(lab.inventory, limit=sink.name, stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    assert "--append-only" in sh(lab, sink, "cat /etc/default/restic-rest-server")
