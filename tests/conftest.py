@@ -11,6 +11,7 @@ import pytest
 SHARED_LABS = ("ansible_lab", "pyinfra_lab")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         for fixture in SHARED_LABS:
