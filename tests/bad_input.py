@@ -57,6 +57,15 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     # vulnscan
     "hardening-index": ({"vulnscan_min_hardening_index": 120},
                         "vulnscan_min_hardening_index must be between 0 and 100"),
+    # backup
+    "backup-over-http": ({"backup_rest_url": "http://backup.example.gov:8000"},
+                         "backup_rest_url must be the backup server's https://"),
+    "password-with-colon": ({"backup_rest_password": "web1:secret@backup"}, "backup_rest_password must be 16-128"),
+    "no-repository-password": ({"backup_repository_password": ""}, "backup_repository_password is missing"),
+    "keep-nothing": ({"backup_keep_daily": 0, "backup_keep_weekly": 0, "backup_keep_monthly": 0},
+                     "pruning would delete every snapshot"),
+    "drill-outside-backup": ({"backup_drill_paths": ["/opt/app"]},
+                             "backup_drill_paths[0] /opt/app is not inside any of backup_paths"),
     # across roles
     "https-closed-by-the-firewall": ({"firewall_allowed_tcp_ports": [80]}, "firewall_allowed_tcp_ports lacks 443"),
     "scan-faster-than-flood-limit": ({"vulnscan_port_scan_max_rate": 50},
@@ -66,11 +75,12 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
 
 BATCHES: dict[str, list[str]] = {
     "one-bad-value-per-role": ["port-name", "no-relay", "admin-without-key", "delete-system-logs", "hsts-too-short",
-                               "reboot-time", "quarantine-inside-scan", "hardening-index"],
+                               "reboot-time", "quarantine-inside-scan", "hardening-index", "backup-over-http"],
     "more-rules": ["cidr-33", "unknown-severity", "webhook-scheme", "not-a-key", "log-host-without-ca",
-                   "system-web-root"],
+                   "system-web-root", "no-repository-password", "keep-nothing",
+                   "drill-outside-backup"],
     "yet-more-rules": ["empty-management", "user-without-password", "loose-umask", "no-admin-at-all", "journal-size",
-                       "unquoted-off"],
+                       "unquoted-off", "password-with-colon"],
     "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root"],
     "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
 }

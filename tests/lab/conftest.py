@@ -80,6 +80,9 @@ def inventory_with(lab: Lab, tmp_path: Path, **overrides) -> Path:
     """A copy of the lab inventory with some variables overridden (bad input, lockouts, options)."""
     data = yaml.safe_load(lab.inventory.read_text())
     data["all"]["vars"].update(overrides)
+    for group in data["all"]["children"].values():  # a host's own value would win over all.vars
+        for hostvars in group["hosts"].values():
+            hostvars.update({k: v for k, v in overrides.items() if k in hostvars})
     path = tmp_path / f"{lab.name}-inventory.yml"
     path.write_text(yaml.safe_dump(data))
     return path

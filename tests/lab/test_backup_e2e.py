@@ -1,4 +1,6 @@
 """Backups on real lab hosts (roles backup and backup_server): the lab's sink is the backup server.
+The hosts are the pyinfra-converged lab, so pyinfra's backup deploys are proven end to end here
+(the Ansible lab's idempotence test and verify prove Ansible's).
 
 A web root deleted and restored is byte-identical; a stopped server fails the run and the alert
 arrives, and the next run catches up; a backup too old fails verify; the client cannot delete its
@@ -36,8 +38,8 @@ def secrets_of(lab, host) -> list[str]:
     return [hostvars["backup_rest_password"], hostvars["backup_repository_password"]]
 
 
-def test_web_root_deleted_and_restored_byte_identical(ansible_lab, tmp_path):
-    lab, host = ansible_lab, ansible_lab.hosts()[0]
+def test_web_root_deleted_and_restored_byte_identical(pyinfra_lab, tmp_path):
+    lab, host = pyinfra_lab, pyinfra_lab.hosts()[0]
     sh(lab, host, "mkdir -p /var/www/html/uploads && head -c 300000 /dev/urandom > /var/www/html/uploads/scan.pdf "
                   "&& printf 'gov notice\\n' > '/var/www/html/notice 2026.txt' && chmod 640 /var/www/html/uploads/scan.pdf")
     assert run_backup(lab, host).returncode == 0, sh(lab, host, "journalctl -u govbaseline-backup -n 30 --no-pager")
@@ -59,8 +61,8 @@ def test_web_root_deleted_and_restored_byte_identical(ansible_lab, tmp_path):
     assert bad.returncode == 2 and "--path and --target must be absolute" in bad.stderr
 
 
-def test_stopped_server_fails_the_run_and_alerts_then_next_run_catches_up(ansible_lab):
-    lab, host = ansible_lab, ansible_lab.hosts()[1]
+def test_stopped_server_fails_the_run_and_alerts_then_next_run_catches_up(pyinfra_lab):
+    lab, host = pyinfra_lab, pyinfra_lab.hosts()[1]
     lab.clear_sink()
     lab.exec(lab.sink, "systemctl", "stop", "restic-rest-server.service")
     try:
@@ -78,8 +80,8 @@ def test_stopped_server_fails_the_run_and_alerts_then_next_run_catches_up(ansibl
     assert json.loads(sh(lab, host, "cat /var/lib/govbaseline/backup/last.json"))["status"] == "ok"
 
 
-def test_client_credentials_cannot_delete_snapshots(ansible_lab):
-    lab, host = ansible_lab, ansible_lab.hosts()[0]
+def test_client_credentials_cannot_delete_snapshots(pyinfra_lab):
+    lab, host = pyinfra_lab, pyinfra_lab.hosts()[0]
     before = json.loads(sh(lab, host, "govbaseline-backup snapshots"))
     assert before, "no snapshot to try to delete"
     out = lab.exec(host, "sh", "-c", "restic --repository-file /etc/govbaseline/backup/repository "
@@ -90,9 +92,9 @@ def test_client_credentials_cannot_delete_snapshots(ansible_lab):
     assert [s["id"] for s in after] == [s["id"] for s in before]
 
 
-def test_backup_older_than_allowed_fails_verify_until_the_next_run(ansible_lab, tmp_path):
+def test_backup_older_than_allowed_fails_verify_until_the_next_run(pyinfra_lab, tmp_path):
     """Only a 30-hour-old snapshot on the server (its repository recreated): BAK-01 fails at 26 h."""
-    lab, host = ansible_lab, ansible_lab.hosts()[1]
+    lab, host = pyinfra_lab, pyinfra_lab.hosts()[1]
     sh(lab, lab.sink, f"rm -rf /srv/restic/{host.name}")  # backup_server_data_dir
     old = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 30 * 3600))
     restic = ("restic --repository-file /etc/govbaseline/backup/repository --password-file "
@@ -106,8 +108,8 @@ def test_backup_older_than_allowed_fails_verify_until_the_next_run(ansible_lab, 
     assert fresh.passed, fresh.output[-2000:]
 
 
-def test_no_secret_in_journal_process_list_or_report(ansible_lab, tmp_path):
-    lab, host = ansible_lab, ansible_lab.hosts()[0]
+def test_no_secret_in_journal_process_list_or_report(pyinfra_lab, tmp_path):
+    lab, host = pyinfra_lab, pyinfra_lab.hosts()[0]
     secrets = secrets_of(lab, host)
     seen: list[str] = []
 
@@ -139,14 +141,14 @@ BREAKS = {
 }
 
 
-def test_every_backup_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
-    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="backup")
+def test_every_backup_check_fails_for_its_own_reason_when_broken(pyinfra_lab, tmp_path):
+    assert_checks_fail_when_broken_together(pyinfra_lab, tmp_path, BREAKS, repair_tags="backup")
 
 
-def test_server_check_fails_without_append_only(ansible_lab, tmp_path):
+def test_server_check_fails_without_append_only(pyinfra_lab, tmp_path):
     """The backup server run without --append-only: its own check fails, and so does every client's
     deletion probe (the server now answers 404 to deleting a snapshot that does not exist)."""
-    lab, sink = ansible_lab, ansible_lab.sink
+    lab, sink = pyinfra_lab, pyinfra_lab.sink
     inventory = inventory_with(lab, tmp_path)
     sh(lab, sink, "sed -i 's/ --append-only//' /etc/default/restic-rest-server && "
                   "systemctl restart restic-rest-server.service")

@@ -27,6 +27,8 @@ def assert_all_pass(lab, tmp_path):
         for control in implemented_controls():
             assert outcome.status(host.name, control) == expected_status(lab, host, control), \
                 (host.name, control, outcome.output[-3000:])
+    # The sink is the lab's backup server: only the backup server's own check applies to it.
+    assert outcome.status(lab.sink.name, "BAK-02") == "pass", outcome.output[-3000:]
     assert (tmp_path / "report" / "junit.xml").exists() and (tmp_path / "report" / "report.html").exists()
     return outcome
 
@@ -78,4 +80,5 @@ def test_debian12_host_converges_idempotently_and_verifies(lab_factory, tmp_path
     for control in implemented_controls():
         assert outcome.status(host.name, control) == expected_status(lab, host, control), \
             (control, outcome.output[-3000:])
+    assert outcome.status(lab.sink.name, "BAK-02") == "pass", outcome.output[-3000:]
     lab.down()

@@ -29,6 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control(id): the catalogue control a check verifies")
+    config.addinivalue_line("markers", "role(name): the role whose hosts a check concerns, when not its control's")
 
 
 def _controls(item: pytest.Item) -> list[str]:
@@ -37,7 +38,9 @@ def _controls(item: pytest.Item) -> list[str]:
 
 def _applies(item: pytest.Item, ids: list[str]) -> bool:
     """Whether a check's controls concern its host: their roles are among those playbooks/site.yml
-    gives the host's inventory groups (a backup server is not checked as a web server)."""
+    gives the host's inventory groups (a backup server is not checked as a web server). A check
+    marked ``@pytest.mark.role("backup")`` concerns that role's hosts instead, for a control two
+    roles share (BAK-02: the client's check runs on web servers, the server's on backup servers)."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     if "_testinfra_host" not in params or not os.environ.get("GOVBASELINE_HOSTVARS"):
         return True
@@ -46,6 +49,9 @@ def _applies(item: pytest.Item, ids: list[str]) -> bool:
 
     catalogue = load_catalogue()
     roles = set(roles_for(_hostvars_all()[host_name(params["_testinfra_host"])].get("group_names", [])))
+    marked = [str(arg) for mark in item.iter_markers("role") for arg in mark.args]
+    if marked:
+        return bool(roles & set(marked))
     return any(catalogue.get(i).role in roles for i in ids if catalogue.has(i))
 
 

@@ -76,6 +76,7 @@ def test_repository_check_scheduled_and_passing(host):
 
 
 @pytest.mark.control("BAK-02")
+@pytest.mark.role("backup")
 def test_client_cannot_delete_its_snapshots(host):
     for path in SECRETS:
         secret = host.file(path)
@@ -88,6 +89,7 @@ def test_client_cannot_delete_its_snapshots(host):
 
 
 @pytest.mark.control("BAK-02")
+@pytest.mark.role("backup_server")
 def test_rest_server_append_only_private_tls(host, hostvars):
     service = host.service("restic-rest-server.service")
     assert service.is_enabled and service.is_running, "restic-rest-server is not running"

@@ -155,7 +155,7 @@ class Lab:
 
     @property
     def sink(self) -> LabHost:
-        """The lab's receiver of mail and webhooks (not in the inventory, never converged)."""
+        """The lab's receiver of mail, webhooks and syslog, and its backup server (group backup_servers)."""
         found = [h for h in self._all_hosts() if h.kind == "sink"]
         if not found:
             raise LabError(f"lab {self.name} has no sink host: run `govbaseline lab up --name {self.name}`")
