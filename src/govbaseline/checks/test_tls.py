@@ -187,7 +187,8 @@ def test_web_root_holds_no_sensitive_files(host, hostvars):
 def test_request_rate_limited_per_client(host, hostvars, probe):
     rate, burst = hostvars["tls_rate_limit_per_second"], hostvars["tls_rate_limit_burst"]
     count = rate + burst + 30
-    result = http(probe, hostvars, [{"path": "/", "method": "HEAD", "repeat": count, "expect_429": True}])
+    result = http(probe, hostvars, [{"path": "/", "method": "HEAD", "repeat": count, "parallel": 6,
+                                     "expect_429": True}])
     statuses = [response(result, i)["status"] for i in range(count)]
     limited = statuses.count(429)
     time.sleep(burst / rate + 1)  # let the client's bucket drain before the next check

@@ -40,36 +40,58 @@ conn, info = connect()
 if conn is None:
     print(json.dumps({"tls": info, "responses": []}))
     sys.exit(0)
-def send(req):
-    global conn
+def send(req, link):
+    """One request on link[0] (a keep-alive connection, replaced when the server closes it)."""
     try:
-        conn.sock.settimeout(req.get("timeout", 10))
-        conn.putrequest(req.get("method", "GET"), req["path"], skip_host=True)
-        conn.putheader("Host", spec["name"])
+        link[0].sock.settimeout(req.get("timeout", 10))
+        link[0].putrequest(req.get("method", "GET"), req["path"], skip_host=True)
+        link[0].putheader("Host", spec["name"])
         for key, value in req.get("headers", {}).items():
-            conn.putheader(key, value)
-        conn.endheaders()
-        resp = conn.getresponse()
+            link[0].putheader(key, value)
+        link[0].endheaders()
+        resp = link[0].getresponse()
         resp.read()
         got = {"path": req["path"], "status": resp.status, "headers": dict(resp.getheaders())}
         if resp.will_close:
-            conn.close()
-            conn, _ = connect()
+            link[0].close()
+            link[0] = connect()[0]
         return got
     except (OSError, http.client.HTTPException) as exc:
-        conn.close()
-        conn, _ = connect()
+        link[0].close()
+        link[0] = connect()[0]
         return {"path": req["path"], "status": 0, "error": str(exc)}
+def burst(req):
+    """req["repeat"] requests at once over req["parallel"] connections: a busy vantage point still
+    sends faster than a per-client rate limit allows."""
+    import threading
+    got, lock = [], threading.Lock()
+    def worker(count):
+        link = [connect()[0]]
+        for _ in range(count):
+            answer = send(req, link)
+            with lock:
+                got.append(answer)
+    n, total = req["parallel"], req["repeat"]
+    threads = [threading.Thread(target=worker, args=(total // n + (1 if i < total % n else 0),)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got
+link = [conn]
 for req in spec["requests"]:
+    if req.get("parallel"):
+        out += burst(req)
+        continue
     for _ in range(req.get("repeat", 1)):
-        got = send(req)
+        got = send(req, link)
         # Another check from this vantage point may have used up the per-client rate just now:
         # wait for the bucket to drain, unless the 429 is what this request looks for.
         for _ in range(20):
             if got["status"] != 429 or req.get("expect_429"):
                 break
             time.sleep(0.5)
-            got = send(req)
+            got = send(req, link)
         out.append(got)
 print(json.dumps({"tls": info, "responses": out}))
 '''
