@@ -1,6 +1,8 @@
 """The HTTPS web service end to end: every TLS check fails for its own reason when its control is
 broken and passes after a converge; a certificate close to expiry raises an alert that arrives; the
 modern profile and detection-only WAF work on a real host; bad values are refused by both engines.
+The hosts are the pyinfra-converged lab (the two engines' labs share the lab tests between the two
+pytest workers; repairs converge with Ansible, which finds the same settings).
 """
 
 from __future__ import annotations
@@ -57,12 +59,12 @@ CONFIG_BREAKS: dict[str, tuple[list[str], str]] = {
 }
 
 
-def test_every_tls_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
+def test_every_tls_check_fails_for_its_own_reason_when_broken(pyinfra_lab, tmp_path):
     breaks = dict(CONFIG_BREAKS)
     last = next(reversed(breaks))
     scripts, words = breaks[last]
     breaks[last] = ([*scripts, "nginx -t -q && systemctl reload nginx"], words)
-    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, breaks, repair_tags="tls",
+    assert_checks_fail_when_broken_together(pyinfra_lab, tmp_path, breaks, repair_tags="tls",
                                             cleanup=["rm -rf /var/www/html/.git /var/www/html/db.sql"])
 
 
@@ -73,17 +75,17 @@ def install_certificate(lab, host, cert: str, key: str) -> None:
     sh(lab, host, "systemctl reload nginx")
 
 
-def test_certificate_from_another_ca_fails_the_chain_check(ansible_lab, tmp_path):
-    host = ansible_lab.hosts()[1]
+def test_certificate_from_another_ca_fails_the_chain_check(pyinfra_lab, tmp_path):
+    host = pyinfra_lab.hosts()[1]
     breaks = {"test_certificate_chain_verifies_for_every_name": (
         [f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj /CN={host.name} "
          f"-addext subjectAltName=DNS:{host.name} -keyout {TLS_DIR}/privkey.pem -out {TLS_DIR}/fullchain.pem "
          "2>/dev/null && systemctl reload nginx"], "does not verify against the lab CA")}
-    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, breaks, repair_tags="tls", host_index=1)
+    assert_checks_fail_when_broken_together(pyinfra_lab, tmp_path, breaks, repair_tags="tls", host_index=1)
 
 
-def test_certificate_close_to_expiry_raises_an_alert(ansible_lab, tmp_path):
-    lab = ansible_lab
+def test_certificate_close_to_expiry_raises_an_alert(pyinfra_lab, tmp_path):
+    lab = pyinfra_lab
     host = lab.hosts()[1]
     cert, key = lab.ca.issue(host.name, dns=[host.name], ips=[host.address], days=5)
     install_certificate(lab, host, cert, key)
@@ -104,9 +106,9 @@ def test_certificate_close_to_expiry_raises_an_alert(ansible_lab, tmp_path):
     assert after.passed, after.output[-2000:]
 
 
-def test_modern_profile_and_detection_only_waf_on_a_real_host(ansible_lab, tmp_path):
+def test_modern_profile_and_detection_only_waf_on_a_real_host(pyinfra_lab, tmp_path):
     """TLS 1.3 only, and ModSecurity logging the attack instead of refusing it; then back to the lab's settings."""
-    lab = ansible_lab
+    lab = pyinfra_lab
     host = lab.hosts()[1]
     inventory = inventory_with(lab, tmp_path, tls_profile="modern", tls_waf_mode="detect")
     changed = run_ansible(inventory, tags="tls", limit=host.name, stream=False)

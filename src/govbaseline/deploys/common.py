@@ -111,6 +111,11 @@ def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, templat
     if host.get_fact(File, path=first_run_marker):
         host.noop(f"{control} | the {what} has run before: its timer runs the next one")
         return
+    # As library/first_run.py: not again while the first run is still going on a busy host.
+    started = host.get_fact(Command, f"systemctl show -p InactiveExitTimestampMonotonic --value {unit}.service")
+    if (started or "0").strip() not in ("", "0"):
+        host.noop(f"{control} | the first {what} has started since boot")
+        return
     server.shell(name=f"{control} | Start the first {what} in the background",
                  commands=[f"systemctl start --no-block {unit}.service"])
 
