@@ -40,19 +40,19 @@ def secrets_of(lab, host) -> list[str]:
 
 def test_web_root_deleted_and_restored_byte_identical(pyinfra_lab, tmp_path):
     lab, host = pyinfra_lab, pyinfra_lab.hosts()[0]
-    sh(lab, host, "mkdir -p /var/www/html/uploads && head -c 300000 /dev/urandom > /var/www/html/uploads/scan.pdf "
-                  "&& printf 'gov notice\\n' > '/var/www/html/notice 2026.txt' && chmod 640 /var/www/html/uploads/scan.pdf")
+    sh(lab, host, "mkdir -p /var/www/html/uploads && head -c 300000 /dev/urandom > /var/www/html/uploads/scan.pdf && "
+                  "chmod 640 /var/www/html/uploads/scan.pdf && printf 'notice\\n' > '/var/www/html/notice 2026.txt'")
     assert run_backup(lab, host).returncode == 0, sh(lab, host, "journalctl -u govbaseline-backup -n 30 --no-pager")
     before = sh(lab, host, TREE)
     assert "scan.pdf" in before and "notice 2026.txt" in before
     sh(lab, host, "rm -rf /var/www")
     restore = [tool("govbaseline"), "restore", "-i", str(lab.inventory), "--host", host.name, "--path", "/var/www"]
-    done = subprocess.run(restore + ["--in-place"], capture_output=True, text=True, check=False)
+    done = subprocess.run([*restore, "--in-place"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert sh(lab, host, TREE) == before
     assert sh(lab, host, "stat -c %a /var/www/html/uploads/scan.pdf").strip() == "640"
     # To a folder: the same bytes under it, the live tree untouched.
-    done = subprocess.run(restore + ["--target", "/srv/restored"], capture_output=True, text=True, check=False)
+    done = subprocess.run([*restore, "--target", "/srv/restored"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
     assert sh(lab, host, f"cd /srv/restored && {TREE}").replace("/srv/restored", "") == before
     sh(lab, host, "rm -rf /srv/restored")

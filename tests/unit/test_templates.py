@@ -147,7 +147,8 @@ def ansible_rendered(tmp_path_factory) -> Path:
         "hosts": "all", "gather_facts": False, "strategy": "free",
         "vars_files": [str(PLAYBOOKS_DIR / "group_vars" / "all.yml")],
         # The loop variable is neither "item" nor "job": templates read those of their own (EXTRA).
-        "tasks": [{"ansible.builtin.template": {"src": "{{ render_job.src }}", "dest": "{{ render_job.dest }}", "mode": "0600"},
+        "tasks": [{"ansible.builtin.template": {"src": "{{ render_job.src }}", "dest": "{{ render_job.dest }}",
+                                                "mode": "0600"},
                    "loop": "{{ render_jobs }}", "loop_control": {"loop_var": "render_job"}, "ignore_errors": True}]}]))
     bindir = Path(sys.executable).parent
     proc = subprocess.run(

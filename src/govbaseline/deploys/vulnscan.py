@@ -9,6 +9,7 @@ from pyinfra.context import host, inventory
 from pyinfra.operations import apt, files
 
 from govbaseline.deploys import common
+from govbaseline.validation import roles_for
 
 ROLE = "vulnscan"
 
@@ -36,11 +37,11 @@ def lynis(v: dict[str, Any]) -> None:
 
 
 def targets() -> list[dict[str, Any]]:
-    """Every other host of the run: its address and the TCP ports its firewall opens on purpose
-    (the same list roles/vulnscan/tasks/portscan.yml builds from hostvars)."""
+    """Every other host of the run that gets this role (Ansible: of the play): its address and the
+    TCP ports its firewall opens on purpose (the list roles/vulnscan/tasks/portscan.yml builds)."""
     found = []
     for other in sorted(inventory, key=lambda h: h.name):
-        if other.name == host.name:
+        if other.name == host.name or ROLE not in roles_for(other.data.get("govbaseline_groups") or []):
             continue
         values = other.data.govbaseline_hostvars
         declared = [*values.get("firewall_allowed_tcp_ports", []), values.get("firewall_ssh_port", 22)]
