@@ -72,7 +72,8 @@ def ansible_lab(lab_factory):
 
 @pytest.fixture(scope="session")
 def pyinfra_lab(lab_factory):
-    """Two hosts converged once with pyinfra (bad-input tests prove refused runs change nothing)."""
+    """Two hosts converged once with pyinfra (bad-input tests prove refused runs change nothing; the
+    TLS and backup lab tests run here, so each pytest worker has about half of the lab tests)."""
     return _converged(lab_factory, "t-pyinfra", "pyinfra")
 
 
