@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import json
 import secrets
@@ -123,11 +124,28 @@ class Lab:
         # with restic's REST server (it is the lab's backup server too).
         sink = self._start(0, image if distro == DEFAULT_DISTRO else ensure_image(DEFAULT_DISTRO), DEFAULT_DISTRO)
         self._wait([*made, sink])
+        self._update(made)
         self._start_sink(sink)
         self._write_known_hosts([*made, sink])
         self._write_inventory(made, sink)
         (self.dir / "hosts.json").write_text(json.dumps([asdict(h) for h in [*made, sink]], indent=2))
         return made
+
+    def _update(self, hosts: list[LabHost]) -> None:
+        """Fetch the package lists and install the updates published since the image was built, on
+        every host at once: a lab host starts as a freshly installed server would, without pending
+        security updates (or the self-audit warns of them) and with current lists (so the roles
+        install current versions). The patching tests make an update pending on purpose."""
+        script = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get dist-upgrade -y -qq "
+                  "-o Dpkg::Options::=--force-confold >/dev/null")
+
+        def update(host: LabHost) -> None:
+            proc = podman("exec", host.container, "sh", "-c", script, check=False)
+            if proc.returncode != 0:
+                raise LabError(f"updating {host.name} failed: {proc.stderr.decode()[-1500:]}")
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            list(pool.map(update, hosts))
 
     def down(self) -> None:
         """Remove this lab's hosts and network, including any left by a killed run."""
