@@ -7,6 +7,7 @@ fingerprint the files the baseline manages, to prove a refused run changed nothi
 from __future__ import annotations
 
 import email
+import os
 import time
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from govbaseline.catalogue import load_catalogue
 from govbaseline.engines import apply, changed_count, run_ansible
 from govbaseline.lab import Lab
 from govbaseline.verify import verify
+
+# Lab names start with this ("t-ansible", ...); another prefix lets a second test run share the machine.
+LAB_PREFIX = os.environ.get("GOVBASELINE_TEST_LAB_PREFIX", "t")
 
 # Everything the baseline writes, hashed; a refused run must leave this unchanged.
 MANAGED = ("/etc/nftables.conf /etc/ssh/sshd_config.d /etc/govbaseline /etc/security/pwquality.conf.d "
@@ -67,14 +71,14 @@ def _converged(lab_factory, name: str, engine: str):
 @pytest.fixture(scope="session")
 def ansible_lab(lab_factory):
     """Two hosts converged once with Ansible (the negative twins break and repair them)."""
-    return _converged(lab_factory, "t-ansible", "ansible")
+    return _converged(lab_factory, f"{LAB_PREFIX}-ansible", "ansible")
 
 
 @pytest.fixture(scope="session")
 def pyinfra_lab(lab_factory):
     """Two hosts converged once with pyinfra (bad-input tests prove refused runs change nothing; the
     TLS and backup lab tests run here, so each pytest worker has about half of the lab tests)."""
-    return _converged(lab_factory, "t-pyinfra", "pyinfra")
+    return _converged(lab_factory, f"{LAB_PREFIX}-pyinfra", "pyinfra")
 
 
 def inventory_with(lab: Lab, tmp_path: Path, **overrides) -> Path:

@@ -11,6 +11,7 @@ import pytest
 from govbaseline.engines import apply, changed_count
 from govbaseline.verify import verify
 from tests.lab.conftest import (
+    LAB_PREFIX,
     converge_is_clean,
     expected_status,
     implemented_controls,
@@ -56,7 +57,7 @@ def test_pyinfra_converges_idempotently_and_verifies(pyinfra_lab, tmp_path):
 def test_fresh_host_bad_value_of_a_late_role_and_check_mode_change_nothing(lab_factory, tmp_path, engine):
     """On a fresh host, a bad value of the last role stops the run before the first role changes
     anything; check mode reports what would change and changes nothing."""
-    lab = lab_factory(f"t-fresh-{engine}", hosts=1)
+    lab = lab_factory(f"{LAB_PREFIX}-fresh-{engine}", hosts=1)
     host = lab.hosts()[0]
     before = managed_state(lab, host)
     refused = apply(inventory_with(lab, tmp_path, audit_web_log_paths=["/var/log"]), engine=engine, stream=False)
@@ -71,7 +72,7 @@ def test_fresh_host_bad_value_of_a_late_role_and_check_mode_change_nothing(lab_f
 
 def test_debian12_host_converges_idempotently_and_verifies(lab_factory, tmp_path):
     """Debian 13 first, Debian 12 too: one bookworm host gets the whole baseline and passes."""
-    lab = lab_factory("t-bookworm", hosts=1, distro="debian12")
+    lab = lab_factory(f"{LAB_PREFIX}-bookworm", hosts=1, distro="debian12")
     first = apply(lab.inventory, engine="ansible", stream=False)
     assert first.ok and changed_count(first) > 0, first.output[-3000:]
     converge_is_clean(lab, "ansible")
