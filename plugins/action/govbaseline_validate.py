@@ -60,8 +60,10 @@ class ActionModule(ActionBase):
         for role in roles:
             # Role-internal variables (registered results, vars/ files) start with "__" and are skipped;
             # a variable belongs to the longest role name it starts with (backup_server_* is not backup's).
-            values[role] = {name: self._templar.template(task_vars[name]) for name in task_vars
-                            if validation.role_of(name) == role}
+            # Overlaid on the role's defaults: a play that validates before its roles run (site.yml's
+            # first play) has the inventory's values but not the roles' defaults.
+            values[role] = validation.role_vars(role, {name: self._templar.template(task_vars[name])
+                                                       for name in task_vars if validation.role_of(name) == role})
         platform = None
         if "distribution" in facts:
             platform = (facts["distribution"], str(facts.get("distribution_major_version")))

@@ -40,6 +40,9 @@ def secrets_of(lab, host) -> list[str]:
 
 def test_web_root_deleted_and_restored_byte_identical(pyinfra_lab, tmp_path):
     lab, host = pyinfra_lab, pyinfra_lab.hosts()[0]
+    # The converge's first backup may still be running: a start now would join it, not include what
+    # is written next. Let it finish first.
+    assert run_backup(lab, host).returncode == 0
     sh(lab, host, "mkdir -p /var/www/html/uploads && head -c 300000 /dev/urandom > /var/www/html/uploads/scan.pdf && "
                   "chmod 640 /var/www/html/uploads/scan.pdf && printf 'notice\\n' > '/var/www/html/notice 2026.txt'")
     assert run_backup(lab, host).returncode == 0, sh(lab, host, "journalctl -u govbaseline-backup -n 30 --no-pager")
@@ -87,9 +90,12 @@ def test_client_credentials_cannot_delete_snapshots(pyinfra_lab):
     out = lab.exec(host, "sh", "-c", "restic --repository-file /etc/govbaseline/backup/repository "
                    "--password-file /etc/govbaseline/backup/password --cacert /etc/govbaseline/backup/server-ca.pem "
                    f"--no-cache forget {before[0]['id']}", check=False)
-    assert out.returncode != 0, "the client deleted one of its snapshots on the backup server"
+    # restic 0.18 reports the refusal ("unable to remove") but may still exit 0: what counts is
+    # that the snapshot is still there.
+    said = (out.stdout + out.stderr).decode()
+    assert out.returncode != 0 or "unable to remove" in said, said[-1500:]
     after = json.loads(sh(lab, host, "govbaseline-backup snapshots"))
-    assert [s["id"] for s in after] == [s["id"] for s in before]
+    assert [s["id"] for s in after] == [s["id"] for s in before], "the client deleted one of its snapshots"
 
 
 def test_backup_older_than_allowed_fails_verify_until_the_next_run(pyinfra_lab, tmp_path):
