@@ -61,10 +61,11 @@ def main() -> None:
         module.fail_json(msg=f"systemctl show {unit} failed: {err.strip()}")
     if out.strip() not in ("", "0"):
         module.exit_json(changed=False, reason=f"{unit} has started since boot (it may still be running)")
-    if not module.check_mode:
-        rc, out, err = module.run_command([systemctl, "start", "--no-block", unit])
-        if rc != 0:
-            module.fail_json(msg=f"systemctl start --no-block {unit} failed: {err.strip()}")
+    if module.check_mode:
+        module.exit_json(changed=True, reason=f"would start the first run of {unit} in the background")
+    rc, out, err = module.run_command([systemctl, "start", "--no-block", unit])
+    if rc != 0:
+        module.fail_json(msg=f"systemctl start --no-block {unit} failed: {err.strip()}")
     module.exit_json(changed=True, reason=f"started the first run of {unit} in the background")
 
 

@@ -75,4 +75,3 @@ def report(v: dict[str, Any]) -> None:
         return
     server.shell(name="PATCH-02 | Start the record of pending security updates (when each was first seen)",
                  commands=[f"{command} --track"])
-
