@@ -66,6 +66,8 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
                      "pruning would delete every snapshot"),
     "drill-outside-backup": ({"backup_drill_paths": ["/opt/app"]},
                              "backup_drill_paths[0] /opt/app is not inside any of backup_paths"),
+    "sftp-key-not-a-key": ({"backup_transport": "sftp", "backup_sftp_private_key": "hunter2-not-a-key"},
+                           "backup_sftp_private_key is not an unencrypted OpenSSH private key"),
     # across roles
     "https-closed-by-the-firewall": ({"firewall_allowed_tcp_ports": [80]}, "firewall_allowed_tcp_ports lacks 443"),
     "scan-faster-than-flood-limit": ({"vulnscan_port_scan_max_rate": 50},
@@ -80,7 +82,7 @@ BATCHES: dict[str, list[str]] = {
                    "system-web-root", "no-repository-password", "keep-nothing",
                    "drill-outside-backup"],
     "yet-more-rules": ["empty-management", "user-without-password", "loose-umask", "no-admin-at-all", "journal-size",
-                       "unquoted-off", "password-with-colon"],
+                       "unquoted-off", "password-with-colon", "sftp-key-not-a-key"],
     "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root"],
     "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
 }

@@ -68,9 +68,15 @@ class ActionModule(ActionBase):
         if "distribution" in facts:
             platform = (facts["distribution"], str(facts.get("distribution_major_version")))
         try:
-            validation.validate_roles(values, context, platform)
+            converted = validation.validate_roles(values, context, platform)
         except validation.ValidationError as exc:
             result.update(failed=True, msg="; ".join(exc.problems), problems=exc.problems)
             return result
-        result.update(changed=False, msg="%s: variables valid" % ", ".join(roles))
+        # What follows from the values and the Debian version (e.g. the backup server's transport),
+        # as facts the roles read: computed once, by the code pyinfra uses too.
+        derived = {}
+        if platform is not None:
+            for role, role_values in converted.items():
+                derived.update(validation.derived(role, role_values, platform[1]))
+        result.update(changed=False, msg="%s: variables valid" % ", ".join(roles), ansible_facts=derived)
         return result

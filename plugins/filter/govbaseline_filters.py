@@ -7,24 +7,36 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 
-def backup_clients(hostvars, names):
-    """The backup server's view of its clients (``govbaseline.backup.server_clients``): accounts
-    (bcrypt), repository passwords and retention, from each client's ``backup_*`` variables."""
+def _govbaseline():
     try:
         from govbaseline import backup, validation
     except ImportError as exc:
-        raise AnsibleFilterError(f"govbaseline_backup_clients needs the govbaseline package on the controller: {exc}") \
+        raise AnsibleFilterError(f"govbaseline's filters need the govbaseline package on the controller: {exc}") \
             from exc
+    return backup, validation
+
+
+def backup_clients(hostvars, names, transport="rest"):
+    """The backup server's view of its clients (``govbaseline.backup.server_clients``): accounts
+    (bcrypt hashes or SSH keys), repository passwords and retention, from each client's ``backup_*``
+    variables."""
+    backup, validation = _govbaseline()
     fleet = {}
     for name in names:
         values = hostvars[name]
         fleet[name] = {key: values[key] for key in values if validation.role_of(key) == "backup"}
     try:
-        return backup.server_clients(fleet)
+        return backup.server_clients(fleet, transport)
     except validation.ValidationError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def sftp_account(name):
+    """A backup client's SFTP account on the backup server (``govbaseline.backup.sftp_account``)."""
+    backup, _ = _govbaseline()
+    return backup.sftp_account(str(name))
+
+
 class FilterModule:
     def filters(self):
-        return {"govbaseline_backup_clients": backup_clients}
+        return {"govbaseline_backup_clients": backup_clients, "govbaseline_sftp_account": sftp_account}

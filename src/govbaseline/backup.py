@@ -1,9 +1,14 @@
 """What the backup server needs to know of its clients, computed the same way for both engines.
 
-Each client (a host of ``backup_server_clients_group``) gets a REST account named after its
-inventory name, whose repository is ``<data dir>/<name>`` (the server's --private-repos rule). The
-server keeps a bcrypt hash of the client's REST password, and the client's repository password
-and retention, because pruning runs on the server (the client's account is append-only).
+Each client (a host of ``backup_server_clients_group``) gets an account on the backup server, and
+the server keeps the client's repository password and retention, because pruning runs there.
+
+- REST (Debian 13's restic-rest-server): the account is named after the client's inventory name,
+  its repository is ``<data dir>/<name>`` (the server's --private-repos rule), and the server keeps
+  a bcrypt hash of the client's REST password.
+- SFTP (the fallback where restic-rest-server is missing, Debian 12): a system account
+  ``sftp_account(name)`` chrooted to its own folder, logging in with the client's SSH key (the
+  server keeps the public half, derived here from the client's private key).
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import bcrypt
+from cryptography.hazmat.primitives import serialization
 
 from govbaseline import validation
 
@@ -36,9 +43,32 @@ def htpasswd_line(user: str, password: str) -> str:
     return f"{user}:$2y${hashed[4:]}"
 
 
-def server_clients(fleet: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+def sftp_account(name: str) -> str:
+    """The SFTP account of the client ``name`` on the backup server: ``bk-`` and the name in the
+    characters a Debian account name allows, at most 32 long; a hash of the name is appended when
+    it had to be changed, so two clients never share an account."""
+    plain = re.sub(r"[^a-z0-9-]", "-", name.lower())
+    if plain == name and len(plain) <= 29:
+        return f"bk-{plain}"
+    return f"bk-{plain[:20]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def ssh_public_key(private_key: str) -> str:
+    """The OpenSSH public key line of an OpenSSH (or PEM) private key, without a comment."""
+    data = private_key.encode()
+    key: Any
+    try:
+        key = serialization.load_ssh_private_key(data, password=None)
+    except ValueError:
+        key = serialization.load_pem_private_key(data, password=None)
+    public: bytes = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public.decode()
+
+
+def server_clients(fleet: Mapping[str, Mapping[str, Any]], transport: str = "rest") -> list[dict[str, Any]]:
     """The accounts of every client in ``fleet`` (inventory name -> its inventory variables) whose
-    backup role is on; raises ValidationError naming the host for a client with bad values."""
+    backup role is on, for a server of ``transport`` (rest or sftp); raises ValidationError naming
+    the host for a client with bad values or one that talks to the server the other way."""
     clients = []
     for name in sorted(fleet):
         try:
@@ -47,11 +77,20 @@ def server_clients(fleet: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any
             raise validation.ValidationError("backup_server", [f"client {name}: {p}" for p in exc.problems]) from exc
         if not values["backup_enabled"]:
             continue
-        clients.append({
+        if values["backup_transport"] != transport:
+            raise validation.ValidationError("backup_server", [
+                f"client {name}: backup_transport is {values['backup_transport']} but this backup server serves "
+                f"{transport} (backup_server_transport; auto is rest on Debian 13, sftp on Debian 12)"])
+        client: dict[str, Any] = {
             "name": name,
-            "htpasswd": htpasswd_line(name, values["backup_rest_password"]),
             "repository_password": values["backup_repository_password"],
             "keep": {"daily": values["backup_keep_daily"], "weekly": values["backup_keep_weekly"],
                      "monthly": values["backup_keep_monthly"]},
-        })
+        }
+        if transport == "rest":
+            client["htpasswd"] = htpasswd_line(name, values["backup_rest_password"])
+        else:
+            client["account"] = sftp_account(name)
+            client["ssh_key"] = ssh_public_key(values["backup_sftp_private_key"])
+        clients.append(client)
     return clients

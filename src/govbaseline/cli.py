@@ -31,7 +31,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         hosts = lab.up(args.hosts, distro=args.distro)
         for host in hosts:
             print(f"{host.name}\t{host.address}\t{host.distro}")
-        print(f"{lab.sink.name}\t{lab.sink.address}\tsink (SMTP :25, webhook :8025; backup server :8000)")
+        backup = "backup server :8000" if lab.sink.distro != "debian12" else "backup server: SFTP"
+        print(f"{lab.sink.name}\t{lab.sink.address}\tsink (SMTP :25, webhook :8025; {backup})")
         print(f"inventory: {lab.inventory}")
     elif args.lab_command == "down":
         lab.down()

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from govbaseline import backup
 from govbaseline.paths import PLAYBOOKS_DIR, ROLES_DIR
 
 # Ansible's comment styles that the templates use, by their decoration.
@@ -45,6 +46,7 @@ def environment(role: str) -> jinja2.Environment:
     env.filters["comment"] = comment
     env.filters["to_json"] = json.dumps  # Ansible's to_json, for values without custom types
     env.tests["search"] = search
+    env.filters["govbaseline_sftp_account"] = backup.sftp_account  # plugins/filter/govbaseline_filters.py
     return env
 
 

@@ -564,12 +564,47 @@ def read_subset(name: str, value: Any) -> list[str]:
     return [f"{name} must be a share of the data such as 5% or 1/10, not {value!r}"]
 
 
+def ssh_host_key(name: str, value: Any) -> list[str]:
+    """One OpenSSH public key line (``ssh-ed25519 AAAA...``), as in a known_hosts file without the host."""
+    parts = value.split() if isinstance(value, str) else []
+    if len(parts) >= 2 and re.fullmatch(r"(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521))", parts[0]) and \
+            re.fullmatch(r"AAAA[A-Za-z0-9+/]+={0,2}", parts[1]) and "\n" not in value.strip():
+        return []
+    return [f"{name} must be the backup server's SSH host key, one line such as 'ssh-ed25519 AAAA...' "
+            f"(ssh-keyscan -t ed25519 <server> prints it), not {value!r}"]
+
+
+def ssh_private_key(name: str, value: Any) -> list[str]:
+    """An unencrypted OpenSSH (or PEM) private key; the message never shows the value (a secret)."""
+    if not isinstance(value, str):
+        return [f"{name} must be a private key as text (OpenSSH format), not a {type(value).__name__}"]
+    from govbaseline import backup  # here: backup imports this module
+
+    try:
+        backup.ssh_public_key(value)
+    except (ValueError, TypeError, AttributeError):
+        return [f"{name} is not an unencrypted OpenSSH private key (make one with ssh-keygen -t ed25519 -N '' "
+                "and put the private key text in Ansible Vault)"]
+    return []
+
+
 def backup_secrets(values: Mapping[str, Any]) -> list[str]:
     if not values.get("backup_enabled"):
         return []
+    needed: tuple[tuple[str, str], ...]
+    if values.get("backup_transport") == "sftp":
+        needed = (
+            ("backup_sftp_host", "the backup server's name or address (backup_transport is sftp)"),
+            ("backup_sftp_host_key", "the backup server's SSH host key, so this host knows it talks to the real one"),
+            ("backup_sftp_private_key", "this host's SSH key for its account on the backup server (Ansible Vault)"),
+        )
+    else:
+        needed = (
+            ("backup_rest_url", "the backup server's https:// address (role backup_server)"),
+            ("backup_rest_password", "this host's password on the backup server (put it in Ansible Vault)"),
+        )
     return [f"{name} is missing: {what}" for name, what in (
-        ("backup_rest_url", "the backup server's https:// address (role backup_server)"),
-        ("backup_rest_password", "this host's password on the backup server (put it in Ansible Vault)"),
+        *needed,
         ("backup_repository_password", "the key of this host's encrypted repository (put it in Ansible Vault)"),
     ) if not values.get(name)]
 
@@ -590,19 +625,51 @@ def drill_inside_backup(values: Mapping[str, Any]) -> list[str]:
 
 
 def backup_server_tls(values: Mapping[str, Any]) -> list[str]:
+    """The certificate and key, when given, are PEM (whether the server needs them depends on its
+    transport, which check_platform judges with the host's Debian version)."""
     if not values.get("backup_server_enabled"):
         return []
     problems = []
     cert, key = values.get("backup_server_certificate", ""), values.get("backup_server_private_key", "")
-    if not cert:
-        problems.append("backup_server_certificate is missing: the REST server only serves HTTPS (PEM text)")
-    elif (p := pem_certificate("backup_server_certificate", cert)):
+    if cert and (p := pem_certificate("backup_server_certificate", cert)):
         problems += p
-    if not key:
-        problems.append("backup_server_private_key is missing: the certificate's key (PEM; put it in Ansible Vault)")
-    elif "PRIVATE KEY-----" not in key:
+    if key and "PRIVATE KEY-----" not in key:
         problems.append("backup_server_private_key is not a PEM private key")
     return problems
+
+
+def backup_server_transport(values: Mapping[str, Any], major_version: str) -> str:
+    """How the backup server serves its clients: restic's REST server, or the SFTP fallback where
+    Debian has no restic-rest-server (Debian 12). ``auto`` picks by the Debian version."""
+    wanted = values.get("backup_server_transport", "auto")
+    if wanted == "auto":
+        return "sftp" if major_version == "12" else "rest"
+    return str(wanted)
+
+
+def backup_server_platform(values: Mapping[str, Any], major_version: str) -> list[str]:
+    if not values.get("backup_server_enabled"):
+        return []
+    transport = backup_server_transport(values, major_version)
+    if transport == "rest" and major_version == "12":
+        return ["backup_server_transport is rest, but Debian 12 has no restic-rest-server package: use sftp "
+                "(or auto), or put the backup server on Debian 13"]
+    problems = []
+    if transport == "rest":
+        if not values.get("backup_server_certificate"):
+            problems.append("backup_server_certificate is missing: the REST server only serves HTTPS (PEM text)")
+        if not values.get("backup_server_private_key"):
+            problems.append("backup_server_private_key is missing: the certificate's key (PEM; put it in Ansible "
+                            "Vault)")
+    return problems
+
+
+def derived(role: str, values: Mapping[str, Any], major_version: str) -> dict[str, Any]:
+    """Internal variables that follow from validated values and the host's Debian version, the
+    same for both engines (Ansible gets them as facts from the validation task)."""
+    if role == "backup_server":
+        return {"__backup_server_transport": backup_server_transport(values, major_version)}
+    return {}
 
 
 RULES: dict[str, dict[str, Rule]] = {
@@ -723,6 +790,10 @@ RULES: dict[str, dict[str, Rule]] = {
         "backup_rest_url": optional(backup_rest_url),
         "backup_rest_ca_cert": optional(pem_certificate),
         "backup_rest_password": url_safe_secret,
+        "backup_sftp_host": optional(host_name_or_ip),
+        "backup_sftp_port": int_range(1, 65535),
+        "backup_sftp_host_key": optional(ssh_host_key),
+        "backup_sftp_private_key": optional(ssh_private_key),
         "backup_paths": non_empty(absolute_paths),
         "backup_calendar": calendar,
         "backup_randomized_delay_minutes": int_range(0, 1440),
@@ -738,6 +809,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "backup_server": {
         "backup_server_port": int_range(1, 65535),
         "backup_server_data_dir": absolute_path,
+        "backup_server_sftp_dir": absolute_path,
         "backup_server_clients_group": printable(1, 100),
         "backup_server_prune_calendar": calendar,
         "backup_server_prune_randomized_delay_minutes": int_range(0, 1440),
@@ -758,15 +830,15 @@ CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
 SUPPORTED = {"Debian": ("12", "13")}
 
 
-def check_platform(role: str, distribution: str, major_version: str) -> None:
-    """Refuse hosts the baseline was not built and tested for."""
+def check_platform(role: str, distribution: str, major_version: str,
+                   values: Mapping[str, Any] | None = None) -> None:
+    """Refuse hosts the baseline was not built and tested for, and (given the role's validated
+    ``values``) what the role cannot do on this Debian version."""
     if major_version not in SUPPORTED.get(distribution, ()):
         raise ValidationError(role, [
             f"govbaseline supports Debian 12 and 13; this host runs {distribution} {major_version}"])
-    if role == "backup_server" and major_version == "12":
-        raise ValidationError(role, [
-            "a backup server needs Debian 13: Debian 12 has no restic-rest-server package (an SFTP fallback is "
-            "not built yet); put the backup server on Debian 13 (its clients may run Debian 12)"])
+    if role == "backup_server" and values is not None and (problems := backup_server_platform(values, major_version)):
+        raise ValidationError(role, problems)
 
 
 def argument_spec(role: str) -> dict[str, Any]:
@@ -866,6 +938,8 @@ def validate_roles(values: Mapping[str, Mapping[str, Any]], context: Mapping[str
             if platform is not None:
                 check_platform(role, *platform)
             converted[role] = validate(role, role_values)
+            if platform is not None:
+                check_platform(role, *platform, converted[role])
             check_lockout(role, converted[role], context)
         except ValidationError as exc:
             problems += [f"role {exc.role}: {p}" for p in exc.problems]

@@ -26,7 +26,13 @@ from tests.lab.conftest import assert_checks_fail_when_broken_together, inventor
 pytestmark = pytest.mark.lab
 
 RECENT = "test_recent_backup_on_the_server"
-TREE = "find /var/www -type f -print0 | sort -z | xargs -0 sha256sum"
+def tree(root: str = "/") -> str:
+    """The SHA-256 of every file of the web root under ``root`` (the live one by default), by path
+    relative to ``root``: the same listing for the same bytes wherever they were restored."""
+    return f"cd {root} && find var/www -type f -print0 | sort -z | xargs -0 sha256sum"
+
+
+TREE = tree()
 
 
 def run_backup(lab, host) -> subprocess.CompletedProcess:
@@ -34,8 +40,11 @@ def run_backup(lab, host) -> subprocess.CompletedProcess:
 
 
 def secrets_of(lab, host) -> list[str]:
+    """The host's backup secrets; of an SSH key, each line of its body."""
     hostvars = yaml.safe_load(lab.inventory.read_text())["all"]["children"]["webservers"]["hosts"][host.name]
-    return [hostvars["backup_rest_password"], hostvars["backup_repository_password"]]
+    found = [hostvars[k] for k in ("backup_rest_password", "backup_repository_password") if k in hostvars]
+    key = hostvars.get("backup_sftp_private_key", "")
+    return found + [line for line in key.splitlines() if len(line) > 20 and "PRIVATE KEY" not in line]
 
 
 def test_web_root_deleted_and_restored_byte_identical(pyinfra_lab, tmp_path):
@@ -57,7 +66,7 @@ def test_web_root_deleted_and_restored_byte_identical(pyinfra_lab, tmp_path):
     # To a folder: the same bytes under it, the live tree untouched.
     done = subprocess.run([*restore, "--target", "/srv/restored"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
-    assert sh(lab, host, f"cd /srv/restored && {TREE}").replace("/srv/restored", "") == before
+    assert sh(lab, host, tree("/srv/restored")) == before
     sh(lab, host, "rm -rf /srv/restored")
     # A bad request is refused before restic runs, naming what is wrong.
     bad = subprocess.run([*restore[:-1], "var/www", "--in-place"], capture_output=True, text=True, check=False)
@@ -169,3 +178,77 @@ def test_server_check_fails_without_append_only(pyinfra_lab, tmp_path):
         repaired = run_ansible(lab.inventory, limit=sink.name, stream=False)
     assert repaired.ok, repaired.output[-3000:]
     assert "--append-only" in sh(lab, sink, "cat /etc/default/restic-rest-server")
+
+
+# -- the SFTP fallback (a Debian 12 backup server), run from the Debian 12 lab test ----------------
+
+SFTP_CHECK = "test_sftp_accounts_confined_and_every_snapshot_copied"
+CLIENT_CHECK = "test_client_cannot_delete_its_snapshots"
+# restic with the client's own credentials and settings (what an intruder on the web server has).
+AS_CLIENT = ("python3 -c 'import json,shlex; c=json.load(open(\"/etc/govbaseline/backup/config.json\")); "
+             "print(shlex.join([\"restic\", \"--repository-file\", c[\"repository_file\"], \"--password-file\", "
+             "c[\"password_file\"], \"--no-cache\", \"-o\", \"sftp.command=\" + c[\"sftp_command\"]]))'")
+# On the backup server: the originals of the snapshots it holds for a client, from its own repository.
+HELD = r"""
+import json, os, subprocess, sys
+config = json.load(open("/etc/govbaseline/backup-server/clients.json"))
+client = next(c for c in config["clients"] if c["name"] == sys.argv[1])
+out = subprocess.run(["restic", "--no-cache", "-r", os.path.join(config["data_dir"], client["name"]), "snapshots",
+                      "--json"], env={"RESTIC_PASSWORD": client["repository_password"], "PATH": "/usr/bin:/bin"},
+                     capture_output=True, text=True, check=True)
+print(json.dumps(sorted(s.get("original") or s["id"] for s in json.loads(out.stdout))))
+"""
+RESTORE_ON_SERVER = r"""
+import json, os, subprocess, sys
+config = json.load(open("/etc/govbaseline/backup-server/clients.json"))
+client = next(c for c in config["clients"] if c["name"] == sys.argv[1])
+subprocess.run(["restic", "--no-cache", "-r", os.path.join(config["data_dir"], client["name"]), "restore", "latest",
+                "--target", sys.argv[2], "--include", "/var/www"],
+               env={"RESTIC_PASSWORD": client["repository_password"], "PATH": "/usr/bin:/bin"}, check=True)
+"""
+
+
+def assert_sftp_fallback_keeps_the_history(lab, tmp_path) -> None:
+    """On a Debian 12 backup server (SFTP): the client deletes every snapshot it can reach with its
+    own credentials, and the server still holds them all and restores the same bytes; with the copy
+    stopped, or the chroot gone, the server's and the client's BAK-02 checks fail; a converge of the
+    backup server (and the copy's next run) repairs both."""
+    host, sink = lab.hosts()[0], lab.sink
+    assert run_backup(lab, host).returncode == 0, sh(lab, host, "journalctl -u govbaseline-backup -n 30 --no-pager")
+    sh(lab, sink, "systemctl start govbaseline-backup-copy.service")  # as its path unit does; no-op if done
+    ids = [s["id"] for s in json.loads(sh(lab, host, "/usr/local/sbin/govbaseline-backup snapshots"))]
+    assert ids
+    restic = sh(lab, host, AS_CLIENT).strip()
+    forgot = lab.exec(host, "sh", "-c", f"{restic} forget {' '.join(ids)}", check=False)
+    assert forgot.returncode == 0, "over SFTP the client's own credentials can delete its snapshots " \
+        f"(this test relies on it): {forgot.stderr.decode()[-500:]}"
+    assert json.loads(sh(lab, host, "/usr/local/sbin/govbaseline-backup snapshots")) == []
+    held = json.loads(sh(lab, sink, f"python3 -c '{HELD}' {host.name}"))
+    assert set(ids) <= set(held), f"the server lost snapshots the client deleted: {sorted(set(ids) - set(held))}"
+    sh(lab, sink, f"rm -rf /root/restored && python3 -c '{RESTORE_ON_SERVER}' {host.name} /root/restored")
+    assert sh(lab, sink, tree("/root/restored")) == sh(lab, host, TREE)
+    # Negative twins of the copy: stopped, the check fails; started again after a backup it missed
+    # (a path unit does not look back), that snapshot is only where the client could delete it,
+    # until the copy's hourly run.
+    sh(lab, sink, "systemctl stop govbaseline-backup-copy.path govbaseline-backup-copy.timer")
+    assert run_backup(lab, host).returncode == 0
+    broken = verify(lab.inventory, tmp_path / "no-copy", limit=sink.name, checks=[SFTP_CHECK]).checks(sink.name)
+    assert broken[SFTP_CHECK]["status"] == "fail" and "is off" in broken[SFTP_CHECK]["message"], broken
+    repaired = run_ansible(lab.inventory, tags="backup_server", limit=sink.name, stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    broken = verify(lab.inventory, tmp_path / "missed", limit=sink.name, checks=[SFTP_CHECK]).checks(sink.name)
+    assert broken[SFTP_CHECK]["status"] == "fail" and "only where" in broken[SFTP_CHECK]["message"], broken
+    sh(lab, sink, "systemctl start govbaseline-backup-copy.service")  # the hourly run, now
+    after = verify(lab.inventory, tmp_path / "copied", limit=sink.name, checks=[SFTP_CHECK]).checks(sink.name)
+    assert after[SFTP_CHECK]["status"] == "pass", after
+    for report in (tmp_path / "copied").rglob("report.*"):
+        assert not [s for s in secrets_of(lab, host) if s in report.read_text()], f"a backup secret is in {report}"
+    # Negative twin: without the chroot the client's account sees the server's whole file system.
+    sh(lab, sink, "sed -i '/ChrootDirectory/d' /etc/ssh/sshd_config.d/50-govbaseline-backup.conf && "
+                  "systemctl reload ssh")
+    broken = verify(lab.inventory, tmp_path / "no-chroot", limit=host.name, checks=[CLIENT_CHECK]).checks(host.name)
+    assert broken[CLIENT_CHECK]["status"] == "fail" and "not confined" in broken[CLIENT_CHECK]["message"], broken
+    repaired = run_ansible(lab.inventory, tags="backup_server", limit=sink.name, stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    after = verify(lab.inventory, tmp_path / "chroot", limit=host.name, checks=[CLIENT_CHECK]).checks(host.name)
+    assert after[CLIENT_CHECK]["status"] == "pass", after

@@ -18,6 +18,7 @@ from tests.lab.conftest import (
     inventory_with,
     managed_state,
 )
+from tests.lab.test_backup_e2e import assert_sftp_fallback_keeps_the_history
 
 pytestmark = pytest.mark.lab
 
@@ -71,7 +72,9 @@ def test_fresh_host_bad_value_of_a_late_role_and_check_mode_change_nothing(lab_f
 
 
 def test_debian12_host_converges_idempotently_and_verifies(lab_factory, tmp_path):
-    """Debian 13 first, Debian 12 too: one bookworm host gets the whole baseline and passes."""
+    """Debian 13 first, Debian 12 too: one bookworm host gets the whole baseline and passes; its
+    backup server (the sink, Debian 12 too) is the SFTP fallback, which keeps the history the
+    client deletes."""
     lab = lab_factory(f"{LAB_PREFIX}-bookworm", hosts=1, distro="debian12")
     first = apply(lab.inventory, engine="ansible", stream=False)
     assert first.ok and changed_count(first) > 0, first.output[-3000:]
@@ -82,4 +85,5 @@ def test_debian12_host_converges_idempotently_and_verifies(lab_factory, tmp_path
         assert outcome.status(host.name, control) == expected_status(lab, host, control), \
             (control, outcome.output[-3000:])
     assert outcome.status(lab.sink.name, "BAK-02") == "pass", outcome.output[-3000:]
+    assert_sftp_fallback_keeps_the_history(lab, tmp_path)
     lab.down()

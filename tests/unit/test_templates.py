@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from govbaseline import templating, validation
 from govbaseline.deploys import common
@@ -23,6 +25,8 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmYv0bMlt7kDjTOXZ7vXB2yGRgBNVp0R8o3D
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 UNIT_CA = LabCA(Path(tempfile.mkdtemp(prefix="govbaseline-unit-ca-")), "unit")
 SITE_CERT, SITE_KEY = UNIT_CA.issue("www.example.gov", dns=["www.example.gov", "example.gov"], ips=[])
+CLIENT_SSH_KEY = ed25519.Ed25519PrivateKey.generate().private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
 
 
 # Per role: named cases of inventory values (validated like a real run) and extra internal values.
@@ -91,14 +95,19 @@ CASES: dict[str, dict[str, dict]] = {
         "public-ca-no-dumps": {"backup_rest_url": "https://backup.example.gov:8443", "backup_rest_password": "c3" * 12,
                                "backup_repository_password": "d4" * 20, "backup_database_dumps": False,
                                "backup_exclude": ["*.tmp", "/srv/cache"], "backup_drill_paths": ["/etc/nginx"]},
+        "sftp": {"backup_transport": "sftp", "backup_sftp_host": "backup.example.gov", "backup_sftp_port": 2222,
+                 "backup_sftp_host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0 backup",
+                 "backup_sftp_private_key": CLIENT_SSH_KEY, "backup_repository_password": "e5" * 16},
     },
     "backup_server": {
         "two-clients": {"backup_server_certificate": SITE_CERT, "backup_server_private_key": SITE_KEY},
         "no-client-yet": {"backup_server_certificate": SITE_CERT, "backup_server_private_key": SITE_KEY,
                           "backup_server_port": 8443, "backup_server_data_dir": "/srv/backups"},
+        "sftp": {"backup_server_transport": "sftp", "backup_server_sftp_dir": "/srv/sftp-backups"},
     },
 }
 BACKUP_CLIENTS = [{"name": n, "htpasswd": f"{n}:$2y$10$abc", "repository_password": "p" * 32,
+                   "account": f"bk-{n}", "ssh_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0",
                    "keep": {"daily": 7, "weekly": 5, "monthly": 12}} for n in ("web1", "web2")]
 # Values a task loop provides (item) or a fact (b32) where the template needs them.
 EXTRA = {"audit": {"__audit_b32": True}, "patching": {"item": "apt-daily-upgrade"},
@@ -114,7 +123,8 @@ def values(role: str, case: str) -> dict:
     if role == "backup_server" and case == "no-client-yet":
         extra = {"__backup_server_clients": []}
     # Ansible's inventory_hostname is the name of the host rendering the case (see ansible_rendered).
-    return {**validation.validated_vars(role, CASES[role][case]), **common.internal(role), **extra,
+    valid = validation.validated_vars(role, CASES[role][case])
+    return {**valid, **common.internal(role), **validation.derived(role, valid, "13"), **extra,
             "inventory_hostname": f"{role}-{case}"}
 
 

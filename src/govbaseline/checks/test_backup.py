@@ -1,5 +1,6 @@
 """Checks for backups (roles ``backup`` and ``backup_server``): BAK-01 a recent snapshot on the
-backup server, BAK-02 an append-only server the client cannot delete from, BAK-03 a recent restore
+backup server, BAK-02 a server whose history the client cannot delete (REST: append-only; SFTP
+fallback: a chrooted account and a server-side copy of every snapshot), BAK-03 a recent restore
 drill that restored identical data."""
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ COMMAND = "/usr/local/sbin/govbaseline-backup"
 STATE_DIR = "/var/lib/govbaseline/backup"
 UNIT = "govbaseline-backup"
 SECRETS = ("/etc/govbaseline/backup/repository", "/etc/govbaseline/backup/password")
+# sftp: this host's SSH key, and the SSH settings restic connects with (role backup, vars/main.yml).
+SSH_KEY = "/etc/govbaseline/backup/ssh_key"
+SSH_CONFIG = "/etc/govbaseline/backup/ssh_config"
+SFTP_ALIAS = "govbaseline-backup-server"
 # A DELETE of a snapshot that cannot exist, with this host's own account: an append-only server
 # answers 403, one that would let the client delete its history answers 404 or 200. Nothing is
 # deleted either way; the account is read from the root-only repository file, never shown.
@@ -33,6 +38,18 @@ try:
 except urllib.error.HTTPError as exc:
     print(exc.code)
 """
+
+
+def _client_confined_to_its_sftp_folder(host) -> None:
+    """sftp: this host's account sees its repository folder only (a chroot: the server's copies are
+    out of its reach) and runs no command on the server."""
+    listing = host.run("printf 'ls -1 /\\n' | timeout 60 sftp -q -F %s -b - %s", SSH_CONFIG, SFTP_ALIAS)
+    assert listing.rc == 0, f"this host cannot reach its SFTP account on the backup server: {listing.stderr[-300:]}"
+    seen = sorted(line.strip() for line in listing.stdout.splitlines() if line.strip() and "sftp>" not in line)
+    assert seen == ["/repo"], f"this host's SFTP account sees {seen} at its root, not its repository folder only: " \
+        "it is not confined (chroot) to its own folder"
+    shell = host.run("timeout 30 ssh -F %s -T %s id </dev/null", SSH_CONFIG, SFTP_ALIAS)
+    assert "uid=" not in shell.stdout, "this host's backup account can run commands on the backup server"
 
 
 def _snapshot_hours(snapshot: dict) -> float:
@@ -77,20 +94,95 @@ def test_repository_check_scheduled_and_passing(host):
 
 @pytest.mark.control("BAK-02")
 @pytest.mark.role("backup")
-def test_client_cannot_delete_its_snapshots(host):
-    for path in SECRETS:
+def test_client_cannot_delete_its_snapshots(host, hostvars):
+    sftp = hostvars.get("backup_transport") == "sftp"
+    for path in (*SECRETS, SSH_KEY) if sftp else SECRETS:
         secret = host.file(path)
         assert secret.exists and secret.user == "root" and secret.mode == 0o600, \
             f"{path} must exist, belong to root and be mode 0600 (it holds a backup secret)"
+    if sftp:
+        _client_confined_to_its_sftp_folder(host)
+        return
     out = host.run("python3 -c %s", DELETE_PROBE)
     assert out.rc == 0, f"the deletion probe could not reach the backup server: {out.stderr.strip()[-300:]}"
     assert out.stdout.strip() == "403", f"the backup server answered {out.stdout.strip()} to a DELETE of a " \
         "snapshot with this host's account: it is not append-only (403 wanted)"
 
 
+SERVER_STATE = "/var/lib/govbaseline/backup-server"
+SERVER_CLIENTS = "/etc/govbaseline/backup-server/clients.json"
+
+
+# The backup server's settings without the secrets in them (the clients' repository passwords):
+# every command's output is evidence in the report.
+SERVER_SETTINGS = f"""import json
+c = json.load(open({SERVER_CLIENTS!r}))
+print(json.dumps({{"transport": c["transport"], "sftp_dir": c["sftp_dir"],
+                  "clients": [{{"name": x["name"], "account": x.get("account")}} for x in c["clients"]]}}))"""
+
+
+def _server_settings(host) -> dict:
+    out = host.run("python3 -c %s", SERVER_SETTINGS)
+    assert out.rc == 0, f"the backup server has no settings ({SERVER_CLIENTS}): the role has not run"
+    settings: dict = json.loads(out.stdout)
+    return settings
+
+
+def _server_transport(host) -> str:
+    return str(_server_settings(host)["transport"])
+
+
+def _prune_results_ok(host) -> None:
+    timer = host.service("govbaseline-backup-prune.timer")
+    assert timer.is_enabled and timer.is_running, "the pruning of the clients' repositories is not scheduled"
+    out = host.run("cat %s/prune.json", SERVER_STATE)
+    if out.rc == 0:
+        failed = {n: r["detail"] for n, r in json.loads(out.stdout)["clients"].items() if r["status"] == "failed"}
+        assert not failed, f"pruning failed for {', '.join(sorted(failed))}: {failed}"
+
+
+@pytest.mark.control("BAK-02")
+@pytest.mark.role("backup_server")
+def test_sftp_accounts_confined_and_every_snapshot_copied(host, hostvars):
+    """sftp fallback: each client's account is SFTP-only in a root-owned chroot, and every snapshot a
+    client has written is held in the server's own repository, out of the client's reach."""
+    config = _server_settings(host)
+    if config["transport"] != "sftp":
+        pytest.skip("this backup server serves REST (append-only): no SFTP accounts")
+    data = host.file(hostvars["backup_server_data_dir"])
+    assert data.is_directory and data.user == "root" and data.mode & 0o077 == 0, \
+        f"{hostvars['backup_server_data_dir']} (the server's copies) must be root's alone (mode 0700)"
+    for kind in ("path", "timer"):
+        unit = host.service(f"govbaseline-backup-copy.{kind}")
+        assert unit.is_enabled and unit.is_running, f"govbaseline-backup-copy.{kind} is off: new snapshots stay " \
+            "where the client can delete them"
+    wait_while_running(host, "govbaseline-backup-copy.service", timeout=300)
+    state = json.loads(host.run("cat %s/copy.json 2>/dev/null || echo '{\"clients\": {}}'", SERVER_STATE).stdout)
+    for client in config["clients"]:
+        account, name = client["account"], client["name"]
+        chroot = host.file(f"{config['sftp_dir']}/{account}")
+        assert chroot.user == "root" and chroot.mode & 0o022 == 0, \
+            f"{chroot.path} must be root's and not writable by others (sshd's chroot rule)"
+        effective = host.run("/usr/sbin/sshd -T -C user=%s,host=probe,addr=192.0.2.1", account)
+        assert effective.rc == 0, f"sshd -T failed: {effective.stderr[-300:]}"
+        settings = dict(line.split(" ", 1) for line in effective.stdout.lower().splitlines() if " " in line)
+        wanted = {"chrootdirectory": f"{config['sftp_dir']}/%u".lower(), "forcecommand": "internal-sftp",
+                  "allowtcpforwarding": "no", "authenticationmethods": "publickey"}
+        wrong = {k: settings.get(k) for k, v in wanted.items() if settings.get(k) != v}
+        assert not wrong, f"sshd gives {account} {wrong}, not {wanted}"
+        written = host.run("ls -1 %s/%s/repo/snapshots 2>/dev/null", config["sftp_dir"], account).stdout.split()
+        held = set(state["clients"].get(name, {}).get("copied", []))
+        missing = sorted(set(written) - held)
+        assert not missing, f"{len(missing)} snapshot(s) of {name} are only where {name} could delete them " \
+            f"(not copied into {hostvars['backup_server_data_dir']}/{name}): {', '.join(m[:8] for m in missing)}"
+    _prune_results_ok(host)
+
+
 @pytest.mark.control("BAK-02")
 @pytest.mark.role("backup_server")
 def test_rest_server_append_only_private_tls(host, hostvars):
+    if _server_transport(host) != "rest":
+        pytest.skip("this backup server is the SFTP fallback (Debian 12): no REST server")
     service = host.service("restic-rest-server.service")
     assert service.is_enabled and service.is_running, "restic-rest-server is not running"
     pid = host.run("systemctl show -p MainPID --value restic-rest-server.service").stdout.strip()
@@ -103,12 +195,7 @@ def test_rest_server_append_only_private_tls(host, hostvars):
     data = host.file(hostvars["backup_server_data_dir"])
     assert data.is_directory and data.mode & 0o077 == 0, \
         f"{hostvars['backup_server_data_dir']} must be the REST server's alone (mode 0700)"
-    timer = host.service("govbaseline-backup-prune.timer")
-    assert timer.is_enabled and timer.is_running, "the pruning of the clients' repositories is not scheduled"
-    out = host.run("cat /var/lib/govbaseline/backup-server/prune.json")
-    if out.rc == 0:
-        failed = {n: r["detail"] for n, r in json.loads(out.stdout)["clients"].items() if r["status"] == "failed"}
-        assert not failed, f"pruning failed for {', '.join(sorted(failed))}: {failed}"
+    _prune_results_ok(host)
 
 
 @pytest.mark.control("BAK-03")

@@ -186,12 +186,17 @@ def test_web_root_holds_no_sensitive_files(host, hostvars):
 @pytest.mark.control("TLS-04")
 def test_request_rate_limited_per_client(host, hostvars, probe):
     rate, burst = hostvars["tls_rate_limit_per_second"], hostvars["tls_rate_limit_burst"]
-    count = rate + burst + 30
-    result = http(probe, hostvars, [{"path": "/", "method": "HEAD", "repeat": count, "parallel": 6,
-                                     "expect_429": True}])
-    statuses = [response(result, i)["status"] for i in range(count)]
-    limited = statuses.count(429)
-    time.sleep(burst / rate + 1)  # let the client's bucket drain before the next check
+    # A burst well above rate + burst; a busy vantage point may still send too slowly to reach the
+    # limit, so up to three bursts, each larger: one 429 proves the limit.
+    for attempt in range(1, 4):
+        count = (rate + burst + 30) * attempt
+        result = http(probe, hostvars, [{"path": "/", "method": "HEAD", "repeat": count, "parallel": 6 * attempt,
+                                         "expect_429": True}])
+        statuses = [response(result, i)["status"] for i in range(count)]
+        limited = statuses.count(429)
+        time.sleep(burst / rate + 1)  # let the client's bucket drain before the next check
+        if limited:
+            break
     assert limited, (f"{count} requests in a burst from {probe.where}: none refused with 429 "
                      f"(statuses {sorted(set(statuses))}); the limit is {rate}/s, burst {burst}")
 

@@ -24,7 +24,8 @@ def apply() -> None:
 
 
 def client(v: dict[str, Any]) -> None:
-    apt.packages(name="BAK-01 | Install restic", packages=v["backup_packages"], update=False)
+    sftp = v["backup_sftp_packages"] if v["backup_transport"] == "sftp" else []
+    apt.packages(name="BAK-01 | Install restic", packages=v["backup_packages"] + sftp, update=False)
     for path in (v["__backup_config_dir"], v["__backup_state_dir"], v["__backup_cache_dir"], v["__backup_dump_dir"]):
         files.directory(name=f"BAK-01 | Create {path} (root only)", path=path, user="root", group="root", mode="0700")
     files.directory(name="BAK-03 | Create the root-only scratch folder of the restore drills",
@@ -36,6 +37,12 @@ def client(v: dict[str, Any]) -> None:
     if v["backup_rest_ca_cert"]:
         common.put_text("BAK-01 | Install the CA the backup server's certificate is verified against",
                         v["backup_rest_ca_cert"], v["__backup_ca_file"])
+    if v["backup_transport"] == "sftp":
+        common.put_secret("BAK-01 | sftp - install this host's SSH key for its account on the backup server",
+                          v["backup_sftp_private_key"].strip() + "\n", v["__backup_ssh_key_file"])
+        for template, dest in (("known_hosts.j2", v["__backup_known_hosts"]),
+                               ("ssh_config.j2", v["__backup_ssh_config"])):
+            common.put_text(f"BAK-01 | sftp - install {dest}", common.render(ROLE, template, v), dest)
     common.put_text("BAK-01 | Install the backup settings (what, where, drill, alert severity)",
                     common.render(ROLE, "config.json.j2", v), v["__backup_config"])
     common.put_file("BAK-01 | Install the backup, check, drill and restore command", ROLE, "govbaseline-backup",

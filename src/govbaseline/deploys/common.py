@@ -33,13 +33,15 @@ def settings(role: str) -> dict[str, Any] | None:
     """The host's validated variables for ``role`` with the role's internal ones, or None when the
     role is switched off; raises ValidationError (bad value, unsupported host, lockout) before any change."""
     distro = host.get_fact(LinuxDistribution) or {}
-    validation.check_platform(role, str(distro.get("name") or "unknown"), str(distro.get("major") or "?"))
+    platform = (str(distro.get("name") or "unknown"), str(distro.get("major") or "?"))
+    validation.check_platform(role, *platform)
     values = validation.validated_vars(role, host.data.govbaseline_hostvars)
+    validation.check_platform(role, *platform, values)
     validation.check_lockout(role, values, connection())
     if not values[f"{role}_enabled"]:
         host.noop(f"{role}_enabled is false")
         return None
-    return {**values, **internal(role)}
+    return {**values, **internal(role), **validation.derived(role, values, platform[1])}
 
 
 def internal(role: str) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from govbaseline import eicar
 from govbaseline.lab.ca import LabCA
@@ -120,9 +122,9 @@ class Lab:
         podman("network", "create", "--subnet", str(self.subnet), "--label", f"{LABEL}={self.name}",
                self.network)
         made = [self._start(i, image, distro) for i in range(1, hosts + 1)]
-        # The sink is the lab's infrastructure, not a host under test: always Debian 13, the release
-        # with restic's REST server (it is the lab's backup server too).
-        sink = self._start(0, image if distro == DEFAULT_DISTRO else ensure_image(DEFAULT_DISTRO), DEFAULT_DISTRO)
+        # The sink runs the lab's distribution too: it is the lab's backup server, restic's REST
+        # server on Debian 13 and the SFTP fallback on Debian 12.
+        sink = self._start(0, image, distro)
         self._wait([*made, sink])
         self._update(made)
         self._start_sink(sink)
@@ -282,19 +284,21 @@ class Lab:
         self.known_hosts.write_text("\n".join(lines) + "\n")
 
     def _write_inventory(self, hosts: list[LabHost], sink: LabHost) -> None:
+        sftp = sink.distro == "debian12"  # Debian 12 has no restic-rest-server: the SFTP fallback
         ssh_args = (f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes "
                     "-o ControlMaster=auto -o ControlPersist=60s")
         inventory = {
             "all": {
                 "children": {
                     "webservers": {
-                        "hosts": {h.name: {**self._host_vars(h, hosts), **self._tls_vars(h), **_backup_secrets()}
-                                  for h in hosts},
+                        "hosts": {h.name: {**self._host_vars(h, hosts), **self._tls_vars(h),
+                                           **_backup_secrets(sftp)} for h in hosts},
                     },
                     # The sink is the lab's backup server: restic's REST server with a certificate of
-                    # the lab CA; the web servers back up to it.
+                    # the lab CA (Debian 13), or SFTP accounts (Debian 12); the web servers back up to it.
                     "backup_servers": {
-                        "hosts": {sink.name: {"ansible_host": sink.address, **self._backup_server_vars(sink)}},
+                        "hosts": {sink.name: {"ansible_host": sink.address,
+                                              **({} if sftp else self._backup_server_vars(sink))}},
                     },
                 },
                 "vars": {
@@ -333,9 +337,7 @@ class Lab:
                     "antivirus_signature_source": "custom",
                     "antivirus_custom_signature_urls": [
                         f"http://{sink.address}:{SINK_WEB_PORT}/files/{eicar.SIGNATURE_FILE}"],
-                    # Backups go to the sink's REST server over HTTPS, verified against the lab CA.
-                    "backup_rest_url": f"https://{sink.address}:{BACKUP_PORT}",
-                    "backup_rest_ca_cert": self.ca.pem,
+                    **self._backup_vars(sink, sftp),
                 },
             }
         }
@@ -344,6 +346,15 @@ class Lab:
         self.inventory.touch(mode=0o600, exist_ok=True)
         self.inventory.chmod(0o600)
         self.inventory.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+
+    def _backup_vars(self, sink: LabHost, sftp: bool) -> dict[str, object]:
+        if sftp:
+            # Backups go to the sink's SFTP accounts; its host key is pinned.
+            key = podman("exec", sink.container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.decode()
+            return {"backup_transport": "sftp", "backup_sftp_host": sink.address,
+                    "backup_sftp_host_key": " ".join(key.split()[:2])}
+        # Backups go to the sink's REST server over HTTPS, verified against the lab CA.
+        return {"backup_rest_url": f"https://{sink.address}:{BACKUP_PORT}", "backup_rest_ca_cert": self.ca.pem}
 
     def _backup_server_vars(self, sink: LabHost) -> dict[str, object]:
         cert, key = self.ca.issue(sink.name, dns=[sink.name], ips=[sink.address])
@@ -375,9 +386,13 @@ class Lab:
             raise LabError(str(exc)) from exc
 
 
-def _backup_secrets() -> dict[str, str]:
-    """A lab host's backup passwords: random for every incarnation of the lab (the inventory is root only)."""
-    return {"backup_rest_password": secrets.token_hex(24), "backup_repository_password": secrets.token_hex(24)}
+def _backup_secrets(sftp: bool = False) -> dict[str, str]:
+    """A lab host's backup secrets: random for every incarnation of the lab (the inventory is root only)."""
+    if not sftp:
+        return {"backup_rest_password": secrets.token_hex(24), "backup_repository_password": secrets.token_hex(24)}
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    return {"backup_sftp_private_key": key, "backup_repository_password": secrets.token_hex(24)}
 
 
 def _port_open(address: str, port: int) -> bool:

@@ -70,6 +70,10 @@ MASKED_UNITS = ("getty@tty1.service", "console-getty.service", "systemd-logind.s
 # dependencies also fail to configure inside debootstrap.)
 NOT_PREINSTALLED = frozenset({"tls_acme_packages"})
 
+# Role packages a Debian release does not have (the roles use another way there: a Debian 12
+# backup server is the SFTP fallback, see roles/backup_server). debootstrap refuses a missing one.
+MISSING = {"bookworm": frozenset({"restic-rest-server"})}
+
 
 def role_packages() -> list[str]:
     """Packages the roles install, pre-installed in the image so converges are not download-bound.
@@ -129,7 +133,7 @@ def recipe(distro: Distro) -> dict[str, object]:
     return {
         "version": RECIPE_VERSION,
         "suite": distro.suite,
-        "packages": sorted({*BASE_PACKAGES, *LAB_PACKAGES, *role_packages()}),
+        "packages": sorted({*BASE_PACKAGES, *LAB_PACKAGES, *role_packages()} - MISSING.get(distro.suite, set())),
         "hostkeys_unit": HOSTKEYS_UNIT,
         "masked": MASKED_UNITS,
         "sources": sources_list(distro),
