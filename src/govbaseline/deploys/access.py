@@ -10,7 +10,7 @@ from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, server
 
 from govbaseline.deploys import common
 
@@ -50,14 +50,9 @@ def ssh(v: dict[str, Any], passwd: dict[str, list[str]]) -> None:
         common.put_text("ACC-01 | Install exactly the administrators' listed keys",
                         "\n".join(admin["ssh_public_keys"]) + "\n", f"{home}/.ssh/authorized_keys",
                         mode="0600", user=name, group=name)
-    dropin = common.checked_file(
-        name="ACC-01, ACC-04 | Install the SSH server settings, checked with sshd -t first",
-        dest=v["__access_sshd_dropin"], content=common.render(ROLE, "sshd-govbaseline.conf.j2", v),
-        check="/usr/sbin/sshd -t -f {}", mode="0600")
-    if dropin.will_change:
-        server.shell(name="ACC-01 | Check the whole SSH configuration before it is reloaded",
-                     commands=["/usr/sbin/sshd -t"])
-        systemd.service(name="ACC-01 | Reload ssh", service=v["__access_ssh_service"], reloaded=True)
+    common.sshd_dropin("ACC-01", "ACC-01, ACC-04 | Install the SSH server settings, checked with sshd -t first",
+                       v["__access_sshd_dropin"], common.render(ROLE, "sshd-govbaseline.conf.j2", v), "0600",
+                       service=v["__access_ssh_service"])
 
 
 def vendors(v: dict[str, Any], passwd: dict[str, list[str]], shadow: dict[str, list[str]]) -> None:

@@ -90,13 +90,8 @@ def sftp(v: dict[str, Any]) -> None:
                         user=account, group=group, mode="0700")
         _put(f"BAK-02 | sftp - Install {account}'s SSH key (derived from the client's)",
              f"{client['ssh_key']} govbaseline-backup {client['name']}\n", f"{keys}/{account}.pub", "0644")
-    dropin = common.checked_file(
-        name="BAK-02 | sftp - Confine the accounts to SFTP in their chroot, key only (checked by sshd -t)",
-        dest=v["__backup_server_sshd_dropin"], content=common.render(ROLE, "sshd.conf.j2", v),
-        check="/usr/sbin/sshd -t -f {}", mode="0644")
-    if dropin.will_change:
-        server.shell(name="BAK-02 | sftp - Check the whole sshd configuration, then reload sshd",
-                     commands=["/usr/sbin/sshd -t && systemctl reload ssh.service"])
+    common.sshd_dropin("BAK-02", "BAK-02 | sftp - Confine the accounts to SFTP in their chroot, key only (checked "
+                       "by sshd -t)", v["__backup_server_sshd_dropin"], common.render(ROLE, "sshd.conf.j2", v), "0644")
     unit = v["__backup_server_copy_unit"]
     changed = [common.put_text(f"BAK-02 | sftp - Install {unit}.{kind}", common.render(ROLE, f"copy.{kind}.j2", v),
                                f"/etc/systemd/system/{unit}.{kind}") for kind in ("service", "path", "timer")]

@@ -99,6 +99,16 @@ def checked_file(dest: str, content: str, check: str, mode: str = "0644") -> Any
            f"chown root:root {q_cand} && chmod {mode} {q_cand} && mv {q_cand} {q_dest}")
 
 
+def sshd_dropin(control: str, name: str, dest: str, content: str, mode: str, service: str = "ssh.service") -> None:
+    """An sshd_config.d drop-in, accepted only if ``sshd -t`` accepts it alone and then the whole
+    configuration with it (a broken combination fails the run before the reload)."""
+    dropin = checked_file(name=name, dest=dest, content=content, check="/usr/sbin/sshd -t -f {}", mode=mode)
+    if dropin.will_change:
+        server.shell(name=f"{control} | Check the whole SSH configuration before it is reloaded",
+                     commands=["/usr/sbin/sshd -t"])
+        systemd.service(name=f"{control} | Reload ssh", service=service, reloaded=True)
+
+
 def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, template: str, what: str,
                   first_run_marker: str | None = None) -> None:
     """Install ``<unit>.service`` and ``<unit>.timer`` from the role's ``<template>.service.j2`` and
