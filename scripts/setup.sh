@@ -12,7 +12,7 @@ fi
 
 packages=(podman runc netavark aardvark-dns iptables debootstrap nftables iproute2 openssh-client
           python3-venv git ca-certificates
-          auditd sudo)  # auditd and sudo: the unit tests load the audit rules and check sudoers here
+          auditd sudo aide)  # auditd, sudo, aide: the unit tests load the audit rules, check sudoers and AIDE rules here
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

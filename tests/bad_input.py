@@ -54,6 +54,13 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     # antivirus
     "quarantine-inside-scan": ({"antivirus_quarantine_dir": "/tmp/quarantine"},  # noqa: S108 - refused, never created
                                "antivirus_quarantine_dir /tmp/quarantine is inside antivirus_scan_paths entry /tmp"),
+    # integrity
+    "restore-without-copy": ({"integrity_tamper_restore": True},
+                             "integrity_known_good_dir is empty: integrity_tamper_restore is true"),
+    "tamper-delay-zero": ({"integrity_tamper_delay_seconds": 0},
+                          "integrity_tamper_delay_seconds must be between 1 and 300"),
+    "known-good-inside-web-root": ({"integrity_known_good_dir": "/var/www/release"},
+                                   "integrity_known_good_dir /var/www/release overlaps integrity_web_root /var/www"),
     # vulnscan
     "hardening-index": ({"vulnscan_min_hardening_index": 120},
                         "vulnscan_min_hardening_index must be between 0 and 100"),
@@ -77,12 +84,13 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
 
 BATCHES: dict[str, list[str]] = {
     "one-bad-value-per-role": ["port-name", "no-relay", "admin-without-key", "delete-system-logs", "hsts-too-short",
-                               "reboot-time", "quarantine-inside-scan", "hardening-index", "backup-over-http"],
+                               "reboot-time", "quarantine-inside-scan", "tamper-delay-zero", "hardening-index",
+                               "backup-over-http"],
     "more-rules": ["cidr-33", "unknown-severity", "webhook-scheme", "not-a-key", "log-host-without-ca",
                    "system-web-root", "no-repository-password", "keep-nothing",
-                   "drill-outside-backup"],
+                   "drill-outside-backup", "restore-without-copy"],
     "yet-more-rules": ["empty-management", "user-without-password", "loose-umask", "no-admin-at-all", "journal-size",
-                       "unquoted-off", "password-with-colon", "sftp-key-not-a-key"],
+                       "unquoted-off", "password-with-colon", "sftp-key-not-a-key", "known-good-inside-web-root"],
     "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root"],
     "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
 }

@@ -35,6 +35,12 @@ def search(value: Any, pattern: str) -> bool:
     return re.search(pattern, str(value)) is not None
 
 
+def _bool(value: Any) -> bool:
+    from ansible.module_utils.parsing.convert_bool import boolean
+
+    return bool(boolean(value, strict=False))
+
+
 def environment(role: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(ROLES_DIR / role / "templates")),
@@ -45,6 +51,8 @@ def environment(role: str) -> jinja2.Environment:
     )
     env.filters["comment"] = comment
     env.filters["to_json"] = json.dumps  # Ansible's to_json, for values without custom types
+    env.filters["bool"] = _bool  # Ansible's bool
+    env.filters["regex_escape"] = re.escape  # Ansible's regex_escape (re_type python)
     env.tests["search"] = search
     env.filters["govbaseline_sftp_account"] = backup.sftp_account  # plugins/filter/govbaseline_filters.py
     return env

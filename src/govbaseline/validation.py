@@ -664,6 +664,30 @@ def backup_server_platform(values: Mapping[str, Any], major_version: str) -> lis
     return problems
 
 
+def tamper_root(name: str, value: Any) -> list[str]:
+    problems = absolute_path(name, value)
+    if not problems and system_folder(value):
+        problems.append(f"{name} is {value}: a system folder is not a web root (a restore would overwrite it); "
+                        "name the web root, such as /var/www")
+    return problems
+
+
+def known_good_copy(values: Mapping[str, Any]) -> list[str]:
+    """With restore on, the known-good copy must be set, and neither inside the web root (the watch
+    would judge it as pages) nor holding it (the restore would copy the web root into itself)."""
+    good = str(values.get("integrity_known_good_dir") or "").rstrip("/")
+    root = str(values.get("integrity_web_root") or "").rstrip("/")
+    if values.get("integrity_tamper_restore") and not good:
+        return ["integrity_known_good_dir is empty: integrity_tamper_restore is true, so a known-good copy of the "
+                "web root (a release folder on the host) is needed to restore from"]
+    if good and root and (good == root or good.startswith(root + "/") or root.startswith(good + "/")):
+        return [f"integrity_known_good_dir {good} overlaps integrity_web_root {root}: keep the release folder "
+                "outside the web root, such as /srv/release"]
+    if good and system_folder(good):
+        return [f"integrity_known_good_dir is {good}: a system folder is not a release folder"]
+    return []
+
+
 def derived(role: str, values: Mapping[str, Any], major_version: str) -> dict[str, Any]:
     """Internal variables that follow from validated values and the host's Debian version, the
     same for both engines (Ansible gets them as facts from the validation task)."""
@@ -774,6 +798,15 @@ RULES: dict[str, dict[str, Rule]] = {
         "antivirus_scan_randomized_delay_minutes": int_range(0, 1440),
         "antivirus_quarantine_dir": absolute_path,
     },
+    "integrity": {
+        "integrity_aide_paths": non_empty(absolute_paths),
+        "integrity_aide_exclude": absolute_paths,
+        "integrity_check_calendar": calendar,
+        "integrity_check_randomized_delay_minutes": int_range(0, 1440),
+        "integrity_web_root": tamper_root,
+        "integrity_tamper_delay_seconds": int_range(1, 300),
+        "integrity_known_good_dir": optional(absolute_path),
+    },
     "vulnscan": {
         "vulnscan_lynis_calendar": calendar,
         "vulnscan_lynis_randomized_delay_minutes": int_range(0, 1440),
@@ -823,6 +856,7 @@ CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
     "audit": [log_host_ca],
     "tls": [tls_certificate_files, tls_acme, tls_hsts_preload],
     "antivirus": [signature_source, quarantine_outside_scans],
+    "integrity": [known_good_copy],
     "backup": [backup_secrets, backup_retention, drill_inside_backup],
     "backup_server": [backup_server_tls],
 }

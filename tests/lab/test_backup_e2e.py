@@ -71,6 +71,8 @@ def test_web_root_deleted_and_restored_byte_identical(pyinfra_lab, tmp_path):
     # A bad request is refused before restic runs, naming what is wrong.
     bad = subprocess.run([*restore[:-1], "var/www", "--in-place"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "--path and --target must be absolute" in bad.stderr
+    # The web root as the baseline left it (FIM-02 compares it with the approved manifest).
+    sh(lab, host, "rm -rf /var/www/html/uploads '/var/www/html/notice 2026.txt'")
 
 
 def test_stopped_server_fails_the_run_and_alerts_then_next_run_catches_up(pyinfra_lab):

@@ -83,6 +83,13 @@ CASES: dict[str, dict[str, dict]] = {
                    "antivirus_custom_signature_urls": ["http://sigs.example.gov/org.hsb", "file:///opt/sigs/local.ndb"],
                    "antivirus_quarantine_dir": "/var/lib/av-quarantine"},
     },
+    "integrity": {
+        "defaults": {},
+        "restore": {"integrity_tamper_restore": True, "integrity_known_good_dir": "/srv/release",
+                    "integrity_web_root": "/srv/www", "integrity_aide_paths": ["/usr/bin", "/srv/www"],
+                    "integrity_aide_exclude": ["/etc/ld.so.cache", "/srv/www/cache+tmp"],
+                    "integrity_check_calendar": "weekly", "integrity_alert_severity": "critical"},
+    },
     "vulnscan": {
         "defaults": {},
         "monthly-accepting": {"vulnscan_lynis_calendar": "monthly", "vulnscan_accepted_warnings": ["PKGS-7392"],
@@ -293,3 +300,21 @@ def test_antivirus_signature_sources():
     assert "--update-db=custom" in ours("antivirus", "custom", "updater-dropin.conf.j2")
     scan = json.loads(ours("antivirus", "custom", "scan.json.j2"))
     assert scan["quarantine"] == "/var/lib/av-quarantine" and "/var/www" in scan["paths"]
+
+
+def test_integrity_rules_and_settings(tmp_path):
+    conf = ours("integrity", "restore", "aide.conf.j2")
+    # Paths are regular expressions to AIDE: dots and plus signs are escaped, a folder leaves out all below it.
+    assert "!/etc/ld\\.so\\.cache(/.*)?$\n" in conf and "!/srv/www/cache\\+tmp(/.*)?$\n" in conf
+    assert "/usr/bin Govbaseline\n/srv/www Govbaseline\n" in conf and "database_in=file:/var/lib/aide/aide.db" in conf
+    settings = json.loads(ours("integrity", "restore", "config.json.j2"))
+    assert settings["restore"] is True and settings["known_good"] == "/srv/release"
+    assert settings["severity"] == "critical"
+    assert json.loads(ours("integrity", "defaults", "config.json.j2"))["restore"] is False
+    # AIDE itself reads the rules (the controller has Debian's aide when the test runs on Debian).
+    if shutil.which("aide"):
+        path = tmp_path / "aide.conf"
+        path.write_text(conf.replace("/var/lib/aide/", f"{tmp_path}/"))
+        proc = subprocess.run(["aide", "--config-check", "--config", str(path)], capture_output=True, text=True,
+                              check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr

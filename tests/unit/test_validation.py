@@ -57,8 +57,8 @@ def test_lockout_is_refused():
 
 
 def test_baseline_roles_come_from_the_site_playbook():
-    assert baseline_roles() == ["backup_server", "firewall", "alerts", "access", "audit", "tls", "patching",
-                                "antivirus", "vulnscan", "backup"]
+    assert baseline_roles() == ["backup_server", "firewall", "alerts", "access", "audit", "tls", "integrity",
+                                "patching", "antivirus", "vulnscan", "backup"]
     assert roles_for(["backup_servers"]) == ["backup_server"]
     assert roles_for(["webservers", "other"]) == baseline_roles()[1:]
     assert roles_for(["other"]) == []

@@ -17,5 +17,10 @@ validate_roles({role: role_vars(role, host.data.govbaseline_hostvars) for role i
 
 # The same roles, in the same order, as playbooks/site.yml gives the host's groups: each has a
 # deploys/<role>.py.
-for role in ROLES:
-    importlib.import_module(f"govbaseline.deploys.{role}").apply()
+MODULES = [importlib.import_module(f"govbaseline.deploys.{role}") for role in ROLES]
+for module in MODULES:
+    module.apply()
+# What a role does once every role has changed the host (integrity: approve the first converge).
+for module in MODULES:
+    if hasattr(module, "finish"):
+        module.finish()

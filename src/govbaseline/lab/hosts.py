@@ -337,6 +337,9 @@ class Lab:
                     "antivirus_signature_source": "custom",
                     "antivirus_custom_signature_urls": [
                         f"http://{sink.address}:{SINK_WEB_PORT}/files/{eicar.SIGNATURE_FILE}"],
+                    # The lab's tests change files on purpose and run the integrity check themselves:
+                    # no scheduled check starts in between and alerts on a test's change.
+                    "integrity_check_calendar": "monthly",
                     **self._backup_vars(sink, sftp),
                 },
             }
