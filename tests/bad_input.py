@@ -54,6 +54,9 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     # antivirus
     "quarantine-inside-scan": ({"antivirus_quarantine_dir": "/tmp/quarantine"},  # noqa: S108 - refused, never created
                                "antivirus_quarantine_dir /tmp/quarantine is inside antivirus_scan_paths entry /tmp"),
+    # ids
+    "never-ban-not-a-cidr": ({"ids_never_ban_cidrs": ["10.0.0.0/33"]}, "ids_never_ban_cidrs[0]"),
+    "ban-for-a-second": ({"ids_ban_seconds": 1}, "ids_ban_seconds must be between 10 and 2592000"),
     # integrity
     "restore-without-copy": ({"integrity_tamper_restore": True},
                              "integrity_known_good_dir is empty: integrity_tamper_restore is true"),
@@ -76,6 +79,7 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "sftp-key-not-a-key": ({"backup_transport": "sftp", "backup_sftp_private_key": "hunter2-not-a-key"},
                            "backup_sftp_private_key is not an unencrypted OpenSSH private key"),
     # across roles
+    "web-jails-without-nginx": ({"tls_enabled": False}, "ids_web_auth_jail and ids_web_4xx_jail read nginx's logs"),
     "https-closed-by-the-firewall": ({"firewall_allowed_tcp_ports": [80]}, "firewall_allowed_tcp_ports lacks 443"),
     "scan-faster-than-flood-limit": ({"vulnscan_port_scan_max_rate": 50},
                                      "vulnscan_port_scan_max_rate (50/s) must stay below "
@@ -84,15 +88,16 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
 
 BATCHES: dict[str, list[str]] = {
     "one-bad-value-per-role": ["port-name", "no-relay", "admin-without-key", "delete-system-logs", "hsts-too-short",
-                               "reboot-time", "quarantine-inside-scan", "tamper-delay-zero", "hardening-index",
-                               "backup-over-http"],
+                               "reboot-time", "quarantine-inside-scan", "tamper-delay-zero", "ban-for-a-second",
+                               "hardening-index", "backup-over-http"],
     "more-rules": ["cidr-33", "unknown-severity", "webhook-scheme", "not-a-key", "log-host-without-ca",
                    "system-web-root", "no-repository-password", "keep-nothing",
-                   "drill-outside-backup", "restore-without-copy"],
+                   "drill-outside-backup", "restore-without-copy", "never-ban-not-a-cidr"],
     "yet-more-rules": ["empty-management", "user-without-password", "loose-umask", "no-admin-at-all", "journal-size",
                        "unquoted-off", "password-with-colon", "sftp-key-not-a-key", "known-good-inside-web-root"],
     "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root"],
     "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
+    "across-roles-without-tls": ["web-jails-without-nginx"],
 }
 
 

@@ -807,6 +807,16 @@ RULES: dict[str, dict[str, Rule]] = {
         "integrity_tamper_delay_seconds": int_range(1, 300),
         "integrity_known_good_dir": optional(absolute_path),
     },
+    "ids": {
+        "ids_never_ban_cidrs": cidr_list(False),
+        "ids_ban_seconds": int_range(10, 2592000),
+        "ids_find_seconds": int_range(10, 86400),
+        "ids_max_retry": int_range(2, 100),
+        "ids_web_4xx_max_retry": int_range(10, 10000),
+        "ids_web_4xx_find_seconds": int_range(10, 86400),
+        "ids_nginx_access_log": absolute_path,
+        "ids_nginx_error_log": absolute_path,
+    },
     "vulnscan": {
         "vulnscan_lynis_calendar": calendar,
         "vulnscan_lynis_randomized_delay_minutes": int_range(0, 1440),
@@ -894,9 +904,17 @@ def role_of(name: str) -> str | None:
     return max(owners, key=len) if owners else None
 
 
+# Variables of another role that a role reads (its templates use them): the host's value, or that
+# role's default. They are in the reading role's argument_specs too, so both engines check them.
+READS: dict[str, tuple[str, ...]] = {"ids": ("firewall_management_cidrs", "firewall_ssh_port")}
+
+
 def role_vars(role: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:
     """The role's defaults overlaid by the host's inventory variables (what Ansible would see)."""
     values = role_defaults(role)
+    for name in READS.get(role, ()):
+        owner = role_of(name)
+        values[name] = hostvars.get(name, role_defaults(owner).get(name) if owner else None)
     values.update({k: v for k, v in hostvars.items() if role_of(k) == role})
     return values
 
@@ -1000,6 +1018,11 @@ def check_baseline(values: Mapping[str, Mapping[str, Any]]) -> None:
         problems.append(f"vulnscan_port_scan_max_rate ({scan['vulnscan_port_scan_max_rate']}/s) must stay below "
                         f"firewall_new_conn_rate_per_second ({firewall['firewall_new_conn_rate_per_second']}/s): "
                         "the firewall's flood limit would drop probes and hide open ports from the scan")
+    ids = values.get("ids")
+    if ids and ids.get("ids_enabled") and tls is not None and not tls.get("tls_enabled") and \
+            (ids.get("ids_web_auth_jail") or ids.get("ids_web_4xx_jail")):
+        problems.append("ids_web_auth_jail and ids_web_4xx_jail read nginx's logs, but tls_enabled is false: "
+                        "set both to false, or enable the tls role")
     if problems:
         raise ValidationError("baseline", problems)
 

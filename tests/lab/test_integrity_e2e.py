@@ -25,6 +25,12 @@ LISTING = "cd {} && find . -printf '%y %m %u %g %s %p %l\\n' | sort && find . -t
           "xargs -0 -r sha256sum"
 
 
+def run_check(lab, host) -> tuple[int, dict]:
+    """Start the scheduled AIDE check (what its timer does); its exit code and the result it recorded."""
+    ran = lab.exec(host, "systemctl", "start", "govbaseline-integrity-check.service", check=False)
+    return ran.returncode, json.loads(sh(lab, host, "cat /var/lib/govbaseline/integrity/aide.json"))
+
+
 def check_status(lab, host, tmp_path, check: str, name: str) -> dict:
     result = verify(lab.inventory, tmp_path / name, limit=host.name, checks=[check])
     return result.checks(host.name)[check]
@@ -36,25 +42,26 @@ def test_changed_system_files_are_alerted_and_fail_until_approved(pyinfra_lab, t
     sh(lab, host, f"cp /etc/motd /root/motd.orig && echo 'owned' >> /etc/motd && printf '#!/bin/sh\\n' > {dropped}")
     try:
         lab.clear_sink()
-        ran = lab.exec(host, "systemctl", "start", "govbaseline-integrity-check.service", check=False)
-        assert ran.returncode != 0, "the integrity check's unit succeeded although files changed"
+        code, state = run_check(lab, host)
+        assert code != 0, f"the integrity check's unit succeeded although files changed: {state}"
+        assert "/etc/motd" in state["changed"] and dropped in state["added"], state
         text = wait_for_alert(lab, "integrity", "files differ from the approved state")
         assert "/etc/motd" in text and dropped in text, text
-        state = json.loads(sh(lab, host, "cat /var/lib/govbaseline/integrity/aide.json"))
-        assert "/etc/motd" in state["changed"] and dropped in state["added"], state
         failed = check_status(lab, host, tmp_path, AIDE_CHECK, "changed")
         assert failed["status"] == "fail" and "changed /etc/motd" in failed["message"] and dropped in \
             failed["message"], failed
     finally:
         sh(lab, host, f"mv /root/motd.orig /etc/motd && rm -f {dropped}")
     # Put back: the next check finds nothing, the unit succeeds, verify passes.
-    assert lab.exec(host, "systemctl", "start", "govbaseline-integrity-check.service", check=False).returncode == 0
+    code, state = run_check(lab, host)
+    assert code == 0 and state["result"] == "clean", state
     assert check_status(lab, host, tmp_path, AIDE_CHECK, "put-back")["status"] == "pass"
     # A wanted change is approved (the reason is in the journal), and stays approved.
     sh(lab, host, "echo 'maintenance on Sunday' > /etc/motd.d-note && govbaseline-integrity approve "
                   "--reason 'ticket 42'")
     try:
-        assert lab.exec(host, "systemctl", "start", "govbaseline-integrity-check.service", check=False).returncode == 0
+        code, state = run_check(lab, host)
+        assert code == 0 and state["result"] == "clean", state
         approved = check_status(lab, host, tmp_path, AIDE_CHECK, "approved")
         assert approved["status"] == "pass", approved
         assert "ticket 42" in sh(lab, host, "journalctl -t govbaseline-integrity --no-pager -n 20")

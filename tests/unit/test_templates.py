@@ -83,6 +83,12 @@ CASES: dict[str, dict[str, dict]] = {
                    "antivirus_custom_signature_urls": ["http://sigs.example.gov/org.hsb", "file:///opt/sigs/local.ndb"],
                    "antivirus_quarantine_dir": "/var/lib/av-quarantine"},
     },
+    "ids": {
+        "defaults": {"firewall_management_cidrs": ["10.0.0.0/24", "2001:db8::/64"]},
+        "ssh-only": {"firewall_management_cidrs": ["192.0.2.0/24"], "firewall_ssh_port": 2222,
+                     "ids_never_ban_cidrs": ["198.51.100.7/32"], "ids_web_auth_jail": False,
+                     "ids_web_4xx_jail": False, "ids_ban_seconds": 3600, "ids_alert_severity": "high"},
+    },
     "integrity": {
         "defaults": {},
         "restore": {"integrity_tamper_restore": True, "integrity_known_good_dir": "/srv/release",
@@ -318,3 +324,12 @@ def test_integrity_rules_and_settings(tmp_path):
         proc = subprocess.run(["aide", "--config-check", "--config", str(path)], capture_output=True, text=True,
                               check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ids_jails():
+    jail = ours("ids", "ssh-only", "jail.local.j2")
+    assert "ignoreip = 127.0.0.1/8 ::1 192.0.2.0/24 198.51.100.7/32\n" in jail
+    assert "[sshd]\nenabled = true\n" in jail and "port = 2222\n" in jail and "bantime = 3600\n" in jail
+    assert "[nginx-http-auth]\nenabled = false\n" in jail and "[govbaseline-nginx-4xx]\nenabled = false\n" in jail
+    assert "govbaseline-alert[severity=high]" in jail
+    assert "ignoreip = 127.0.0.1/8 ::1 10.0.0.0/24 2001:db8::/64\n" in ours("ids", "defaults", "jail.local.j2")

@@ -1,0 +1,71 @@
+"""Checks for brute-force blocking IDS-02 (role ``ids``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pytest
+
+SERVICE = "fail2ban"
+
+
+def enabled_jails(hostvars) -> list[str]:
+    wanted = {"sshd": hostvars["ids_ssh_jail"], "nginx-http-auth": hostvars["ids_web_auth_jail"],
+              "govbaseline-nginx-4xx": hostvars["ids_web_4xx_jail"]}
+    return [jail for jail, on in wanted.items() if on]
+
+
+def running_jails(host) -> list[str]:
+    out = host.run("fail2ban-client status")
+    assert out.rc == 0, f"fail2ban-client cannot reach the server: {(out.stderr or out.stdout).strip()[-300:]}"
+    found = re.search(r"Jail list:\s*(.*)$", out.stdout, re.M)
+    return [j.strip() for j in found.group(1).split(",") if j.strip()] if found else []
+
+
+@pytest.mark.control("IDS-02")
+def test_fail2ban_bans_into_its_own_nftables_table(host, hostvars, evidence):
+    unit = host.service(SERVICE)
+    assert unit.is_running and unit.is_enabled, "fail2ban is not running (and enabled at boot): nothing is banned"
+    jails = running_jails(host)
+    wanted = enabled_jails(hostvars)
+    missing = [j for j in wanted if j not in jails]
+    assert not missing, f"fail2ban jails not running: {', '.join(missing)} (running: {', '.join(jails) or 'none'})"
+    for jail in wanted:
+        actions = host.run("fail2ban-client get %s actions", jail).stdout
+        assert "nftables" in actions, f"jail {jail} does not ban with nftables (actions: {actions.strip()})"
+        assert "govbaseline-alert" in actions, f"jail {jail} raises no alert when it bans (actions: {actions.strip()})"
+    # The firewall role replaces only its own table; fail2ban's bans live in a table of their own.
+    tables = host.run("nft list tables").stdout
+    assert "inet f2b-table" in tables, "fail2ban's nftables table (inet f2b-table) is missing: no ban can take effect"
+    if "sshd" in wanted:
+        # The SSH filter still reads what this host's sshd logs (OpenSSH 9.8+ logs as sshd-session).
+        daemon = "sshd-session" if host.file("/usr/lib/openssh/sshd-session").exists else "sshd"
+        line = f"Nov 23 02:11:23 web1 {daemon}[4242]: Invalid user admin from 192.0.2.7 port 50000"
+        probe = host.run("fail2ban-regex %s sshd", line)
+        evidence("sshd filter against a failed login line", f"{line} -> "
+                 f"{'matched' if 'Lines: 1 lines, 0 ignored, 1 matched' in probe.stdout else 'not matched'}")
+        assert "1 matched" in probe.stdout, f"fail2ban's sshd filter does not recognise a failed login of {daemon}"
+
+
+@pytest.mark.control("IDS-02")
+def test_management_addresses_are_never_banned(host, hostvars, evidence):
+    never = [*hostvars["firewall_management_cidrs"], *hostvars["ids_never_ban_cidrs"]]
+    networks = [ipaddress.ip_network(c, strict=False) for c in never]
+    problems = []
+    for jail in [j for j in enabled_jails(hostvars) if j in running_jails(host)]:
+        ignored = host.run("fail2ban-client get %s ignoreip", jail).stdout
+        listed = set(re.findall(r"[0-9A-Fa-f:.]+/\d+|[0-9A-Fa-f:.]{3,}", ignored))
+        missing = [c for c in never if c not in listed and c.split("/")[0] not in listed]
+        if missing:
+            problems.append(f"jail {jail} may ban management addresses {', '.join(missing)}")
+        banned = host.run("fail2ban-client get %s banip", jail).stdout.split()
+        evidence(f"jail {jail}", f"never bans: {' '.join(sorted(listed))}; banned now: {' '.join(banned) or 'none'}")
+        for address in banned:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                continue
+            if any(ip in net for net in networks if net.version == ip.version):
+                problems.append(f"jail {jail} has banned the management address {address}")
+    assert not problems, "; ".join(problems)
