@@ -31,13 +31,18 @@ def test_fail2ban_bans_into_its_own_nftables_table(host, hostvars, evidence):
     wanted = enabled_jails(hostvars)
     missing = [j for j in wanted if j not in jails]
     assert not missing, f"fail2ban jails not running: {', '.join(missing)} (running: {', '.join(jails) or 'none'})"
+    firewall_table = host.file("/etc/nftables.conf").content_string
     for jail in wanted:
         actions = host.run("fail2ban-client get %s actions", jail).stdout
         assert "nftables" in actions, f"jail {jail} does not ban with nftables (actions: {actions.strip()})"
         assert "govbaseline-alert" in actions, f"jail {jail} raises no alert when it bans (actions: {actions.strip()})"
-    # The firewall role replaces only its own table; fail2ban's bans live in a table of their own.
-    tables = host.run("nft list tables").stdout
-    assert "inet f2b-table" in tables, "fail2ban's nftables table (inet f2b-table) is missing: no ban can take effect"
+        # Bans go into fail2ban's own table (created at the first ban), never the firewall role's
+        # table, which every converge replaces whole. (A drop in any chain of the input hook is final.)
+        table = host.run("fail2ban-client get %s action nftables table", jail).stdout.strip()
+        priority = host.run("fail2ban-client get %s action nftables chain_priority", jail).stdout.strip()
+        evidence(f"jail {jail} bans into", f"nftables table inet {table}, input hook priority {priority}")
+        assert table and f"table inet {table} " not in firewall_table and table != "govbaseline", \
+            f"jail {jail} bans into the firewall role's table {table}: the next converge would drop every ban"
     if "sshd" in wanted:
         # The SSH filter still reads what this host's sshd logs (OpenSSH 9.8+ logs as sshd-session).
         daemon = "sshd-session" if host.file("/usr/lib/openssh/sshd-session").exists else "sshd"
