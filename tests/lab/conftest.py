@@ -27,7 +27,7 @@ MANAGED = ("/etc/nftables.conf /etc/ssh/sshd_config.d /etc/govbaseline /etc/secu
            "/etc/security/faillock.conf /etc/pam.d /etc/sudoers.d /etc/profile.d /etc/audit/rules.d "
            "/etc/systemd/journald.conf.d /etc/rsyslog.d /etc/login.defs /etc/systemd/system "
            "/etc/nginx/sites-available /etc/nginx/conf.d /etc/nginx/govbaseline-modsecurity.conf "
-           "/etc/apt/apt.conf.d /etc/needrestart/conf.d /etc/clamav/freshclam.conf")
+           "/etc/apt/apt.conf.d /etc/needrestart/conf.d /etc/clamav/freshclam.conf /etc/fail2ban/jail.d")
 
 
 def implemented_controls() -> list[str]:
