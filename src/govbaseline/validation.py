@@ -664,6 +664,18 @@ def backup_server_platform(values: Mapping[str, Any], major_version: str) -> lis
     return problems
 
 
+def interface_name(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", value):
+        return [f"{name} must be a network interface name such as eth0 or ens3, not {value!r}"]
+    return []
+
+
+def rule_source(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not re.fullmatch(r"(https?|file)://\S+", value):
+        return [f"{name} must be an http(s) or file URL of a rule file or rule set, not {value!r}"]
+    return []
+
+
 def tamper_root(name: str, value: Any) -> list[str]:
     problems = absolute_path(name, value)
     if not problems and system_folder(value):
@@ -816,6 +828,13 @@ RULES: dict[str, dict[str, Rule]] = {
         "ids_web_4xx_find_seconds": int_range(10, 86400),
         "ids_nginx_access_log": absolute_path,
         "ids_nginx_error_log": absolute_path,
+        "ids_backports_mirror": url,
+        "ids_suricata_interface": optional(interface_name),
+        "ids_suricata_home_net": cidr_list(False),
+        "ids_suricata_rule_urls": each(rule_source),
+        "ids_suricata_update_calendar": calendar,
+        "ids_suricata_alert_dedup_minutes": int_range(0, 1440),
+        "ids_suricata_alert_max_per_hour": int_range(1, 1000),
     },
     "vulnscan": {
         "vulnscan_lynis_calendar": calendar,

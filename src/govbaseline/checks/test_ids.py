@@ -3,11 +3,68 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+import time
+import uuid
 
 import pytest
 
+from govbaseline.checks import tls_probe
+
 SERVICE = "fail2ban"
+SURICATA_CONF = "/etc/suricata/suricata.yaml"
+MERGED_RULES = "/var/lib/suricata/rules/suricata.rules"
+EVE = "/var/log/suricata/eve.json"
+SHIPPED = ("sid:9100000;", "sid:9100010;", "sid:9100012;")  # the probe, path traversal, SQL injection
+
+
+@pytest.mark.control("IDS-01")
+def test_suricata_inspects_the_public_interface_with_the_shipped_rules(host, hostvars, evidence):
+    unit = host.service("suricata")
+    assert unit.is_running and unit.is_enabled, "suricata is not running (and enabled at boot): no traffic is inspected"
+    conf = host.file(SURICATA_CONF)
+    assert conf.exists and "Role ids: IDS-01" in conf.content_string, f"{SURICATA_CONF} is not govbaseline's"
+    listening = re.findall(r"^  - interface: (\S+)$", conf.content_string, re.M)
+    wanted = hostvars["ids_suricata_interface"] or json.loads(host.run("ip -j route show default").stdout or
+                                                             "[{}]")[0].get("dev")
+    evidence("interface", f"Suricata listens on {', '.join(listening) or 'nothing'}; the public interface is {wanted}")
+    assert wanted in listening, f"Suricata listens on {', '.join(listening) or 'nothing'}, not the public {wanted}"
+    stats = host.run("suricatasc -c ruleset-stats")
+    assert stats.rc == 0 and '"return": "OK"' in stats.stdout, \
+        f"Suricata's command socket does not answer: {(stats.stdout + stats.stderr).strip()[-300:]}"
+    engine = json.loads(stats.stdout)["message"][0]
+    evidence("rules", f"{engine['rules_loaded']} loaded, {engine['rules_failed']} failed")
+    assert engine["rules_loaded"] > 0 and engine["rules_failed"] == 0, \
+        f"Suricata loaded {engine['rules_loaded']} rules and failed {engine['rules_failed']}: see suricata.log"
+    merged = host.file(MERGED_RULES).content_string if host.file(MERGED_RULES).exists else ""
+    missing = [sid for sid in SHIPPED if sid not in merged]
+    assert not missing, f"the rules govbaseline ships are not in {MERGED_RULES}: {', '.join(missing)}"
+    timer = host.service("govbaseline-ids-rules.timer")
+    assert timer.is_enabled and timer.is_running, "suricata-update is not scheduled (govbaseline-ids-rules.timer off)"
+
+
+@pytest.mark.control("IDS-01")
+def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, evidence):
+    forwarder = host.service("govbaseline-ids-alerts")
+    assert forwarder.is_running and forwarder.is_enabled, \
+        "govbaseline-ids-alerts is not running (and enabled at boot): no IDS alert reaches anyone"
+    # A request only the shipped probe rule matches (severity low: recorded, never forwarded).
+    marker = f"govbaseline-ids-probe-{uuid.uuid4().hex[:12]}"
+    plain = 80 in hostvars.get("firewall_allowed_tcp_ports", [])
+    tls_probe.http(probe, hostvars, [{"path": f"/{marker}"}], tls=not plain, name=None if plain else
+                   f"{marker}.invalid")
+    seen = ""
+    for _ in range(20):
+        seen = host.run("grep -F %s %s | tail -1", marker, EVE).stdout.strip()
+        if seen:
+            break
+        time.sleep(1)
+    alert = json.loads(seen)["alert"] if seen else {}
+    evidence("probe", f"{'http' if plain else 'tls'} request for {marker} from {probe.where}: "
+             f"{alert.get('signature', 'no alert in EVE JSON')}")
+    assert alert.get("signature_id") in (9100000, 9100001), \
+        f"Suricata raised no alert within 20 s for a request the shipped probe rule matches ({marker})"
 
 
 def enabled_jails(hostvars) -> list[str]:

@@ -72,7 +72,7 @@ NOT_PREINSTALLED = frozenset({"tls_acme_packages"})
 
 # Role packages a Debian release does not have (the roles use another way there: a Debian 12
 # backup server is the SFTP fallback, see roles/backup_server). debootstrap refuses a missing one.
-MISSING = {"bookworm": frozenset({"restic-rest-server"})}
+MISSING = {"bookworm": frozenset({"restic-rest-server", "suricata", "suricata-update"})}
 
 
 def role_packages() -> list[str]:
