@@ -1,4 +1,6 @@
-"""Brute-force blocking (IDS-02) end to end on the Ansible lab: a second lab host fails SSH logins and
+"""Intrusion detection end to end on the Ansible lab. IDS-01: a second lab host attacks the web
+server over HTTP; Suricata's alert is in EVE JSON and at the lab mail sink within 60 s, once however
+often the attack repeats. IDS-02: a second lab host fails SSH logins and
 floods the web server with client errors; it is banned in fail2ban's own nftables table, the alert
 arrives, the controller (a management address) is never banned, and the ban ends after its time.
 
@@ -9,6 +11,8 @@ deployments have: SSH reachable, fail2ban guarding it, the administrators' netwo
 
 from __future__ import annotations
 
+import email
+import json
 import socket
 import time
 
@@ -29,6 +33,37 @@ FLOOD = "python3 -c \"import ssl,urllib.request as u; c=ssl._create_unverified_c
         "for i in range({count}):\n" \
         "    try: u.urlopen('https://{address}/no-such-page-%d' % i, context=c, timeout=3)\n" \
         "    except Exception: pass\""
+
+
+# From the attacking host: a path traversal attempt over plain HTTP, sent as is (no client normalises it).
+TRAVERSAL = "python3 -c \"import http.client\nfor i in range({count}):\n" \
+            "    c = http.client.HTTPConnection('{address}', 80, timeout=5)\n" \
+            "    c.putrequest('GET', '/static/../../../../etc/shadow'); c.endheaders(); c.getresponse().read()\""
+
+
+def test_an_attack_from_another_host_is_alerted_once_within_a_minute(ansible_lab):
+    lab = ansible_lab
+    attacker, target = lab.hosts()[0], lab.hosts()[1]
+    lab.clear_sink()
+    started = time.monotonic()
+    sh(lab, attacker, TRAVERSAL.format(count=5, address=target.address))
+    eve = ""
+    while time.monotonic() - started < 60 and not eve:
+        eve = sh(lab, target, f"grep -F '\"signature_id\":9100010' /var/log/suricata/eve.json | "
+                              f"grep -F '\"src_ip\":\"{attacker.address}\"' | tail -1 || true").strip()
+        time.sleep(1)
+    assert eve, "no path traversal alert in EVE JSON within 60 s"
+    event = json.loads(eve)
+    assert event["http"]["url"].startswith("/static/../") and event["dest_ip"] == target.address, event
+    text = wait_for_alert(lab, "suricata", "path traversal", timeout=max(5.0, 60 - (time.monotonic() - started)))
+    assert attacker.address in text and "severity: high" in text, text
+    # Five attacks, one alert: the rest is counted, and named in the next alert of the same kind.
+    time.sleep(3)
+    bodies = [email.message_from_bytes(raw).get_payload(decode=True) or b"" for _, raw in lab.sink_messages("mail")]
+    mails = [body for body in bodies if b"sid 9100010" in body and b"source: suricata" in body]
+    assert len(mails) == 1, f"{len(mails)} alerts for one repeated attack"
+    state = json.loads(sh(lab, target, "cat /var/lib/govbaseline/ids/state.json"))
+    assert state["deduplicated"] >= 4, state
 
 
 def reachable(lab, attacker, address: str, port: int) -> bool:
@@ -87,6 +122,11 @@ def test_failed_ssh_logins_and_a_404_flood_get_the_client_banned_then_unbanned(a
 
 JAIL = "/etc/fail2ban/jail.d/govbaseline.local"
 BREAKS = {
+    "test_suricata_inspects_the_public_interface_with_the_shipped_rules": (
+        ["sed -i 's/^  - interface: .*/  - interface: lo/' /etc/suricata/suricata.yaml && systemctl restart suricata"],
+        "not the public eth0"),
+    "test_suricata_sees_a_probe_and_forwards_alerts": (
+        ["systemctl stop govbaseline-ids-alerts"], "govbaseline-ids-alerts is not running"),
     "test_fail2ban_bans_into_its_own_nftables_table": (
         [f"sed -i '/^\\[sshd\\]/,/^mode/ s/^enabled = true/enabled = false/' {JAIL}"],
         "fail2ban jails not running: sshd"),

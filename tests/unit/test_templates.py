@@ -87,7 +87,10 @@ CASES: dict[str, dict[str, dict]] = {
         "defaults": {"firewall_management_cidrs": ["10.0.0.0/24", "2001:db8::/64"]},
         "ssh-only": {"firewall_management_cidrs": ["192.0.2.0/24"], "firewall_ssh_port": 2222,
                      "ids_never_ban_cidrs": ["198.51.100.7/32"], "ids_web_auth_jail": False,
-                     "ids_web_4xx_jail": False, "ids_ban_seconds": 3600, "ids_alert_severity": "high"},
+                     "ids_web_4xx_jail": False, "ids_ban_seconds": 3600, "ids_alert_severity": "high",
+                     "ids_suricata_home_net": ["192.0.2.10/32", "2001:db8::10/128"],
+                     "ids_suricata_rule_urls": ["https://rules.example.gov/et-open.tar.gz"],
+                     "ids_suricata_alert_min_severity": "high", "ids_suricata_alert_max_per_hour": 5},
     },
     "integrity": {
         "defaults": {},
@@ -127,7 +130,7 @@ EXTRA = {"audit": {"__audit_b32": True}, "patching": {"item": "apt-daily-upgrade
          "vulnscan": {"__vulnscan_targets": [{"name": "web1", "address": "192.0.2.10", "declared": [22, 80, 443]}]},
          "backup": {"job": {"name": "drill", "unit": "govbaseline-backup-drill", "command": "drill",
                             "what": "restore drill"}, "job_calendar": "monthly", "job_delay": 60},
-         "backup_server": {"__backup_server_clients": BACKUP_CLIENTS}}
+         "backup_server": {"__backup_server_clients": BACKUP_CLIENTS}, "ids": {"__ids_iface": "ens3"}}
 ALL = [(role, case) for role, cases in CASES.items() for case in cases]
 
 
@@ -333,3 +336,16 @@ def test_ids_jails():
     assert "[nginx-http-auth]\nenabled = false\n" in jail and "[govbaseline-nginx-4xx]\nenabled = false\n" in jail
     assert "govbaseline-alert[severity=high]" in jail
     assert "ignoreip = 127.0.0.1/8 ::1 10.0.0.0/24 2001:db8::/64\n" in ours("ids", "defaults", "jail.local.j2")
+
+
+def test_suricata_settings():
+    import yaml as pyyaml
+
+    conf = pyyaml.safe_load(ours("ids", "ssh-only", "suricata.yaml.j2"))
+    assert conf["af-packet"][0]["interface"] == "ens3" and conf["vars"]["port-groups"]["SSH_PORTS"] == "2222"
+    assert conf["vars"]["address-groups"]["HOME_NET"] == "[192.0.2.10/32,2001:db8::10/128]"
+    assert pyyaml.safe_load(ours("ids", "defaults", "suricata.yaml.j2"))["vars"]["address-groups"]["HOME_NET"] == "any"
+    update = pyyaml.safe_load(ours("ids", "ssh-only", "update.yaml.j2"))
+    assert update["sources"] == ["file:///etc/govbaseline/ids/govbaseline.rules", "https://rules.example.gov/et-open.tar.gz"]
+    alerts = json.loads(ours("ids", "ssh-only", "alerts.json.j2"))
+    assert alerts["min_severity"] == "high" and alerts["max_per_hour"] == 5
