@@ -63,6 +63,17 @@ def optional(rule: Rule) -> Rule:
     return check
 
 
+def matching(pattern: str, what: str) -> Rule:
+    """A string that matches ``pattern`` as a whole; refused as "must be <what>"."""
+
+    def rule(name: str, value: Any) -> list[str]:
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            return [f"{name} must be {what}, not {value!r}"]
+        return []
+
+    return rule
+
+
 def port_list(name: str, value: Any) -> list[str]:
     if not isinstance(value, list):
         return [f"{name} must be a list of ports, not {value!r}"]
@@ -466,10 +477,7 @@ def regex(name: str, value: Any) -> list[str]:
     return []
 
 
-def time_of_day(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str) or not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
-        return [f"{name} must be a time of day HH:MM such as 03:00, not {value!r}"]
-    return []
+time_of_day = matching(r"([01][0-9]|2[0-3]):[0-5][0-9]", "a time of day HH:MM such as 03:00")
 
 
 def calendar(name: str, value: Any) -> list[str]:
@@ -664,16 +672,8 @@ def backup_server_platform(values: Mapping[str, Any], major_version: str) -> lis
     return problems
 
 
-def interface_name(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", value):
-        return [f"{name} must be a network interface name such as eth0 or ens3, not {value!r}"]
-    return []
-
-
-def rule_source(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str) or not re.fullmatch(r"(https?|file)://\S+", value):
-        return [f"{name} must be an http(s) or file URL of a rule file or rule set, not {value!r}"]
-    return []
+interface_name = matching(r"[A-Za-z0-9_.:@-]{1,15}", "a network interface name such as eth0 or ens3")
+rule_source = matching(r"(https?|file)://\S+", "an http(s) or file URL of a rule file or rule set")
 
 
 def tamper_root(name: str, value: Any) -> list[str]:
