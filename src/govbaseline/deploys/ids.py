@@ -31,8 +31,9 @@ def suricata(v: dict[str, Any]) -> None:
     if bookworm:
         source = common.put_text("IDS-01 | Add bookworm-backports (Debian 12 has Suricata only there)",
                                  common.render(ROLE, "backports.sources.j2", v), v["__ids_backports_source"])
+        known = "bookworm-backports" in (host.get_fact(Command, "apt-cache policy") or "")
         apt.packages(name="IDS-01 | Install Suricata and suricata-update from bookworm-backports",
-                     packages=v["ids_suricata_packages"], update=source.will_change,
+                     packages=v["ids_suricata_packages"], update=source.will_change or not known,
                      extra_install_args="-t bookworm-backports")
     else:
         apt.packages(name="IDS-01 | Install Suricata and suricata-update", packages=v["ids_suricata_packages"],
