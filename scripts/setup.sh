@@ -12,7 +12,8 @@ fi
 
 packages=(podman runc netavark aardvark-dns iptables debootstrap nftables iproute2 openssh-client
           python3-venv git ca-certificates
-          auditd sudo aide)  # auditd, sudo, aide: the unit tests load the audit rules, check sudoers and AIDE rules here
+          auditd sudo aide  # the unit tests load the audit rules, check sudoers and AIDE rules here
+          chromium-headless-shell)  # a lab test renders report.html in a real browser and keeps a screenshot
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

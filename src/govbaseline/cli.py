@@ -81,6 +81,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                      limit=args.limit, controls=controls or None)
     print(outcome.summary_line())
     print(f"report: {outcome.report_dir / 'report.html'}")
+    print(f"evidence: {outcome.report_dir / 'evidence.tar.gz'} sha256 {outcome.bundle_sha256} "
+          "(record this hash apart from the files)")
     return 0 if outcome.passed else 1
 
 
@@ -100,6 +102,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from govbaseline.demo import demo
 
     return demo(Path(args.report_dir), engine=args.engine, distro=args.distro)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify_p = sub.add_parser("verify", help="check every host in an inventory and write the report")
     verify_p.add_argument("-i", "--inventory", required=True)
     verify_p.add_argument("--report-dir", default="reports")
-    verify_p.add_argument("--forks", type=int, default=4, help="hosts checked in parallel")
+    verify_p.add_argument("--forks", type=_positive_int, default=4,
+                          help="checks run at once across the hosts (default 4)")
     verify_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     verify_p.add_argument("--control", action="append", help="only this control id (repeatable)")
     verify_p.add_argument("--role", action="append", help="only the controls of this role, e.g. tls (repeatable)")

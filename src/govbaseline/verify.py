@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ class Outcome:
     data: dict[str, Any]
     returncode: int
     output: str
+    bundle_sha256: str = ""
 
     @property
     def passed(self) -> bool:
@@ -36,7 +40,8 @@ class Outcome:
     def summary_line(self) -> str:
         s = self.data["summary"]
         counts = ", ".join(f"{n} {k}" for k, n in sorted(s["controls"].items()))
-        return f"{s['hosts']} hosts, controls: {counts or 'none'} -> {'PASS' if self.passed else 'FAIL'}"
+        down = f", unreachable: {', '.join(s['unreachable'])}" if s["unreachable"] else ""
+        return f"{s['hosts']} hosts, controls: {counts or 'none'}{down} -> {'PASS' if self.passed else 'FAIL'}"
 
     def status(self, host: str, control: str) -> str:
         return str(self.data["hosts"][host]["controls"][control]["status"])
@@ -46,14 +51,99 @@ class Outcome:
         return {c["check"]: c for control in self.data["hosts"][host]["controls"].values() for c in control["checks"]}
 
 
+# Names of inventory variables whose values are secrets: they are masked wherever a check's
+# evidence shows them (a check may print a configuration file that holds one).
+SECRET_NAME = re.compile(r"password|passphrase|secret|token|private_key|api_key|webhook_url", re.IGNORECASE)
+PRIVATE_KEY_PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL)
+MASK = "********"
+REACH_TIMEOUT = 5.0
+
+
+def secret_values(hostvars: dict[str, dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(name: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{name}.{key}", item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(name, item)
+        elif isinstance(value, str) and SECRET_NAME.search(name) and len(value) >= 6:
+            found.add(value)
+
+    for variables in hostvars.values():
+        for key, value in variables.items():
+            walk(key, value)
+    return found
+
+
+def redact(results: list[dict[str, Any]], secrets: set[str]) -> None:
+    """Mask secrets and private keys in every message and piece of evidence, in place."""
+    ordered = sorted(secrets, key=len, reverse=True)
+
+    def clean(text: str) -> str:
+        text = PRIVATE_KEY_PEM.sub(MASK, text)
+        for secret in ordered:
+            text = text.replace(secret, MASK)
+        return text
+
+    for result in results:
+        result["message"] = clean(result["message"])
+        for record in result["evidence"]:
+            for key in ("command", "stdout", "stderr"):
+                record[key] = clean(str(record[key]))
+
+
+def unreachable_hosts(hostvars: dict[str, dict[str, Any]], forks: int) -> dict[str, str]:
+    """Hosts whose SSH port does not answer, with why: they are reported, not waited on by every check."""
+
+    def reach(host: str) -> tuple[str, str | None]:
+        variables = hostvars[host]
+        if variables.get("ansible_connection", "ssh") not in ("ssh", "smart", "paramiko"):
+            return host, None
+        address, port = str(variables.get("ansible_host", host)), int(variables.get("ansible_port", 22))
+        try:
+            with socket.create_connection((address, port), timeout=REACH_TIMEOUT):
+                return host, None
+        except OSError as exc:
+            return host, f"SSH port {address}:{port} did not answer: {exc.strerror or exc}"
+
+    with ThreadPoolExecutor(max_workers=max(1, min(32, forks * 4, len(hostvars)))) as pool:
+        return {host: why for host, why in pool.map(reach, sorted(hostvars)) if why}
+
+
 def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None = None,
            controls: list[str] | None = None, checks: list[str] | None = None) -> Outcome:
-    """Check every host; ``checks`` narrows to check function names (used by the negative twins)."""
+    """Check every host; ``checks`` narrows to check function names (used by the negative twins).
+    ``forks`` bounds how many checks run at once; a host that cannot be reached is reported as
+    unreachable and the others are checked all the same."""
+    if forks < 1:
+        raise ValueError(f"forks must be at least 1, not {forks}")
     resolved = resolve(inventory, limit=limit)
     hosts = sorted(resolved.hostvars)
     if not hosts:
         raise RuntimeError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
     report_dir.mkdir(parents=True, exist_ok=True)
+    previous = report.load_previous(report_dir)
+    down = unreachable_hosts(resolved.hostvars, forks)
+    reachable = [h for h in hosts if h not in down]
+    results: list[dict[str, Any]] = []
+    proc = subprocess.CompletedProcess[str]([], 0, "", "")
+    if reachable:
+        results, proc = _run_checks(inventory, resolved, reachable, report_dir, forks, controls, checks)
+    else:
+        (report_dir / "junit.xml").unlink(missing_ok=True)
+    redact(results, secret_values(resolved.hostvars))
+    data = report.build(results, hosts, inventory=str(inventory), unreachable=down, previous=previous)
+    digest = report.write(data, report_dir)
+    return Outcome(report_dir=report_dir, data=data, returncode=proc.returncode, output=proc.stdout,
+                   bundle_sha256=digest)
+
+
+def _run_checks(inventory: Path, resolved: Any, hosts: list[str], report_dir: Path, forks: int,
+                controls: list[str] | None, checks: list[str] | None,
+                ) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
     with tempfile.TemporaryDirectory(prefix="govbaseline-verify-") as tmp:
         work = Path(tmp)
         # Host variables may hold secrets: they stay in a private temporary folder, never in the report.
@@ -85,7 +175,5 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if not results_file.exists():
             raise RuntimeError(f"the checks did not run:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
-        results = json.loads(results_file.read_text())
-    data = report.build(results, hosts, inventory=str(inventory))
-    report.write(data, report_dir)
-    return Outcome(report_dir=report_dir, data=data, returncode=proc.returncode, output=proc.stdout)
+        results: list[dict[str, Any]] = json.loads(results_file.read_text())
+    return results, proc
