@@ -58,6 +58,19 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     from govbaseline.engines import apply
 
+    if args.canary is not None:
+        if args.check or args.tags:
+            print("govbaseline: --canary applies the whole baseline for real: it cannot be combined with "
+                  "--check or --tags", file=sys.stderr)
+            return 2
+        from govbaseline.rollout import rollout
+
+        done = rollout(Path(args.inventory), canary=args.canary, batch_size=args.batch_size or args.canary,
+                       report_dir=Path(args.report_dir), engine=args.engine, limit=args.limit)
+        return 0 if done.ok else 1
+    if args.batch_size is not None:
+        print("govbaseline: --batch-size needs --canary", file=sys.stderr)
+        return 2
     result = apply(Path(args.inventory), engine=args.engine, check=args.check, limit=args.limit,
                    tags=args.tags)
     return result.returncode
@@ -143,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     apply_p.add_argument("--check", action="store_true", help="report what would change, change nothing")
     apply_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     apply_p.add_argument("--tags", help="only these controls, e.g. fw-01,fw-02 (Ansible engine)")
+    apply_p.add_argument("--canary", type=_positive_int, metavar="N",
+                         help="safe rollout: apply to N web servers (with the hosts they depend on), verify "
+                              "them, then continue in batches; stop at the first batch that fails")
+    apply_p.add_argument("--batch-size", type=_positive_int, metavar="M",
+                         help="web servers per batch after the canaries (default: N)")
+    apply_p.add_argument("--report-dir", default="reports/rollout",
+                         help="where each batch's verification report goes (with --canary)")
     apply_p.set_defaults(func=_cmd_apply)
 
     verify_p = sub.add_parser("verify", help="check every host in an inventory and write the report")

@@ -27,7 +27,8 @@ MANAGED = ("/etc/nftables.conf /etc/ssh/sshd_config.d /etc/govbaseline /etc/secu
            "/etc/security/faillock.conf /etc/pam.d /etc/sudoers.d /etc/profile.d /etc/audit/rules.d "
            "/etc/systemd/journald.conf.d /etc/rsyslog.d /etc/login.defs /etc/systemd/system "
            "/etc/nginx/sites-available /etc/nginx/conf.d /etc/nginx/govbaseline-modsecurity.conf "
-           "/etc/apt/apt.conf.d /etc/needrestart/conf.d /etc/clamav/freshclam.conf /etc/fail2ban/jail.d")
+           "/etc/apt/apt.conf.d /etc/needrestart/conf.d /etc/clamav/freshclam.conf /etc/fail2ban/jail.d "
+           "/etc/suricata /etc/aide")
 
 
 def implemented_controls() -> list[str]:
@@ -99,10 +100,14 @@ def table_listing(lab: Lab, host) -> str:
 
 
 def managed_state(lab: Lab, host) -> str:
-    """A fingerprint of every file the baseline manages and of the live ruleset."""
+    """A fingerprint of the host as the baseline shapes it: every file it manages, the installed
+    packages, the enabled units, the accounts and the live ruleset."""
     files = lab.exec(host, "sh", "-c", f"find {MANAGED} -type f 2>/dev/null | sort | xargs sha256sum",
                      check=False).stdout.decode()
-    return files + table_listing(lab, host)
+    system = lab.exec(host, "sh", "-c", "dpkg-query -W -f '${Package} ${Version} ${Status}\\n'; "
+                      "systemctl list-unit-files --state=enabled --no-legend --no-pager; getent passwd group",
+                      check=False).stdout.decode()
+    return files + system + table_listing(lab, host)
 
 
 def sh(lab: Lab, host, script: str) -> str:

@@ -54,6 +54,23 @@ def test_pyinfra_converges_idempotently_and_verifies(pyinfra_lab, tmp_path):
     assert after.ok and changed_count(after) == 0, after.output[-3000:]
 
 
+def assert_check_mode_changes_nothing_on_a_converged_host(lab, engine):
+    before = {host.name: managed_state(lab, host) for host in lab.hosts()}
+    result = apply(lab.inventory, engine=engine, check=True, stream=False)
+    assert result.ok, result.output[-3000:]
+    assert changed_count(result) == 0, f"check mode on a converged host would change: {result.output[-3000:]}"
+    for host in lab.hosts():
+        assert managed_state(lab, host) == before[host.name], f"check mode changed {host.name}"
+
+
+def test_ansible_check_mode_changes_nothing_on_a_converged_host(ansible_lab):
+    assert_check_mode_changes_nothing_on_a_converged_host(ansible_lab, "ansible")
+
+
+def test_pyinfra_check_mode_changes_nothing_on_a_converged_host(pyinfra_lab):
+    assert_check_mode_changes_nothing_on_a_converged_host(pyinfra_lab, "pyinfra")
+
+
 @pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
 def test_fresh_host_bad_value_of_a_late_role_and_check_mode_change_nothing(lab_factory, tmp_path, engine):
     """On a fresh host, a bad value of the last role stops the run before the first role changes

@@ -148,3 +148,14 @@ def test_secrets_from_the_inventory_are_masked_in_evidence():
     redact(results, secrets)
     text = json.dumps(results)
     assert "s3cret" not in text and "hunter22" not in text and "MIIEv" not in text and "web1" in text
+
+
+def test_rollout_plan_puts_supporting_hosts_with_the_canaries_then_batches():
+    from govbaseline.rollout import plan
+
+    hosts = ["backup1", "web1", "web2", "web3", "web4", "web5"]
+    web = hosts[1:]
+    assert plan(hosts, web, canary=1, batch_size=2) == [["backup1", "web1"], ["web2", "web3"], ["web4", "web5"]]
+    assert plan(hosts, web, canary=5, batch_size=1) == [hosts]
+    with pytest.raises(ValueError, match="at least 1"):
+        plan(hosts, web, canary=0, batch_size=1)
