@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from govbaseline import __version__
 from govbaseline.lab.image import DEFAULT_DISTRO, DISTROS
@@ -55,9 +56,26 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _waivers(args: argparse.Namespace) -> list[Any] | None:
+    """The waivers of --waivers (none without it), or None after saying what is wrong with the file."""
+    from govbaseline.waivers import WaiverError, find
+
+    try:
+        found = find(Path(args.waivers) if args.waivers else None)
+    except WaiverError as exc:
+        print(f"govbaseline: {exc}", file=sys.stderr)
+        return None
+    if found:
+        print(f"waivers: {len(found)} read", file=sys.stderr)
+    return found
+
+
 def _cmd_apply(args: argparse.Namespace) -> int:
     from govbaseline.engines import apply
 
+    waivers = _waivers(args)
+    if waivers is None:
+        return 2
     if args.canary is not None:
         if args.check or args.tags:
             print("govbaseline: --canary applies the whole baseline for real: it cannot be combined with "
@@ -66,19 +84,25 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         from govbaseline.rollout import rollout
 
         done = rollout(Path(args.inventory), canary=args.canary, batch_size=args.batch_size or args.canary,
-                       report_dir=Path(args.report_dir), engine=args.engine, limit=args.limit)
+                       report_dir=Path(args.report_dir), engine=args.engine, limit=args.limit, waivers=waivers)
         return 0 if done.ok else 1
     if args.batch_size is not None:
         print("govbaseline: --batch-size needs --canary", file=sys.stderr)
         return 2
     result = apply(Path(args.inventory), engine=args.engine, check=args.check, limit=args.limit,
-                   tags=args.tags)
+                   tags=args.tags, waivers=waivers)
+    if not result.ok and result.output.startswith("refused before any change"):
+        print(result.output, file=sys.stderr, end="")
     return result.returncode
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from govbaseline.verify import verify
+    from govbaseline.waivers import WaiverError
 
+    waivers = _waivers(args)
+    if waivers is None:
+        return 2
     controls = list(args.control or [])
     if args.role:
         from govbaseline.catalogue import load_catalogue
@@ -90,8 +114,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         controls += [c.id for c in load_catalogue().controls if c.role in args.role and c.status == "implemented"]
-    outcome = verify(Path(args.inventory), report_dir=Path(args.report_dir), forks=args.forks,
-                     limit=args.limit, controls=controls or None)
+    try:
+        outcome = verify(Path(args.inventory), report_dir=Path(args.report_dir), forks=args.forks,
+                         limit=args.limit, controls=controls or None, waivers=waivers)
+    except WaiverError as exc:
+        print(f"govbaseline: {exc}", file=sys.stderr)
+        return 2
     print(outcome.summary_line())
     print(f"report: {outcome.report_dir / 'report.html'}")
     print(f"evidence: {outcome.report_dir / 'evidence.tar.gz'} sha256 {outcome.bundle_sha256} "
@@ -156,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     apply_p.add_argument("--check", action="store_true", help="report what would change, change nothing")
     apply_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     apply_p.add_argument("--tags", help="only these controls, e.g. fw-01,fw-02 (Ansible engine)")
+    apply_p.add_argument("--waivers", metavar="FILE",
+                         help="waivers file: controls not enforced on some hosts until a date (see README)")
     apply_p.add_argument("--canary", type=_positive_int, metavar="N",
                          help="safe rollout: apply to N web servers (with the hosts they depend on), verify "
                               "them, then continue in batches; stop at the first batch that fails")
@@ -168,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify_p = sub.add_parser("verify", help="check every host in an inventory and write the report")
     verify_p.add_argument("-i", "--inventory", required=True)
     verify_p.add_argument("--report-dir", default="reports")
+    verify_p.add_argument("--waivers", metavar="FILE",
+                          help="waivers file: controls not enforced on some hosts until a date (see README)")
     verify_p.add_argument("--forks", type=_positive_int, default=4,
                           help="checks run at once across the hosts (default 4)")
     verify_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")

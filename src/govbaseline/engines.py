@@ -14,6 +14,11 @@ from typing import Any
 from govbaseline import validation
 from govbaseline.inventory import ResolvedInventory, ansible_env, resolve, ssh_options, tool
 from govbaseline.paths import PACKAGE_DIR, PLAYBOOKS_DIR, PROJECT_ROOT
+from govbaseline.waivers import Waiver, WaiverError, check_scope
+from govbaseline.waivers import waived as waived_on
+
+# No task carries this tag: a run with it runs only the tasks tagged always (the checks).
+VALIDATE_ONLY_TAG = "govbaseline-checks-only"
 
 
 @dataclass
@@ -28,12 +33,49 @@ class EngineResult:
 
 
 def apply(inventory: Path, engine: str = "ansible", check: bool = False, limit: str | None = None,
-          tags: str | None = None, playbook: str = "site.yml", stream: bool = True) -> EngineResult:
-    if engine == "ansible":
-        return run_ansible(inventory, check=check, limit=limit, tags=tags, playbook=playbook, stream=stream)
+          tags: str | None = None, playbook: str = "site.yml", stream: bool = True,
+          waivers: list[Waiver] | None = None) -> EngineResult:
+    """Apply the baseline; a control waived on a host (``waivers``, active today) is skipped there."""
+    if engine not in ("ansible", "pyinfra"):
+        raise ValueError(f"unknown engine {engine!r}: choose ansible or pyinfra")
+    waived: dict[str, list[str]] = {}
+    if waivers:
+        resolved = resolve(inventory, limit=limit)
+        try:
+            whole = resolve(inventory) if limit else resolved
+            check_scope(waivers, sorted(whole.hostvars), set(whole.groups))
+        except WaiverError as exc:
+            return EngineResult(engine, 2, f"refused before any change: {exc}\n")
+        waived = {h: sorted(waived_on(waivers, h, resolved.groups_of(h))) for h in resolved.hostvars}
+        for host, controls in sorted(waived.items()):
+            if controls:
+                note = f"{host}: waived, skipped: {', '.join(controls)}\n"
+                if stream:
+                    sys.stdout.write(note)
     if engine == "pyinfra":
-        return run_pyinfra(inventory, check=check, limit=limit, stream=stream)
-    raise ValueError(f"unknown engine {engine!r}: choose ansible or pyinfra")
+        return run_pyinfra(inventory, check=check, limit=limit, stream=stream, waived=waived)
+    if not any(waived.values()):
+        return run_ansible(inventory, check=check, limit=limit, tags=tags, playbook=playbook, stream=stream)
+    # Ansible skips by tag for a whole run: one run per set of waived controls, hosts without
+    # waivers (and the backup servers) first. Before the first of them changes anything, one run of
+    # the checks alone (the tasks tagged always: variables, lockouts, platform; they change nothing)
+    # refuses a bad value on any host, as a single run would.
+    checked = run_ansible(inventory, check=check, limit=limit, tags=VALIDATE_ONLY_TAG, playbook=playbook,
+                          stream=stream)
+    if not checked.ok:
+        return checked
+    runs: dict[tuple[str, ...], list[str]] = {}
+    for host, controls in waived.items():
+        runs.setdefault(tuple(controls), []).append(host)
+    outputs, code = [], 0
+    for skipped, hosts in sorted(runs.items(), key=lambda item: (len(item[0]), item[0])):
+        result = run_ansible(inventory, check=check, limit=",".join(sorted(hosts)), tags=tags, playbook=playbook,
+                             stream=stream, skip_tags=",".join(c.lower() for c in skipped) or None)
+        outputs.append(result.output)
+        code = result.returncode
+        if not result.ok:
+            break
+    return EngineResult("ansible", code, "".join(outputs))
 
 
 def _run(cmd: list[str], env: dict[str, str] | None, stream: bool) -> tuple[int, str]:
@@ -51,7 +93,7 @@ def _run(cmd: list[str], env: dict[str, str] | None, stream: bool) -> tuple[int,
 
 def run_ansible(inventory: Path, check: bool = False, limit: str | None = None, tags: str | None = None,
                 playbook: str = "site.yml", stream: bool = True,
-                extra_vars: dict[str, Any] | None = None) -> EngineResult:
+                extra_vars: dict[str, Any] | None = None, skip_tags: str | None = None) -> EngineResult:
     cmd = [tool("ansible-playbook"), "-i", str(inventory), str(PLAYBOOKS_DIR / playbook)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
@@ -61,6 +103,8 @@ def run_ansible(inventory: Path, check: bool = False, limit: str | None = None, 
         cmd += ["--limit", limit]
     if tags:
         cmd += ["--tags", tags]
+    if skip_tags:
+        cmd += ["--skip-tags", skip_tags]
     code, out = _run(cmd, ansible_env(), stream)
     return EngineResult("ansible", code, out)
 
@@ -84,7 +128,8 @@ def pyinfra_host_data(hostvars: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def write_pyinfra_inventory(resolved: ResolvedInventory, path: Path, fleet: ResolvedInventory | None = None) -> None:
+def write_pyinfra_inventory(resolved: ResolvedInventory, path: Path, fleet: ResolvedInventory | None = None,
+                            waived: dict[str, list[str]] | None = None) -> None:
     """pyinfra's inventory file for the hosts of ``resolved``. Each host's data carries its groups
     (which roles it gets) and the path of a root-only file with the whole inventory (``fleet``,
     unlimited), for roles that look at other hosts (the backup server's clients)."""
@@ -95,7 +140,7 @@ def write_pyinfra_inventory(resolved: ResolvedInventory, path: Path, fleet: Reso
     groups: dict[str, list[Any]] = {}
     for host, hostvars in resolved.hostvars.items():
         data = {**pyinfra_host_data(hostvars), "govbaseline_groups": resolved.groups_of(host),
-                "govbaseline_fleet_file": str(fleet_file)}
+                "govbaseline_fleet_file": str(fleet_file), "govbaseline_waived": (waived or {}).get(host, [])}
         for group in resolved.groups_of(host) or ["ungrouped"]:
             name = "".join(c if c.isalnum() else "_" for c in group)
             groups.setdefault(name, []).append([host, data])
@@ -118,7 +163,8 @@ def validate_inventory(resolved: ResolvedInventory) -> None:
         raise validation.ValidationError("inventory", problems)
 
 
-def run_pyinfra(inventory: Path, check: bool = False, limit: str | None = None, stream: bool = True) -> EngineResult:
+def run_pyinfra(inventory: Path, check: bool = False, limit: str | None = None, stream: bool = True,
+                waived: dict[str, list[str]] | None = None) -> EngineResult:
     resolved = resolve(inventory, limit=limit)
     try:
         validate_inventory(resolved)
@@ -126,7 +172,7 @@ def run_pyinfra(inventory: Path, check: bool = False, limit: str | None = None, 
         return EngineResult("pyinfra", 2, f"refused before any change: {exc}\n")
     with tempfile.TemporaryDirectory(prefix="govbaseline-pyinfra-") as tmp:
         inv = Path(tmp) / "inventory.py"
-        write_pyinfra_inventory(resolved, inv, fleet=resolve(inventory) if limit else resolved)
+        write_pyinfra_inventory(resolved, inv, fleet=resolve(inventory) if limit else resolved, waived=waived)
         # -y skips the confirmation prompt, and with it the table of proposed changes a dry run prints.
         base = [tool("pyinfra"), "--dry"] if check else [tool("pyinfra"), "-y"]
         outputs = []

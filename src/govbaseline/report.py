@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from govbaseline.catalogue import Catalogue, load_catalogue
+from govbaseline.waivers import Waiver
+from govbaseline.waivers import waived as waived_on
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 SCHEMA_VERSION = 1
@@ -24,7 +26,7 @@ SCHEMA_VERSION = 1
 # Worst first. A control takes the worst status of its checks, except that a check skipped as not
 # applicable here (e.g. no vendor accounts declared) does not outweigh checks that passed: such a
 # control passes, and the report keeps each skipped check with its reason.
-SEVERITY = ("error", "fail", "skipped", "pass")
+SEVERITY = ("error", "fail", "waived", "skipped", "pass")
 
 # How a policy clause stands across the fleet, from the controls that answer it.
 ANSWERED, PARTLY, NOT_ANSWERED = "answered", "partly", "not answered"
@@ -41,11 +43,15 @@ def control_status(statuses: list[str]) -> str:
 
 
 def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "",
-          unreachable: dict[str, str] | None = None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+          unreachable: dict[str, str] | None = None, previous: dict[str, Any] | None = None,
+          waivers: list[Waiver] | None = None, groups: dict[str, list[str]] | None = None,
+          today: dt.date | None = None) -> dict[str, Any]:
     """The report data. ``unreachable`` maps a host that could not be checked to why; ``previous``
-    is the last run's report.json, for drift."""
+    is the last run's report.json, for drift; a control under a waiver active ``today`` on a host
+    (by name or by one of its ``groups``) is ``waived`` there, its checks kept as evidence."""
     catalogue = load_catalogue()
     unreachable = unreachable or {}
+    waivers, groups, today = waivers or [], groups or {}, today or dt.date.today()
     data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -62,6 +68,11 @@ def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "",
                 "status": "pass", "checks": []})
             control["checks"].append({k: result[k] for k in ("check", "status", "message", "duration", "evidence")})
             control["status"] = control_status([c["status"] for c in control["checks"]])
+    for host_name, host in data["hosts"].items():
+        for control_id, waiver in waived_on(waivers, host_name, groups.get(host_name, []), today).items():
+            if control_id in host["controls"]:
+                host["controls"][control_id]["status"] = "waived"
+                host["controls"][control_id]["waiver"] = waiver.as_dict(today)
     counts: dict[str, int] = {}
     for host in data["hosts"].values():
         host_counts: dict[str, int] = {}
@@ -71,6 +82,7 @@ def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "",
         judged = sum(host_counts.get(k, 0) for k in ("pass", "fail", "error"))
         host["summary"] = {"controls": host_counts,
                            "score": round(100 * host_counts.get("pass", 0) / judged) if judged else None}
+    data["waivers"] = [w.as_dict(today) for w in waivers]
     data["policies"] = policy_summary(catalogue, data["hosts"])
     data["drift"] = drift(previous, data)
     data["summary"] = {
@@ -204,7 +216,8 @@ body{font-family:sans-serif;margin:2em;max-width:90em} table{border-collapse:col
 td,th{border:1px solid #ccc;padding:4px;vertical-align:top;text-align:left}
 .s-pass,.s-answered{color:#176b2c;font-weight:bold}
 .s-fail,.s-error,.s-not-answered,.s-unreachable{color:#a00;font-weight:bold}
-.s-partly{color:#a60;font-weight:bold} .s-skipped,.s-not-checked,.s-not-a-server-matter,.s-planned{color:#666}
+.s-partly,.s-waived,.s-expiring-soon,.s-expired{color:#a60;font-weight:bold}
+.s-skipped,.s-not-checked,.s-not-a-server-matter,.s-planned{color:#666}
 pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f6f6f6} .msg{color:#a00}
 nav a{margin-right:1em} .quote{font-style:italic}
 """
@@ -229,6 +242,24 @@ def _policies_html(policies: dict[str, list[dict[str, Any]]]) -> str:
                          f"<td>{behind}</td></tr>")
         parts.append("</table>")
     return "".join(parts)
+
+
+def _waivers_html(waivers: list[dict[str, Any]]) -> str:
+    """Expired and soon-to-expire waivers first thing in the report: each is a decision due."""
+    if not waivers:
+        return ""
+    due = sorted((w for w in waivers if w["state"] != "active"), key=lambda w: w["expires"])
+    head = (f"<h2 id='waivers'>Waivers</h2><p>{len(waivers)} waivers; {len(due)} expired or ending within "
+            "30 days.</p>")
+    if not due:
+        return head
+    rows = "".join(
+        f"<tr><td>{_status(w['state'])}</td><td>{_e(w['control'])}</td>"
+        f"<td>{_e(', '.join(w['hosts'] + [f'group {g}' for g in w['groups']]))}</td><td>{_e(w['expires'])}</td>"
+        f"<td>{_e(w['justification'])}</td><td>{_e(w['approver'])}</td><td><code>{_e(w['source'])}</code></td></tr>"
+        for w in due)
+    return head + ("<table><tr><th>State</th><th>Control</th><th>Scope</th><th>Expires</th><th>Justification</th>"
+                   f"<th>Approver</th><th>Where</th></tr>{rows}</table>")
 
 
 def _drift_html(drift_data: dict[str, Any]) -> str:
@@ -258,8 +289,11 @@ def _host_html(host_name: str, host: dict[str, Any]) -> str:
                 for ev in check["evidence"])
             message = f"<div class='msg'>{_e(check['message'])}</div>" if check["message"] else ""
             checks.append(f"<div>{_status(check['status'])} <code>{_e(check['check'])}</code>{message}{evidence}</div>")
+        waiver = control.get("waiver")
+        note = (f"<div class='msg'>waived until {_e(waiver['expires'])} by {_e(waiver['approver'])}: "
+                f"{_e(waiver['justification'])}</div>" if waiver else "")
         rows.append(f"<tr><td>{_e(control_id)}</td><td>{_e(control['title'])}</td>"
-                    f"<td>{_status(control['status'])}</td><td>{''.join(checks)}</td></tr>")
+                    f"<td>{_status(control['status'])}{note}</td><td>{''.join(checks)}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
 
@@ -283,6 +317,7 @@ def render_html(data: dict[str, Any]) -> str:
 <h1>govbaseline verification report: {verdict}</h1>
 <p>Generated {_e(data['generated'])} from inventory <code>{_e(data['inventory'])}</code>:
 {_e(summary['hosts'])} hosts; controls {counts}.</p>{unreachable}
+{_waivers_html(data.get('waivers', []))}
 <nav><a href='#policies'>Policies and clauses</a><a href='#drift'>Changes since the previous run</a>
 <a href='#hosts'>Hosts</a></nav>
 {_policies_html(data.get('policies', {}))}

@@ -15,6 +15,7 @@ from pathlib import Path
 from govbaseline.engines import apply
 from govbaseline.inventory import resolve
 from govbaseline.verify import verify
+from govbaseline.waivers import Waiver
 
 WEB_GROUP = "webservers"
 
@@ -52,7 +53,8 @@ def plan(hosts: list[str], web: list[str], canary: int, batch_size: int) -> list
 
 
 def rollout(inventory: Path, canary: int, batch_size: int, report_dir: Path, engine: str = "ansible",
-            limit: str | None = None, forks: int = 4, say: Callable[[str], None] = print) -> Rollout:
+            limit: str | None = None, forks: int = 4, say: Callable[[str], None] = print,
+            waivers: list[Waiver] | None = None) -> Rollout:
     resolved = resolve(inventory, limit=limit)
     hosts = sorted(resolved.hostvars)
     web = [h for h in hosts if WEB_GROUP in resolved.groups_of(h)]
@@ -63,12 +65,13 @@ def rollout(inventory: Path, canary: int, batch_size: int, report_dir: Path, eng
         result.batches.append(batch)
         label = "canary batch" if number == 1 else f"batch {number}/{len(batches)}"
         say(f"rollout: {label}: applying to {', '.join(members)}")
-        applied = apply(inventory, engine=engine, limit=",".join(members), stream=False)
+        applied = apply(inventory, engine=engine, limit=",".join(members), stream=False, waivers=waivers)
         batch.applied = applied.ok
         if not applied.ok:
             batch.problem = f"{engine} failed (exit {applied.returncode}):\n{applied.output[-3000:]}"
         else:
-            outcome = verify(inventory, report_dir=batch.report_dir, forks=forks, limit=",".join(members))
+            outcome = verify(inventory, report_dir=batch.report_dir, forks=forks, limit=",".join(members),
+                             waivers=waivers)
             batch.verified = outcome.passed
             if not outcome.passed:
                 failed = sorted({f"{h}: {c}" for h, data in outcome.data["hosts"].items()

@@ -17,6 +17,7 @@ from typing import Any
 from govbaseline import report
 from govbaseline.inventory import ansible_env, resolve
 from govbaseline.paths import CHECKS_DIR
+from govbaseline.waivers import Waiver, check_scope
 
 PYTEST_INI = """[pytest]
 addopts = -p no:cacheprovider
@@ -114,7 +115,8 @@ def unreachable_hosts(hostvars: dict[str, dict[str, Any]], forks: int) -> dict[s
 
 
 def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None = None,
-           controls: list[str] | None = None, checks: list[str] | None = None) -> Outcome:
+           controls: list[str] | None = None, checks: list[str] | None = None,
+           waivers: list[Waiver] | None = None) -> Outcome:
     """Check every host; ``checks`` narrows to check function names (used by the negative twins).
     ``forks`` bounds how many checks run at once; a host that cannot be reached is reported as
     unreachable and the others are checked all the same."""
@@ -124,6 +126,9 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
     hosts = sorted(resolved.hostvars)
     if not hosts:
         raise RuntimeError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
+    if waivers:
+        whole = resolve(inventory) if limit else resolved
+        check_scope(waivers, sorted(whole.hostvars), set(whole.groups))
     report_dir.mkdir(parents=True, exist_ok=True)
     previous = report.load_previous(report_dir)
     down = unreachable_hosts(resolved.hostvars, forks)
@@ -135,7 +140,8 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
     else:
         (report_dir / "junit.xml").unlink(missing_ok=True)
     redact(results, secret_values(resolved.hostvars))
-    data = report.build(results, hosts, inventory=str(inventory), unreachable=down, previous=previous)
+    data = report.build(results, hosts, inventory=str(inventory), unreachable=down, previous=previous,
+                        waivers=waivers, groups={h: resolved.groups_of(h) for h in hosts})
     digest = report.write(data, report_dir)
     return Outcome(report_dir=report_dir, data=data, returncode=proc.returncode, output=proc.stdout,
                    bundle_sha256=digest)

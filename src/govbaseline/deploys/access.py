@@ -31,9 +31,12 @@ def apply() -> None:
     if v is None:
         return
     passwd, shadow = getent("passwd"), getent("shadow")
-    ssh(v, passwd)
-    vendors(v, passwd, shadow)
-    accounts(v, passwd, shadow)
+    if common.enforced(ROLE, "ssh"):
+        ssh(v, passwd)
+    if common.enforced(ROLE, "vendors"):
+        vendors(v, passwd, shadow)
+    if common.enforced(ROLE, "accounts"):
+        accounts(v, passwd, shadow)
 
 
 def ssh(v: dict[str, Any], passwd: dict[str, list[str]]) -> None:

@@ -13,7 +13,7 @@ ROLE = "alerts"
 @deploy("Alerts")
 def apply() -> None:
     v = common.settings(ROLE)
-    if v is None:
+    if v is None or not common.enforced(ROLE, "channel"):
         return
     conf, unit = v["__alerts_config_dir"], v["__alerts_retry_unit"]
     apt.packages(name="ALERT-01 | Install msmtp", packages=v["alerts_packages"], update=False)

@@ -20,8 +20,10 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    signatures(v)
-    scan(v)
+    if common.enforced(ROLE, "signatures"):
+        signatures(v)
+    if common.enforced(ROLE, "scan"):
+        scan(v)
 
 
 def signatures(v: dict[str, Any]) -> None:

@@ -20,9 +20,12 @@ def apply() -> None:
     if v is None:
         return
     container = (host.get_fact(Command, "systemd-detect-virt --container || true") or "none").strip()
-    auditd(v, container)
-    journal(v)
-    retention(v)
+    if common.enforced(ROLE, "auditd"):
+        auditd(v, container)
+    if common.enforced(ROLE, "journal"):
+        journal(v)
+    if common.enforced(ROLE, "retention"):
+        retention(v)
 
 
 def auditd(v: dict[str, Any], container: str) -> None:

@@ -20,7 +20,8 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    client({**v, "inventory_hostname": host.name})
+    if common.enforced(ROLE, "client"):
+        client({**v, "inventory_hostname": host.name})
 
 
 def client(v: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ ROLE = "backup_server"
 @deploy("Backup server")
 def apply() -> None:
     v = common.settings(ROLE)
-    if v is None:
+    if v is None or not common.enforced(ROLE, "server"):
         return
     fleet = json.loads(Path(host.data.govbaseline_fleet_file).read_text())
     names = fleet["groups"].get(v["backup_server_clients_group"], [])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
+from functools import cache
 from io import StringIO
 from typing import Any
 
 import yaml
+from pyinfra import logger
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.api.operation import operation
 from pyinfra.context import host
@@ -42,6 +45,31 @@ def settings(role: str) -> dict[str, Any] | None:
         host.noop(f"{role}_enabled is false")
         return None
     return {**values, **internal(role), **validation.derived(role, values, platform[1])}
+
+
+@cache
+def part_controls(role: str) -> dict[str, frozenset[str]]:
+    """The controls each task file of a role carries, read from the role's tasks/main.yml tags:
+    a deploy's part of the same name (``scan`` for ``scan.yml``) carries the same controls, so a
+    waiver skips the same work in both engines."""
+    parts: dict[str, frozenset[str]] = {}
+    for task in yaml.safe_load((ROLES_DIR / role / "tasks" / "main.yml").read_text()) or []:
+        include = task.get("ansible.builtin.include_tasks")
+        name = task.get("ansible.builtin.import_tasks") or (include.get("file") if isinstance(include, dict) else None)
+        if name:
+            parts[name.removesuffix(".yml")] = frozenset(
+                tag.upper() for tag in task.get("tags", []) if re.fullmatch(r"[a-z]+-\d+", tag))
+    return parts
+
+
+def enforced(role: str, part: str) -> bool:
+    """False when a control of this part of the role is waived on the host (``govbaseline apply``
+    passes the host's waived controls as ``govbaseline_waived``): the part is skipped, and said so."""
+    hit = sorted(part_controls(role)[part] & set(host.data.get("govbaseline_waived") or ()))
+    if hit:
+        logger.warning(f"{host.name}: {role} {part} skipped: {', '.join(hit)} waived")
+        return False
+    return True
 
 
 def internal(role: str) -> dict[str, Any]:

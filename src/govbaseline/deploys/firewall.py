@@ -15,7 +15,7 @@ ROLE = "firewall"
 @deploy("Firewall")
 def apply() -> None:
     v = common.settings(ROLE)
-    if v is None:
+    if v is None or not common.enforced(ROLE, "ruleset"):
         return
     apt.packages(name="FW-01 | Install nftables", packages=v["firewall_packages"], update=False)
     nftables.table(

@@ -21,9 +21,10 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    if v["ids_suricata_enabled"]:
+    if v["ids_suricata_enabled"] and common.enforced(ROLE, "suricata"):
         suricata(v)
-    bruteforce(v)
+    if common.enforced(ROLE, "bruteforce"):
+        bruteforce(v)
 
 
 def suricata(v: dict[str, Any]) -> None:

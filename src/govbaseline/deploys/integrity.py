@@ -20,8 +20,9 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    changed = aide(v)
-    tamper(v, changed)
+    changed = aide(v) if common.enforced(ROLE, "aide") else False
+    if common.enforced(ROLE, "tamper"):
+        tamper(v, changed)
 
 
 def aide(v: dict[str, Any]) -> bool:
@@ -59,7 +60,7 @@ def finish() -> None:
     """After every role of the run: on the first converge (no database before it), the host as the
     baseline left it is the known-good state (Ansible: the handler "Approve the converged host")."""
     v = common.settings(ROLE)
-    if v is None or host.get_fact(File, path=v["__integrity_aide_db"]):
+    if v is None or not common.enforced(ROLE, "aide") or host.get_fact(File, path=v["__integrity_aide_db"]):
         return
     server.shell(name="FIM-01 | Approve the converged host (first converge)",
                  commands=[f"{v['__integrity_command']} approve --reason 'first converge'"])

@@ -27,8 +27,10 @@ def apply() -> None:
     if int((host.get_fact(Command, SECURITY_SOURCES) or "0").strip() or 0) == 0:
         raise ValidationError(ROLE, ["apt has no Debian security archive among its sources "
                                      "(/etc/apt/sources.list*): add '<suite>-security' before patching can work"])
-    unattended(v)
-    report(v)
+    if common.enforced(ROLE, "unattended"):
+        unattended(v)
+    if common.enforced(ROLE, "report"):
+        report(v)
 
 
 def unattended(v: dict[str, Any]) -> None:

@@ -19,15 +19,18 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    changed = certificate(v)
-    changed = site(v) or changed
-    if changed:
-        server.shell(name="TLS-01 | Check the whole nginx configuration before it is loaded", commands=["nginx -t -q"])
-    systemd.service(name="TLS-01 | Run nginx now and at boot", service="nginx", running=True, enabled=True)
-    if changed:
-        systemd.service(name="TLS-01 | Load the new configuration and certificate now", service="nginx",
-                        reloaded=True)
-    expiry(v)
+    if common.enforced(ROLE, "certificate") and common.enforced(ROLE, "site"):
+        changed = certificate(v)
+        changed = site(v) or changed
+        if changed:
+            server.shell(name="TLS-01 | Check the whole nginx configuration before it is loaded",
+                         commands=["nginx -t -q"])
+        systemd.service(name="TLS-01 | Run nginx now and at boot", service="nginx", running=True, enabled=True)
+        if changed:
+            systemd.service(name="TLS-01 | Load the new configuration and certificate now", service="nginx",
+                            reloaded=True)
+    if common.enforced(ROLE, "expiry"):
+        expiry(v)
 
 
 def packages(v: dict[str, Any]) -> list[str]:

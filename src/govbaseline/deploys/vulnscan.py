@@ -19,8 +19,9 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    lynis(v)
-    if v["vulnscan_scanner_host"] == host.name:
+    if common.enforced(ROLE, "lynis"):
+        lynis(v)
+    if v["vulnscan_scanner_host"] == host.name and common.enforced(ROLE, "portscan"):
         portscan(v)
 
 
