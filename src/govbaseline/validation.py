@@ -843,6 +843,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "vulnscan_min_hardening_index": int_range(0, 100),
         "vulnscan_accepted_warnings": each(lynis_test_id),
         "vulnscan_scanner_host": optional(host_name_or_ip),
+        "vulnscan_fleet_group": printable(1, 100),
         "vulnscan_port_scan_calendar": calendar,
         "vulnscan_port_scan_randomized_delay_minutes": int_range(0, 1440),
         "vulnscan_port_scan_ports": nmap_ports,

@@ -12,6 +12,7 @@ from govbaseline.engines import apply, changed_count
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     LAB_PREFIX,
+    changed_steps,
     converge_is_clean,
     expected_status,
     implemented_controls,
@@ -58,7 +59,8 @@ def assert_check_mode_changes_nothing_on_a_converged_host(lab, engine):
     before = {host.name: managed_state(lab, host) for host in lab.hosts()}
     result = apply(lab.inventory, engine=engine, check=True, stream=False)
     assert result.ok, result.output[-3000:]
-    assert changed_count(result) == 0, f"check mode on a converged host would change: {result.output[-3000:]}"
+    assert changed_count(result) == 0, "check mode on a converged host would change:\n" + \
+        "\n".join(changed_steps(result.output))
     for host in lab.hosts():
         assert managed_state(lab, host) == before[host.name], f"check mode changed {host.name}"
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from pyinfra.api.deploy import deploy
-from pyinfra.context import host, inventory
+from pyinfra.context import host
 from pyinfra.operations import apt, files
 
 from govbaseline.deploys import common
-from govbaseline.validation import roles_for
 
 ROLE = "vulnscan"
 
@@ -37,16 +38,18 @@ def lynis(v: dict[str, Any]) -> None:
                          f"{v['__vulnscan_state_dir']}/last.json")
 
 
-def targets() -> list[dict[str, Any]]:
-    """Every other host of the run that gets this role (Ansible: of the play): its address and the
-    TCP ports its firewall opens on purpose (the list roles/vulnscan/tasks/portscan.yml builds)."""
+def targets(group: str) -> list[dict[str, Any]]:
+    """Every other host of the fleet group, from the whole inventory (not only the hosts of a run
+    limited with --limit): its address and the TCP ports its firewall opens on purpose (the list
+    roles/vulnscan/tasks/portscan.yml builds)."""
+    fleet = json.loads(Path(host.data.govbaseline_fleet_file).read_text())
     found = []
-    for other in sorted(inventory, key=lambda h: h.name):
-        if other.name == host.name or ROLE not in roles_for(other.data.get("govbaseline_groups") or []):
+    for name in sorted(fleet["groups"].get(group, [])):
+        if name == host.name:
             continue
-        values = other.data.govbaseline_hostvars
+        values = fleet["hostvars"][name]
         declared = [*values.get("firewall_allowed_tcp_ports", []), values.get("firewall_ssh_port", 22)]
-        found.append({"name": other.name, "address": values.get("ansible_host", other.name),
+        found.append({"name": name, "address": values.get("ansible_host", name),
                       "declared": sorted({int(p) for p in declared})})
     return found
 
@@ -59,8 +62,9 @@ def portscan(v: dict[str, Any]) -> None:
     results = v["__vulnscan_portscan_results"]
     files.directory(name="VULN-02 | Create the root-only result folder", path=results, user="root", group="root",
                     mode="0700")
+    scanned = targets(v["vulnscan_fleet_group"])
     common.put_text("VULN-02 | Install the list of hosts to scan with the ports each one declares",
-                    common.render(ROLE, "portscan.json.j2", {**v, "__vulnscan_targets": targets()}),
+                    common.render(ROLE, "portscan.json.j2", {**v, "__vulnscan_targets": scanned}),
                     v["__vulnscan_portscan_config"])
     common.scheduled_job("VULN-02", ROLE, v, v["__vulnscan_portscan_unit"], "portscan", "fleet port scan",
                          f"{results}/last-run")
