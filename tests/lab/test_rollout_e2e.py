@@ -1,5 +1,6 @@
-"""Safe rollout (`govbaseline apply --canary N`) on the Ansible lab: a canary that fails verification
-stops the rollout before the next batch is touched; a healthy rollout reaches every host."""
+"""Safe rollout (`govbaseline apply --canary N`) on the pyinfra lab, with pyinfra (the Ansible lab
+carries the Ansible side of waivers and check mode): a canary that fails verification stops the
+rollout before the next batch is touched; a healthy rollout reaches every host."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ MARKER_FILE = "/etc/fail2ban/jail.d/govbaseline.local"
 MARKER = "# rollout test: the baseline removes this line"
 
 
-def test_a_failing_canary_stops_the_rollout_and_a_healthy_one_reaches_every_host(ansible_lab, tmp_path):
-    lab = ansible_lab
+def test_a_failing_canary_stops_the_rollout_and_a_healthy_one_reaches_every_host(pyinfra_lab, tmp_path):
+    lab = pyinfra_lab
     canary, later = lab.hosts()[0], lab.hosts()[1]
     said: list[str] = []
     sh(lab, later, f"echo '{MARKER}' >> {MARKER_FILE}")
@@ -27,7 +28,8 @@ def test_a_failing_canary_stops_the_rollout_and_a_healthy_one_reaches_every_host
     sh(lab, canary, "echo unexpected > /etc/rollout-test.conf && "
                     "(systemctl start govbaseline-integrity-check.service || true)")
     try:
-        stopped = rollout(lab.inventory, canary=1, batch_size=1, report_dir=tmp_path / "stopped", say=said.append)
+        stopped = rollout(lab.inventory, canary=1, batch_size=1, report_dir=tmp_path / "stopped", engine="pyinfra",
+                          say=said.append)
     finally:
         sh(lab, canary, "rm -f /etc/rollout-test.conf && (systemctl start govbaseline-integrity-check.service || true)")
     assert not stopped.ok and len(stopped.batches) == 1, said
@@ -41,7 +43,8 @@ def test_a_failing_canary_stops_the_rollout_and_a_healthy_one_reaches_every_host
     assert report["hosts"][canary.name]["controls"]["FIM-01"]["status"] == "fail"
     assert any("stopped the rollout" in line for line in said), said
 
-    done = rollout(lab.inventory, canary=1, batch_size=1, report_dir=tmp_path / "done", say=said.append)
+    done = rollout(lab.inventory, canary=1, batch_size=1, report_dir=tmp_path / "done", engine="pyinfra",
+                   say=said.append)
     assert done.ok and [b.hosts[-1] for b in done.batches][-1] == later.name, said
     assert all(b.applied and b.verified for b in done.batches) and len(done.batches) == 2, said
     assert MARKER not in sh(lab, later, f"cat {MARKER_FILE}"), "the last batch was not applied"
