@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import os
+import tarfile
 import time
 from pathlib import Path
 
@@ -108,6 +109,18 @@ def managed_state(lab: Lab, host) -> str:
                       "systemctl list-unit-files --state=enabled --no-legend --no-pager; getent passwd group",
                       check=False).stdout.decode()
     return files + system + table_listing(lab, host)
+
+
+def report_text(folder: Path) -> str:
+    """Everything a verify run wrote, as text: each file, and each member of the evidence bundle."""
+    texts = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        if path.name.endswith(".tar.gz"):
+            with tarfile.open(path) as bundle:
+                texts += [bundle.extractfile(m).read().decode() for m in bundle.getmembers() if m.isfile()]
+        else:
+            texts.append(path.read_text())
+    return "".join(texts)
 
 
 def sh(lab: Lab, host, script: str) -> str:

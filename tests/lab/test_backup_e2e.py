@@ -21,7 +21,13 @@ import yaml
 from govbaseline.engines import run_ansible
 from govbaseline.inventory import tool
 from govbaseline.verify import verify
-from tests.lab.conftest import assert_checks_fail_when_broken_together, inventory_with, sh, wait_for_alert
+from tests.lab.conftest import (
+    assert_checks_fail_when_broken_together,
+    inventory_with,
+    report_text,
+    sh,
+    wait_for_alert,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -142,7 +148,7 @@ def test_no_secret_in_journal_process_list_or_report(pyinfra_lab, tmp_path):
     assert any("restic" in sample for sample in seen), "the backup was not seen running"
     journal = sh(lab, host, "journalctl --no-pager -o cat")
     outcome = verify(lab.inventory, tmp_path / "report", limit=host.name)
-    report = "".join(p.read_text() for p in (tmp_path / "report").iterdir() if p.is_file())
+    report = report_text(tmp_path / "report")
     assert outcome.data["hosts"][host.name]["controls"]["BAK-01"]["status"] == "pass"
     for secret in secrets:
         assert secret not in journal and secret not in report and not any(secret in s for s in seen)
