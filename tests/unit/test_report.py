@@ -12,7 +12,7 @@ import pytest
 from govbaseline import report
 from govbaseline.catalogue import load_catalogue
 from govbaseline.report import build, control_status
-from govbaseline.verify import redact, secret_values
+from govbaseline.verify import masker, redact, secret_values
 
 
 def test_a_control_fails_if_any_check_fails_and_passes_with_not_applicable_checks():
@@ -148,6 +148,21 @@ def test_secrets_from_the_inventory_are_masked_in_evidence():
     redact(results, secrets)
     text = json.dumps(results)
     assert "s3cret" not in text and "hunter22" not in text and "MIIEv" not in text and "web1" in text
+
+
+def test_secrets_are_masked_in_junit_xml_also_where_xml_escapes_them():
+    from xml.etree import ElementTree
+
+    secret = "p<w>&'d\"1"  # noqa: S105 - a made-up secret
+    junit = ElementTree.Element("testsuite")
+    case = ElementTree.SubElement(junit, "testcase", name="test_backup")
+    ElementTree.SubElement(case, "failure", message=f"saw {secret}").text = f"config: password={secret}"
+    xml = ElementTree.tostring(junit, encoding="unicode")
+    assert secret not in xml and "&lt;w&gt;" in xml  # escaped: a plain replace would miss it
+    masked = masker(secret_values({"web1": {"backup_repository_password": secret}}))(xml)
+    failure = ElementTree.fromstring(masked).find("testcase/failure")  # noqa: S314 - XML this test made
+    assert failure is not None and failure.get("message") == "saw ********"
+    assert failure.text == "config: password=********" and "w&gt;" not in masked
 
 
 def test_rollout_plan_puts_supporting_hosts_with_the_canaries_then_batches():
