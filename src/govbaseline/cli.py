@@ -71,11 +71,21 @@ def _waivers(args: argparse.Namespace) -> list[Any] | None:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from govbaseline.engines import apply
+    from govbaseline.waivers import WaiverError
 
     waivers = _waivers(args)
     if waivers is None:
         return 2
+    try:
+        return _apply(args, waivers)
+    except WaiverError as exc:
+        print(f"govbaseline: refused before any change: {exc}", file=sys.stderr)
+        return 2
+
+
+def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
+    from govbaseline.engines import apply
+
     if args.canary is not None:
         if args.check or args.tags:
             print("govbaseline: --canary applies the whole baseline for real: it cannot be combined with "

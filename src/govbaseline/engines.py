@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from govbaseline import validation
-from govbaseline.inventory import ResolvedInventory, ansible_env, resolve, ssh_options, tool
+from govbaseline.inventory import ResolvedInventory, Selection, ansible_env, select, ssh_options, tool
 from govbaseline.paths import PACKAGE_DIR, PLAYBOOKS_DIR, PROJECT_ROOT
-from govbaseline.waivers import Waiver, WaiverError, check_scope
+from govbaseline.waivers import Waiver, check_scope
 from govbaseline.waivers import waived as waived_on
 
 # No task carries this tag: a run with it runs only the tasks tagged always (the checks).
@@ -34,18 +34,20 @@ class EngineResult:
 
 def apply(inventory: Path, engine: str = "ansible", check: bool = False, limit: str | None = None,
           tags: str | None = None, playbook: str = "site.yml", stream: bool = True,
-          waivers: list[Waiver] | None = None) -> EngineResult:
-    """Apply the baseline; a control waived on a host (``waivers``, active today) is skipped there."""
+          waivers: list[Waiver] | None = None, selection: Selection | None = None) -> EngineResult:
+    """Apply the baseline; a control waived on a host (``waivers``, active today) is skipped there.
+    A waiver naming a host or group the inventory lacks raises ``WaiverError`` before any change.
+    ``selection`` is the already resolved inventory and limit (a rollout passes each batch's)."""
     if engine not in ("ansible", "pyinfra"):
         raise ValueError(f"unknown engine {engine!r}: choose ansible or pyinfra")
+    if selection is not None:
+        limit = selection.limit
     waived: dict[str, list[str]] = {}
-    if waivers:
-        resolved = resolve(inventory, limit=limit)
-        try:
-            whole = resolve(inventory) if limit else resolved
-            check_scope(waivers, sorted(whole.hostvars), set(whole.groups))
-        except WaiverError as exc:
-            return EngineResult(engine, 2, f"refused before any change: {exc}\n")
+    if waivers or engine == "pyinfra":
+        selection = selection or select(inventory, limit)
+    if waivers and selection is not None:
+        check_scope(waivers, selection.fleet)
+        resolved = selection.hosts
         waived = {h: sorted(waived_on(waivers, h, resolved.groups_of(h))) for h in resolved.hostvars}
         for host, controls in sorted(waived.items()):
             if controls:
@@ -53,7 +55,7 @@ def apply(inventory: Path, engine: str = "ansible", check: bool = False, limit: 
                 if stream:
                     sys.stdout.write(note)
     if engine == "pyinfra":
-        return run_pyinfra(inventory, check=check, limit=limit, stream=stream, waived=waived)
+        return run_pyinfra(inventory, check=check, limit=limit, stream=stream, waived=waived, selection=selection)
     if not any(waived.values()):
         return run_ansible(inventory, check=check, limit=limit, tags=tags, playbook=playbook, stream=stream)
     # Ansible skips by tag for a whole run: one run per set of waived controls, hosts without
@@ -164,15 +166,16 @@ def validate_inventory(resolved: ResolvedInventory) -> None:
 
 
 def run_pyinfra(inventory: Path, check: bool = False, limit: str | None = None, stream: bool = True,
-                waived: dict[str, list[str]] | None = None) -> EngineResult:
-    resolved = resolve(inventory, limit=limit)
+                waived: dict[str, list[str]] | None = None, selection: Selection | None = None) -> EngineResult:
+    selection = selection or select(inventory, limit)
+    resolved = selection.hosts
     try:
         validate_inventory(resolved)
     except validation.ValidationError as exc:
         return EngineResult("pyinfra", 2, f"refused before any change: {exc}\n")
     with tempfile.TemporaryDirectory(prefix="govbaseline-pyinfra-") as tmp:
         inv = Path(tmp) / "inventory.py"
-        write_pyinfra_inventory(resolved, inv, fleet=resolve(inventory) if limit else resolved, waived=waived)
+        write_pyinfra_inventory(resolved, inv, fleet=selection.fleet, waived=waived)
         # -y skips the confirmation prompt, and with it the table of proposed changes a dry run prints.
         base = [tool("pyinfra"), "--dry"] if check else [tool("pyinfra"), "-y"]
         outputs = []

@@ -26,6 +26,39 @@ class ResolvedInventory:
     def groups_of(self, host: str) -> list[str]:
         return sorted(g for g, members in self.groups.items() if host in members and g != "all")
 
+    def subset(self, hosts: list[str]) -> ResolvedInventory:
+        """The same inventory narrowed to ``hosts`` (exact names), without asking Ansible again."""
+        missing = sorted(set(hosts) - set(self.hostvars))
+        if missing:
+            raise KeyError(f"not in the inventory: {', '.join(missing)}")
+        return ResolvedInventory({h: self.hostvars[h] for h in sorted(hosts)}, self.groups)
+
+
+class Selection:
+    """The hosts one run works on (``--limit``) and the whole inventory they belong to: waivers are
+    checked against the whole inventory, and a scanner's targets are the whole fleet group, also in a
+    limited run. Resolved once and passed along; the whole inventory is asked for only when needed."""
+
+    def __init__(self, inventory: Path, limit: str | None = None, hosts: ResolvedInventory | None = None,
+                 fleet: ResolvedInventory | None = None) -> None:
+        self.inventory, self.limit = inventory, limit
+        self.hosts = hosts if hosts is not None else resolve(inventory, limit=limit)
+        self._fleet = fleet if fleet is not None else (None if limit else self.hosts)
+
+    @property
+    def fleet(self) -> ResolvedInventory:
+        if self._fleet is None:
+            self._fleet = resolve(self.inventory)
+        return self._fleet
+
+    def narrowed(self, names: list[str]) -> Selection:
+        """The run limited to ``names`` (exact host names, as a rollout batch)."""
+        return Selection(self.inventory, ",".join(sorted(names)), self.hosts.subset(names), self.fleet)
+
+
+def select(inventory: Path, limit: str | None = None) -> Selection:
+    return Selection(inventory, limit)
+
 
 def tool(name: str) -> str:
     """Prefer the tool installed beside this Python (the project's venv) over one on PATH."""

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from govbaseline.engines import apply
-from govbaseline.inventory import resolve
+from govbaseline.inventory import select
 from govbaseline.verify import verify
-from govbaseline.waivers import Waiver
+from govbaseline.waivers import Waiver, check_scope
 
 WEB_GROUP = "webservers"
 
@@ -55,7 +55,10 @@ def plan(hosts: list[str], web: list[str], canary: int, batch_size: int) -> list
 def rollout(inventory: Path, canary: int, batch_size: int, report_dir: Path, engine: str = "ansible",
             limit: str | None = None, forks: int = 4, say: Callable[[str], None] = print,
             waivers: list[Waiver] | None = None) -> Rollout:
-    resolved = resolve(inventory, limit=limit)
+    selection = select(inventory, limit)
+    if waivers:
+        check_scope(waivers, selection.fleet)  # before the first batch changes anything
+    resolved = selection.hosts
     hosts = sorted(resolved.hostvars)
     web = [h for h in hosts if WEB_GROUP in resolved.groups_of(h)]
     batches = plan(hosts, web, canary, batch_size)
@@ -65,13 +68,14 @@ def rollout(inventory: Path, canary: int, batch_size: int, report_dir: Path, eng
         result.batches.append(batch)
         label = "canary batch" if number == 1 else f"batch {number}/{len(batches)}"
         say(f"rollout: {label}: applying to {', '.join(members)}")
-        applied = apply(inventory, engine=engine, limit=",".join(members), stream=False, waivers=waivers)
+        narrowed = selection.narrowed(members)
+        applied = apply(inventory, engine=engine, stream=False, waivers=waivers, selection=narrowed)
         batch.applied = applied.ok
         if not applied.ok:
             batch.problem = f"{engine} failed (exit {applied.returncode}):\n{applied.output[-3000:]}"
         else:
-            outcome = verify(inventory, report_dir=batch.report_dir, forks=forks, limit=",".join(members),
-                             waivers=waivers)
+            outcome = verify(inventory, report_dir=batch.report_dir, forks=forks, waivers=waivers,
+                             selection=narrowed)
             batch.verified = outcome.passed
             if not outcome.passed:
                 failed = sorted({f"{h}: {c}" for h, data in outcome.data["hosts"].items()

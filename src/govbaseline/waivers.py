@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from govbaseline.catalogue import load_catalogue
+from govbaseline.inventory import ResolvedInventory
 
 FIELDS = ("control", "scope", "justification", "approver", "expires")
 SOON_DAYS = 30  # a waiver ending within this many days is listed as expiring soon
@@ -130,11 +131,13 @@ def load(path: Path) -> list[Waiver]:
     return waivers
 
 
-def check_scope(waivers: list[Waiver], hosts: list[str], groups: set[str]) -> None:
-    """Refuse a waiver naming a host or group the inventory does not have (a typo would waive nothing)."""
+def check_scope(waivers: list[Waiver], fleet: ResolvedInventory) -> None:
+    """Refuse a waiver naming a host or group the (whole) inventory does not have: a typo would
+    waive nothing. The one check of a waiver's scope, for apply and verify alike."""
+    groups = set(fleet.groups)
     for waiver in waivers:
         for host in waiver.hosts:
-            if host not in hosts:
+            if host not in fleet.hostvars:
                 raise WaiverError(f"{waiver.source}: waiver of {waiver.control}: host {host!r} is not in the inventory")
         for group in waiver.groups:
             if group not in groups:

@@ -12,6 +12,7 @@ import pytest
 
 from govbaseline import report
 from govbaseline.deploys.common import part_controls
+from govbaseline.inventory import ResolvedInventory
 from govbaseline.paths import PACKAGE_DIR, PROJECT_ROOT, ROLES_DIR
 from govbaseline.waivers import WaiverError, check_scope, find, load, state, waived
 
@@ -80,9 +81,11 @@ def test_a_malformed_waiver_is_an_error_naming_its_line(tmp_path, text, line, wo
 
 def test_scope_must_name_hosts_and_groups_of_the_inventory(tmp_path):
     waivers = load(write(tmp_path, GOOD))
-    check_scope(waivers, ["web1", "web2"], {"legacy", "webservers"})
+    fleet = ResolvedInventory({"web1": {}, "web2": {}}, {"all": ["web1", "web2"], "legacy": ["web2"],
+                                                          "webservers": ["web1", "web2"]})
+    check_scope(waivers, fleet)
     with pytest.raises(WaiverError, match=r"waivers.yml:2: waiver of AV-02: host 'web1' is not in the inventory"):
-        check_scope(waivers, ["web2"], {"legacy"})
+        check_scope(waivers, ResolvedInventory({"web2": {}}, {"all": ["web2"], "legacy": ["web2"]}))
 
 
 def test_without_a_file_there_are_no_waivers_and_a_named_file_must_exist(tmp_path):
@@ -128,3 +131,23 @@ def test_both_engines_skip_the_same_parts_of_each_role():
         source = (PACKAGE_DIR / "deploys" / f"{role}.py").read_text()
         guarded = set(re.findall(r'common\.enforced\(ROLE, "([a-z_]+)"\)', source))
         assert guarded == parts, (role, sorted(parts), sorted(guarded))
+
+
+@pytest.mark.parametrize("argv", [["apply"], ["apply", "--engine", "pyinfra"], ["apply", "--canary", "1"],
+                                  ["verify", "--report-dir", "{tmp}/report"]],
+                         ids=["apply-ansible", "apply-pyinfra", "rollout", "verify"])
+def test_a_waiver_outside_the_inventory_is_refused_the_same_way_everywhere(tmp_path, capsys, argv):
+    """apply (both engines), a rollout and verify refuse before touching any host: the inventory's
+    host cannot be reached, so any attempt to connect would show as a different failure."""
+    from govbaseline.cli import main
+
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("webservers:\n  hosts:\n    web2:\n      ansible_host: 192.0.2.1\n    web3:\n"
+                         "      ansible_host: 192.0.2.2\n  children:\n    legacy:\n      hosts:\n        web3:\n")
+    waivers = write(tmp_path, GOOD)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = main([*argv, "-i", str(inventory), "--waivers", str(waivers), "--limit", "web3"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "waivers.yml:2: waiver of AV-02: host 'web1' is not in the inventory" in err, err
+    assert not (tmp_path / "report").exists()
