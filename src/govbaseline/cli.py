@@ -137,6 +137,36 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if outcome.passed else 1
 
 
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from govbaseline.pull import collect
+    from govbaseline.waivers import WaiverError
+
+    waivers = _waivers(args)
+    if waivers is None:
+        return 2
+    try:
+        outcome = collect(Path(args.inventory), Path(args.report_dir), limit=args.limit, forks=args.forks,
+                          max_age_hours=args.max_age_hours, waivers=waivers)
+    except WaiverError as exc:
+        print(f"govbaseline: {exc}", file=sys.stderr)
+        return 2
+    print(outcome.summary_line())
+    print(f"report: {outcome.report_dir / 'report.html'}")
+    print(f"evidence: {outcome.report_dir / 'evidence.tar.gz'} sha256 {outcome.bundle_sha256} "
+          "(record this hash apart from the files)")
+    return 0 if outcome.passed else 1
+
+
+def _cmd_pull_result(args: argparse.Namespace) -> int:
+    from govbaseline.pull import write_result
+
+    result = write_result(Path(args.inventory), args.host, Path(args.out), Path(args.report_dir),
+                          args.apply_returncode, Path(args.apply_log) if args.apply_log else None, args.commit)
+    failed = [r["check"] for r in result["results"] if r["status"] in ("fail", "error")]
+    print(f"{args.host}: {len(result['results'])} checks, {len(failed)} failed; result in {args.out}")
+    return 0 if not failed else 1
+
+
 def _cmd_restore(args: argparse.Namespace) -> int:
     from govbaseline.engines import run_ansible
 
@@ -216,6 +246,29 @@ def build_parser() -> argparse.ArgumentParser:
     verify_p.add_argument("--control", action="append", help="only this control id (repeatable)")
     verify_p.add_argument("--role", action="append", help="only the controls of this role, e.g. tls (repeatable)")
     verify_p.set_defaults(func=_cmd_verify)
+
+    collect_p = sub.add_parser("collect", help="gather the results of hosts in pull mode into one report")
+    collect_p.add_argument("-i", "--inventory", required=True)
+    collect_p.add_argument("--report-dir", default="reports/pull")
+    collect_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
+    collect_p.add_argument("--forks", type=_positive_int, default=10, help="hosts read at once (default 10)")
+    collect_p.add_argument("--max-age-hours", type=float, default=6.0,
+                           help="older results fail the host: above pull_calendar's interval plus its delay "
+                                "(default %(default)s)")
+    collect_p.add_argument("--waivers", metavar="FILE",
+                           help="waivers file: controls not enforced on some hosts until a date (see README)")
+    collect_p.set_defaults(func=_cmd_collect)
+
+    # Run on a host in pull mode by /usr/local/sbin/govbaseline-pull, from its checkout: not for people.
+    result_p = sub.add_parser("pull-result", help=argparse.SUPPRESS)
+    result_p.add_argument("--inventory", required=True)
+    result_p.add_argument("--host", required=True)
+    result_p.add_argument("--out", required=True)
+    result_p.add_argument("--report-dir", required=True)
+    result_p.add_argument("--apply-returncode", type=int, required=True)
+    result_p.add_argument("--apply-log")
+    result_p.add_argument("--commit", default="")
+    result_p.set_defaults(func=_cmd_pull_result)
 
     restore_p = sub.add_parser("restore", help="restore a path from a host's backups (latest or a given snapshot)")
     restore_p.add_argument("-i", "--inventory", required=True)

@@ -45,10 +45,12 @@ def control_status(statuses: list[str]) -> str:
 def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "",
           unreachable: dict[str, str] | None = None, previous: dict[str, Any] | None = None,
           waivers: list[Waiver] | None = None, groups: dict[str, list[str]] | None = None,
-          today: dt.date | None = None) -> dict[str, Any]:
+          today: dt.date | None = None, pulls: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The report data. ``unreachable`` maps a host that could not be checked to why; ``previous``
     is the last run's report.json, for drift; a control under a waiver active ``today`` on a host
-    (by name or by one of its ``groups``) is ``waived`` there, its checks kept as evidence."""
+    (by name or by one of its ``groups``) is ``waived`` there, its checks kept as evidence.
+    ``pulls``: for a report gathered from hosts in pull mode, each host's run (when, which commit,
+    how ansible-pull ended); a host whose ansible-pull failed fails the report."""
     catalogue = load_catalogue()
     unreachable = unreachable or {}
     waivers, groups, today = waivers or [], groups or {}, today or dt.date.today()
@@ -60,6 +62,9 @@ def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "",
     }
     for host_name, why in unreachable.items():
         data["hosts"][host_name]["error"] = why
+    pulls = pulls or {}
+    for host_name, pull in pulls.items():
+        data["hosts"][host_name]["pull"] = pull
     for result in results:
         host = data["hosts"].setdefault(result["host"], {"reachable": True, "controls": {}})
         for control_id in result["controls"]:
@@ -89,7 +94,8 @@ def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "",
         "hosts": len(data["hosts"]),
         "unreachable": sorted(unreachable),
         "controls": counts,
-        "passed": bool(results) and not unreachable and not counts.get("fail") and not counts.get("error"),
+        "passed": bool(results) and not unreachable and not counts.get("fail") and not counts.get("error")
+        and not any(p["apply_returncode"] for p in pulls.values()),
     }
     return data
 
@@ -166,15 +172,15 @@ def write_bundle(report_dir: Path, generated: str) -> str:
     """MANIFEST.sha256 (``sha256sum -c`` reads it) and evidence.tar.gz holding the evidence files
     and the manifest; the bundle's own hash goes to evidence.tar.gz.sha256 and is returned, for the
     auditor to record apart from the files."""
-    present = [name for name in EVIDENCE_FILES if (report_dir / name).exists()]
-    manifest = "".join(f"{hashlib.sha256((report_dir / n).read_bytes()).hexdigest()}  {n}\n" for n in present)
+    files = {name: (report_dir / name).read_bytes() for name in EVIDENCE_FILES if (report_dir / name).exists()}
+    manifest = "".join(f"{hashlib.sha256(content).hexdigest()}  {name}\n" for name, content in files.items())
     (report_dir / MANIFEST).write_text(manifest)
+    files[MANIFEST] = manifest.encode()
     mtime = dt.datetime.strptime(generated, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
     buffer = io.BytesIO()
     # Fixed owner, mode and time: the same evidence always makes the same archive.
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-        for name in [*present, MANIFEST]:
-            content = (report_dir / name).read_bytes()
+        for name, content in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode, info.uname, info.gname = len(content), int(mtime), 0o644, "", ""
             tar.addfile(info, io.BytesIO(content))
@@ -278,8 +284,16 @@ def _host_html(host_name: str, host: dict[str, Any]) -> str:
     if not host.get("reachable", True):
         return (f"<h2 id='{_e(anchor)}'>{_e(host_name)} {_status('unreachable')}</h2>"
                 f"<p class='msg'>Not checked: {_e(host.get('error', ''))}</p>")
-    rows = [f"<h2 id='{_e(anchor)}'>{_e(host_name)} <small>score {_e(host['summary']['score'])}%</small></h2>",
-            "<table><tr><th>Control</th><th>Title</th><th>Status</th><th>Checks and evidence</th></tr>"]
+    rows = [f"<h2 id='{_e(anchor)}'>{_e(host_name)} <small>score {_e(host['summary']['score'])}%</small></h2>"]
+    pull = host.get("pull")
+    if pull:
+        outcome = ("applied" if not pull["apply_returncode"]
+                   else f"{_status('fail')} ansible-pull exited {_e(pull['apply_returncode'])}")
+        log = (f"<details><summary>end of the ansible-pull log</summary><pre>{_e(pull['apply_log_tail'])}</pre>"
+               "</details>" if pull["apply_returncode"] else "")
+        rows.append(f"<p class='msg'>Pull mode: the host applied commit <code>{_e(pull['commit'] or 'none')}</code> "
+                    f"and checked itself at {_e(pull['finished'])}: {outcome}.</p>{log}")
+    rows += ["<table><tr><th>Control</th><th>Title</th><th>Status</th><th>Checks and evidence</th></tr>"]
     for control_id, control in sorted(host["controls"].items()):
         checks = []
         for check in control["checks"]:

@@ -700,6 +700,45 @@ def known_good_copy(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def repository_url(name: str, value: Any) -> list[str]:
+    """Where a host in pull mode fetches the code it runs as root: authenticated transports only,
+    and no credentials in the URL (it is in process lists and logs)."""
+    if not isinstance(value, str) or not value.isprintable() or " " in value:
+        return [f"{name} must be an https:// or ssh:// git URL, not {value!r}"]
+    scp_like = re.fullmatch(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*", value)
+    parsed = urllib.parse.urlparse(value)
+    if scp_like:
+        return []
+    if parsed.scheme not in ("https", "ssh") or not parsed.hostname:
+        return [f"{name} must be an https:// or ssh:// (or user@host:path) git URL, not {value!r}: the host runs "
+                "what it fetches as root, so plain http:// and git:// are refused"]
+    if parsed.password or (parsed.scheme == "https" and parsed.username):
+        return [f"{name} must not carry credentials (they would show in process lists and logs): use a deploy "
+                "key (ssh://) or a repository readable by the hosts"]
+    return []
+
+
+def relative_path(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not value or value.startswith("/") or ".." in value.split("/") \
+            or not value.isprintable():
+        return [f"{name} must be a path inside the repository (relative, no '..'), not {value!r}"]
+    return []
+
+
+def git_ref(name: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", value) or ".." in value \
+            or value.startswith(("-", "/")):
+        return [f"{name} must be a branch or tag name (letters, digits, . _ / -), not {value!r}"]
+    return []
+
+
+def pull_repository(values: Mapping[str, Any]) -> list[str]:
+    if values.get("pull_enabled") and not values.get("pull_repository_url"):
+        return ["pull_repository_url is missing: pull_enabled is true, so the host needs the organisation's "
+                "repository to pull from"]
+    return []
+
+
 def derived(role: str, values: Mapping[str, Any], major_version: str) -> dict[str, Any]:
     """Internal variables that follow from validated values and the host's Debian version, the
     same for both engines (Ansible gets them as facts from the validation task)."""
@@ -869,6 +908,15 @@ RULES: dict[str, dict[str, Rule]] = {
         "backup_drill_calendar": calendar,
         "backup_drill_paths": non_empty(absolute_paths),
     },
+    "pull": {
+        "pull_repository_url": optional(repository_url),
+        "pull_repository_branch": git_ref,
+        "pull_repository_ca_cert": optional(pem_certificate),
+        "pull_inventory": relative_path,
+        "pull_playbook": relative_path,
+        "pull_calendar": calendar,
+        "pull_randomized_delay_minutes": int_range(0, 1440),
+    },
     "backup_server": {
         "backup_server_port": int_range(1, 65535),
         "backup_server_data_dir": absolute_path,
@@ -889,6 +937,7 @@ CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
     "integrity": [known_good_copy],
     "backup": [backup_secrets, backup_retention, drill_inside_backup],
     "backup_server": [backup_server_tls],
+    "pull": [pull_repository],
 }
 
 SUPPORTED = {"Debian": ("12", "13")}
@@ -903,6 +952,9 @@ def check_platform(role: str, distribution: str, major_version: str,
             f"govbaseline supports Debian 12 and 13; this host runs {distribution} {major_version}"])
     if role == "backup_server" and values is not None and (problems := backup_server_platform(values, major_version)):
         raise ValidationError(role, problems)
+    if role == "pull" and values is not None and values.get("pull_enabled") and major_version == "12":
+        raise ValidationError(role, ["pull_enabled needs Debian 13: Debian 12's ansible-core (2.14) is older "
+                                     "than the roles need (2.18); keep Debian 12 hosts in push mode"])
 
 
 def argument_spec(role: str) -> dict[str, Any]:

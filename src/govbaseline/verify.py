@@ -11,7 +11,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -35,6 +35,7 @@ class Outcome:
     returncode: int
     output: str
     bundle_sha256: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -129,10 +130,12 @@ def unreachable_hosts(hostvars: dict[str, dict[str, Any]], forks: int) -> dict[s
 
 def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None = None,
            controls: list[str] | None = None, checks: list[str] | None = None,
-           waivers: list[Waiver] | None = None, selection: Selection | None = None) -> Outcome:
+           waivers: list[Waiver] | None = None, selection: Selection | None = None,
+           local: bool = False) -> Outcome:
     """Check every host; ``checks`` narrows to check function names (used by the negative twins).
     ``forks`` bounds how many checks run at once; a host that cannot be reached is reported as
-    unreachable and the others are checked all the same."""
+    unreachable and the others are checked all the same. ``local``: the run is on the host itself
+    (pull mode): its commands run locally, and checks that need a view from outside are skipped."""
     if forks < 1:
         raise ValueError(f"forks must be at least 1, not {forks}")
     selection = selection or select(inventory, limit)
@@ -144,12 +147,12 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
         check_scope(waivers, selection.fleet)
     report_dir.mkdir(parents=True, exist_ok=True)
     previous = report.load_previous(report_dir)
-    down = unreachable_hosts(resolved.hostvars, forks)
+    down = {} if local else unreachable_hosts(resolved.hostvars, forks)
     reachable = [h for h in hosts if h not in down]
     results: list[dict[str, Any]] = []
     proc = subprocess.CompletedProcess[str]([], 0, "", "")
     if reachable:
-        results, proc = _run_checks(inventory, resolved, reachable, report_dir, forks, controls, checks)
+        results, proc = _run_checks(inventory, resolved, reachable, report_dir, forks, controls, checks, local)
     else:
         (report_dir / "junit.xml").unlink(missing_ok=True)
     clean = redact(results, secret_values(resolved.hostvars))
@@ -161,11 +164,11 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
                         waivers=waivers, groups={h: resolved.groups_of(h) for h in hosts})
     digest = report.write(data, report_dir)
     return Outcome(report_dir=report_dir, data=data, returncode=proc.returncode, output=proc.stdout,
-                   bundle_sha256=digest)
+                   bundle_sha256=digest, results=results)
 
 
 def _run_checks(inventory: Path, resolved: ResolvedInventory, hosts: list[str], report_dir: Path, forks: int,
-                controls: list[str] | None, checks: list[str] | None,
+                controls: list[str] | None, checks: list[str] | None, local: bool = False,
                 ) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
     with tempfile.TemporaryDirectory(prefix="govbaseline-verify-") as tmp:
         work = Path(tmp)
@@ -176,10 +179,17 @@ def _run_checks(inventory: Path, resolved: ResolvedInventory, hosts: list[str], 
         hostvars_file.chmod(0o600)
         (work / "pytest.ini").write_text(PYTEST_INI)
         results_file = work / "results.json"
+        reach = inventory.resolve()
+        if local:
+            # testinfra reaches the hosts through this inventory: on the host itself, without SSH.
+            reach = work / "local-inventory.json"
+            reach.write_text(json.dumps({"all": {"hosts": {h: {"ansible_connection": "local",
+                                                                "ansible_python_interpreter": sys.executable}
+                                                            for h in hosts}}}))
         cmd = [sys.executable, "-m", "pytest", str(CHECKS_DIR), "-c", str(work / "pytest.ini"),
                "--rootdir", str(CHECKS_DIR), "-p", "govbaseline.checks.plugin",
                "--hosts", ",".join(f"ansible://{h}" for h in hosts),
-               "--ansible-inventory", str(inventory.resolve()),
+               "--ansible-inventory", str(reach),
                f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_family=xunit2",
                "--govbaseline-results", str(results_file), "-q", "--no-header", "-rN"]
         # Two workers per host pay off for the whole suite; a few checks are faster without xdist.
@@ -195,6 +205,8 @@ def _run_checks(inventory: Path, resolved: ResolvedInventory, hosts: list[str], 
         env = ansible_env()
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["GOVBASELINE_HOSTVARS"] = str(hostvars_file)
+        if local:
+            env["GOVBASELINE_VANTAGE"] = "host"
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if not results_file.exists():
             raise RuntimeError(f"the checks did not run:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")

@@ -57,10 +57,10 @@ def test_lockout_is_refused():
 
 
 def test_baseline_roles_come_from_the_site_playbook():
-    assert baseline_roles() == ["backup_server", "firewall", "alerts", "access", "audit", "tls", "ids",
+    assert baseline_roles() == ["backup_server", "pull", "firewall", "alerts", "access", "audit", "tls", "ids",
                                 "integrity", "patching", "antivirus", "vulnscan", "backup"]
-    assert roles_for(["backup_servers"]) == ["backup_server"]
-    assert roles_for(["webservers", "other"]) == baseline_roles()[1:]
+    assert roles_for(["backup_servers"]) == ["backup_server", "pull"]
+    assert roles_for(["webservers", "other"]) == [*baseline_roles()[2:], "pull"]
     assert roles_for(["other"]) == []
 
 

@@ -30,6 +30,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control(id): the catalogue control a check verifies")
     config.addinivalue_line("markers", "role(name): the role whose hosts a check concerns, when not its control's")
+    config.addinivalue_line("markers", "outside: the check needs a vantage point outside the host (not in pull mode)")
 
 
 def _controls(item: pytest.Item) -> list[str]:
@@ -135,7 +136,15 @@ class Probe:
 
 @pytest.fixture
 def probe(request: pytest.FixtureRequest, host: Any, hostvars: dict[str, Any]) -> Probe:
-    """Where reachability is tested from: ``govbaseline_probe_host`` if set, else the controller."""
+    """Where reachability is tested from: ``govbaseline_probe_host`` if set, else the controller.
+    A host checking itself (pull mode) is its own vantage point for what its services answer (TLS,
+    headers, the WAF), but a check marked ``outside`` (what the firewall lets in, what the IDS sees on
+    the wire) has no meaning there: it is skipped, and left to a verify from the controller."""
+    if os.environ.get("GOVBASELINE_VANTAGE") == "host":
+        if request.node.get_closest_marker("outside"):
+            pytest.skip("needs a view from outside the host: checked by `govbaseline verify` from the "
+                        "controller, not by the host itself (pull mode)")
+        return Probe("the host itself")
     name = hostvars.get("govbaseline_probe_host")
     if not name:
         return Probe(where="controller")
@@ -143,8 +152,13 @@ def probe(request: pytest.FixtureRequest, host: Any, hostvars: dict[str, Any]) -
 
 
 def other_host(request: pytest.FixtureRequest, host: Any, name: str) -> Any:
-    """Another inventory host, for a check that must look from there; its commands are evidence too."""
+    """Another inventory host, for a check that must look from there; its commands are evidence too.
+    A host checking itself (pull mode) reaches no other host: the check is skipped there."""
     import testinfra
+
+    if os.environ.get("GOVBASELINE_VANTAGE") == "host":
+        pytest.skip(f"needs {name}: checked by `govbaseline verify` from the controller, not by the host itself "
+                    "(pull mode)")
 
     remote = testinfra.get_host(f"ansible://{name}", ansible_inventory=host.backend.ansible_inventory)
     records = getattr(request.node, "_govbaseline_records", None)

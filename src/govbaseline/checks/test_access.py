@@ -79,6 +79,7 @@ def test_forwarding_off_and_banner_shown(host, hostvars):
 
 
 @pytest.mark.control("ACC-01")
+@pytest.mark.outside
 def test_password_login_and_weak_kex_refused_from_outside(host, hostvars, probe):
     """From another host: the server offers only public keys, shows the banner, and refuses SHA-1 key exchange."""
     address = address_of(hostvars)

@@ -54,6 +54,7 @@ def test_ruleset_loaded_at_boot(host, hostvars):
 
 
 @pytest.mark.control("FW-01")
+@pytest.mark.outside
 def test_undeclared_port_unreachable_from_outside(host, hostvars, probe):
     """A listener on an undeclared port is reachable on the host itself but not from outside."""
     address = hostvars.get("ansible_host", hostvars.get("inventory_hostname"))

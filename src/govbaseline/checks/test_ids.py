@@ -45,6 +45,7 @@ def test_suricata_inspects_the_public_interface_with_the_shipped_rules(host, hos
 
 
 @pytest.mark.control("IDS-01")
+@pytest.mark.outside
 def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, evidence):
     forwarder = host.service("govbaseline-ids-alerts")
     assert forwarder.is_running and forwarder.is_enabled, \

@@ -30,6 +30,7 @@ SINK_OFFSET = 5
 SINK_SPOOL = "/var/lib/govbaseline-sink"
 SYSLOG_PORT = 6514
 SINK_WEB_PORT = 8025  # the sink's HTTP port: webhook (POST) and files (GET)
+SINK_GIT_PORT = 8443  # the sink's HTTPS port: git repositories, read-only ("dumb" HTTP protocol)
 BACKUP_PORT = 8000  # the sink's restic REST server (the lab's backup server)
 # rsyslog on the sink: a TLS syslog listener (RFC 5425) writing what it receives to one file.
 SINK_RSYSLOG = f"""global(
@@ -189,6 +190,17 @@ class Lab:
                 "for p in sorted(d.glob('*.*'))]))")
         out = self.exec(self.sink, "python3", "-c", code).stdout.decode()
         return [(name, body.encode()) for name, body in json.loads(out)]
+
+    def publish_repository(self, name: str, bare: Path) -> str:
+        """Serve the bare git repository ``bare`` from the sink over HTTPS (certificate of the lab CA),
+        replacing an earlier one of the same name; return its URL. ``git update-server-info`` is run
+        first: the sink serves files only ("dumb" HTTP protocol)."""
+        subprocess.run(["git", "-C", str(bare), "update-server-info"], check=True, capture_output=True)
+        target = f"{SINK_SPOOL}/git/{name}.git"
+        self.exec(self.sink, "rm", "-rf", target)
+        self.exec(self.sink, "mkdir", "-p", f"{SINK_SPOOL}/git")
+        podman("cp", str(bare), f"{self.sink.container}:{target}")
+        return f"https://{self.sink.address}:{SINK_GIT_PORT}/{name}.git"
 
     def clear_sink(self) -> None:
         self.exec(self.sink, "sh", "-c", f"rm -f {SINK_SPOOL}/mail/* {SINK_SPOOL}/webhook/*")

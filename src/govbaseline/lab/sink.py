@@ -6,13 +6,16 @@ with Debian's ``python3-aiosmtpd``, not in the project venv:
 - SMTP on port 25 (STARTTLS required, with the lab CA's certificate): every message is stored as
   ``<spool>/mail/<time>-<n>.eml`` with the envelope recipients in an ``X-Sink-Rcpt`` header;
 - HTTP on port 8025: every POST body (the alert webhook) is stored as ``<spool>/webhook/<time>-<n>.json``;
-  a GET of ``/files/<name>`` serves ``<spool>/files/<name>`` (the lab's ClamAV signature mirror).
+  a GET of ``/files/<name>`` serves ``<spool>/files/<name>`` (the lab's ClamAV signature mirror);
+- HTTPS on port 8443 (the lab CA's certificate): ``<spool>/git`` read-only, git's "dumb" HTTP
+  protocol, as the organisation's repository that hosts in pull mode clone.
 
 Nothing here is part of what the baseline installs on a real server.
 """
 
 from __future__ import annotations
 
+import functools
 import http.server
 import itertools
 import ssl
@@ -26,6 +29,7 @@ SMTP_PORT = 25
 # Written by `govbaseline lab up` from the lab CA; with them the sink requires STARTTLS.
 CERT, KEY = "/etc/govbaseline-sink/cert.pem", "/etc/govbaseline-sink/key.pem"
 WEBHOOK_PORT = 8025
+GIT_PORT = 8443
 _counter = itertools.count()
 
 
@@ -77,6 +81,13 @@ def webhook_handler(folder: Path, served: Path) -> type[http.server.BaseHTTPRequ
     return Handler
 
 
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    """Files of one folder, read-only (GET and HEAD only), without a line per request on stderr."""
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
 def main(spool: str) -> None:
     from aiosmtpd.controller import Controller  # type: ignore[import-not-found]  # Debian's, on the sink host
 
@@ -92,7 +103,15 @@ def main(spool: str) -> None:
     smtp.start()
     web = http.server.ThreadingHTTPServer(("0.0.0.0", WEBHOOK_PORT), webhook_handler(root / "webhook", root / "files"))  # noqa: S104
     threading.Thread(target=web.serve_forever, daemon=True).start()
-    print(f"sink: SMTP on {SMTP_PORT}, webhook on {WEBHOOK_PORT}, spool {root}", flush=True)
+    if tls is not None:
+        (root / "git").mkdir(exist_ok=True)
+        handler = functools.partial(QuietFiles, directory=str(root / "git"))
+        repos = http.server.ThreadingHTTPServer(("0.0.0.0", GIT_PORT), handler)  # noqa: S104 - lab only
+        served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        served.load_cert_chain(CERT, KEY)
+        repos.socket = served.wrap_socket(repos.socket, server_side=True)
+        threading.Thread(target=repos.serve_forever, daemon=True).start()
+    print(f"sink: SMTP on {SMTP_PORT}, webhook on {WEBHOOK_PORT}, git on {GIT_PORT}, spool {root}", flush=True)
     while True:
         time.sleep(3600)
 

@@ -1,0 +1,159 @@
+"""Pull mode: each host applies the baseline itself and checks itself; a collector gathers the results.
+
+Where pushing from one controller stops scaling, role ``pull`` (``pull_enabled: true``) gives each
+host a timer that runs ``/usr/local/sbin/govbaseline-pull``:
+
+1. ``ansible-pull`` clones or updates the organisation's repository (this project with its
+   inventory, over HTTPS or SSH) and applies ``playbooks/site.yml`` to the host alone, locally;
+2. the checkout's own govbaseline checks the host from the inside (:func:`write_result`, run as
+   ``python3 -m govbaseline pull-result``): checks that need a view from outside are skipped;
+3. the result (the checks with their evidence, secrets masked; the commit; how ansible-pull ended)
+   is left in ``/var/lib/govbaseline/pull/result.json``.
+
+``govbaseline collect`` (:func:`collect`) fetches every host's result over SSH, ``--forks`` at a
+time, and writes one report as ``verify`` does: a host that cannot be reached, has no result yet,
+or whose result is older than ``--max-age-hours`` is named and fails the report; so does a host
+whose ansible-pull failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from govbaseline import report
+from govbaseline.inventory import Selection, ansible_env, select, tool
+from govbaseline.verify import Outcome, masker, secret_values, verify
+from govbaseline.waivers import Waiver, check_scope
+
+RESULT_FORMAT = 1
+RESULT_PATH = "/var/lib/govbaseline/pull/result.json"
+LOG_TAIL = 4000  # characters of ansible-pull's output kept in a result
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def write_result(inventory: Path, host: str, out: Path, report_dir: Path, apply_returncode: int,
+                 apply_log: Path | None, commit: str) -> dict[str, Any]:
+    """On the host: check it from the inside and write ``out`` (root only), replacing it whole."""
+    selection = select(inventory, host)
+    if list(selection.hosts.hostvars) != [host]:
+        raise RuntimeError(f"{host} is not a host of the inventory {inventory}")
+    outcome = verify(inventory, report_dir, forks=1, selection=selection, local=True)
+    clean = masker(secret_values(selection.hosts.hostvars))
+    log = apply_log.read_text(errors="replace") if apply_log and apply_log.exists() else ""
+    result = {
+        "format": RESULT_FORMAT,
+        "host": host,
+        "finished": dt.datetime.now(dt.UTC).strftime(TIME_FORMAT),
+        "commit": commit,
+        "apply": {"returncode": apply_returncode, "log_tail": clean(log[-LOG_TAIL:])},
+        "results": outcome.results,
+    }
+    partial = out.with_name(out.name + ".new")
+    partial.touch(mode=0o600)
+    partial.write_text(json.dumps(result))
+    partial.replace(out)
+    return result
+
+
+def fetch(selection: Selection, forks: int) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Every host's result file, over SSH with Ansible (``forks`` at a time): (results by host,
+    why each other host has none)."""
+    hosts = sorted(selection.hosts.hostvars)
+    found: dict[str, dict[str, Any]] = {}
+    missing: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="govbaseline-collect-") as tmp:
+        cmd = [tool("ansible"), "all", "-i", str(selection.inventory), "--limit", ",".join(hosts),
+               "-f", str(forks), "-m", "ansible.builtin.fetch",
+               "-a", f"src={RESULT_PATH} dest={tmp}/ flat=false fail_on_missing=true validate_checksum=true"]
+        env = dict(ansible_env(), ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        try:
+            outcome = json.loads(proc.stdout)
+            answers = outcome["plays"][0]["tasks"][0]["hosts"]
+        except (ValueError, KeyError, IndexError) as exc:
+            raise RuntimeError(f"ansible could not fetch the results ({exc}):\n{proc.stdout[-2000:]}"
+                               f"\n{proc.stderr[-2000:]}") from exc
+        for host in hosts:
+            answer = answers.get(host, {})
+            path = Path(tmp) / host / RESULT_PATH.lstrip("/")
+            if answer.get("unreachable"):
+                missing[host] = f"unreachable: {answer.get('msg', '').strip()}"
+            elif answer.get("failed") or not path.exists():
+                why = str(answer.get("msg", "no answer")).strip()
+                missing[host] = (f"no pull result yet ({RESULT_PATH}): has its timer run?"
+                                 if "does not exist" in why or "not found" in why else f"result not fetched: {why}")
+            else:
+                try:
+                    found[host] = json.loads(path.read_text())
+                except ValueError as exc:
+                    missing[host] = f"{RESULT_PATH} is not JSON: {exc}"
+    return found, missing
+
+
+def judge(host: str, result: dict[str, Any], now: dt.datetime, max_age: dt.timedelta) -> str | None:
+    """Why a fetched result cannot stand for the host now; None when it can."""
+    if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
+        return f"{RESULT_PATH} is not a result of format {RESULT_FORMAT}"
+    if result.get("host") != host:
+        return f"{RESULT_PATH} is the result of {result.get('host')!r}, not of {host}"
+    try:
+        finished = dt.datetime.strptime(str(result.get("finished")), TIME_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return f"{RESULT_PATH} has no valid finishing time"
+    if now - finished > max_age:
+        hours = (now - finished).total_seconds() / 3600
+        return (f"stale: its last pull result is {hours:.1f} h old (at most {max_age.total_seconds() / 3600:g} h "
+                f"accepted): is its timer running?")
+    if not isinstance(result.get("results"), list) or not isinstance(result.get("apply"), dict):
+        return f"{RESULT_PATH} lacks its results"
+    return None
+
+
+def collect(inventory: Path, report_dir: Path, limit: str | None = None, forks: int = 10,
+            max_age_hours: float = 6.0, waivers: list[Waiver] | None = None,
+            now: dt.datetime | None = None) -> Outcome:
+    """Gather the pull results of the inventory's hosts into one report in ``report_dir``."""
+    if forks < 1:
+        raise ValueError(f"forks must be at least 1, not {forks}")
+    if max_age_hours <= 0:
+        raise ValueError(f"max_age_hours must be above 0, not {max_age_hours}")
+    selection = select(inventory, limit)
+    hosts = sorted(selection.hosts.hostvars)
+    if not hosts:
+        raise RuntimeError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
+    if waivers:
+        check_scope(waivers, selection.fleet)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    previous = report.load_previous(report_dir)
+    found, down = fetch(selection, forks)
+    now = now or dt.datetime.now(dt.UTC)
+    results: list[dict[str, Any]] = []
+    pulls: dict[str, dict[str, Any]] = {}
+    clean = masker(secret_values(selection.hosts.hostvars))
+    for host, result in sorted(found.items()):
+        why = judge(host, result, now, dt.timedelta(hours=max_age_hours))
+        if why:
+            down[host] = why
+            continue
+        # A host's own masking is trusted no further than ours: mask again with the inventory's secrets.
+        for item in result["results"]:
+            item["host"] = host
+            item["message"] = clean(str(item.get("message", "")))
+            for record in item.get("evidence", []):
+                for key in ("command", "stdout", "stderr"):
+                    record[key] = clean(str(record.get(key, "")))
+        results += result["results"]
+        pulls[host] = {"finished": result["finished"], "commit": str(result.get("commit", "")),
+                       "apply_returncode": int(result["apply"].get("returncode", 1)),
+                       "apply_log_tail": clean(str(result["apply"].get("log_tail", "")))}
+    (report_dir / "junit.xml").unlink(missing_ok=True)  # a collected report has no pytest run of its own
+    data = report.build(results, hosts, inventory=str(inventory), unreachable=down, previous=previous,
+                        waivers=waivers, groups={h: selection.hosts.groups_of(h) for h in hosts}, pulls=pulls)
+    digest = report.write(data, report_dir)
+    return Outcome(report_dir=report_dir, data=data, returncode=0 if data["summary"]["passed"] else 1,
+                   output="", bundle_sha256=digest, results=results)
