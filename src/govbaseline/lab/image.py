@@ -67,8 +67,9 @@ MASKED_UNITS = ("getty@tty1.service", "console-getty.service", "systemd-logind.s
 
 
 # Packages of features no lab host can use: ACME needs a CA on the internet. (certbot's Python
-# dependencies also fail to configure inside debootstrap.)
-NOT_PREINSTALLED = frozenset({"tls_acme_packages"})
+# dependencies also fail to configure inside debootstrap, as do ansible-core's: pull mode's packages
+# are installed when a host is enrolled, which the pull lab test does.)
+NOT_PREINSTALLED = frozenset({"tls_acme_packages", "pull_packages"})
 
 # Role packages a Debian release does not have (the roles use another way there: a Debian 12
 # backup server is the SFTP fallback, see roles/backup_server). debootstrap refuses a missing one.
