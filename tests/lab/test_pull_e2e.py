@@ -92,8 +92,8 @@ def test_hosts_apply_and_check_themselves_and_the_collector_gathers_them(lab_fac
         modes = sh(lab, host, "stat -c '%a %U' /etc/govbaseline/pull/config.json "
                               "/etc/govbaseline/pull/vault-password").split("\n")
         assert modes[:2] == ["600 root", "600 root"], modes
-        # Enrolling applied nothing else: no web server yet.
-        assert lab.exec(host, "test", "-e", "/etc/nginx/sites-available", check=False).returncode != 0
+        # Enrolling applied nothing else: no self-audit timer yet (the image has the packages only).
+        assert lab.exec(host, "test", "-e", "/etc/systemd/system/govbaseline-lynis.timer", check=False).returncode != 0
 
     # The first host's timer unit runs: it converges itself from the repository, then checks itself.
     ran = lab.exec(first, "systemctl", "start", "govbaseline-pull.service", check=False)
