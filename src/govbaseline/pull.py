@@ -67,26 +67,25 @@ def fetch(selection: Selection, forks: int) -> tuple[dict[str, dict[str, Any]], 
     found: dict[str, dict[str, Any]] = {}
     missing: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="govbaseline-collect-") as tmp:
+        # --tree: Ansible writes each host's answer (fetched, failed, unreachable) as JSON to <tree>/<host>.
+        tree = Path(tmp) / "answers"
         cmd = [tool("ansible"), "all", "-i", str(selection.inventory), "--limit", ",".join(hosts),
-               "-f", str(forks), "-m", "ansible.builtin.fetch",
-               "-a", f"src={RESULT_PATH} dest={tmp}/ flat=false fail_on_missing=true validate_checksum=true"]
-        env = dict(ansible_env(), ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        try:
-            outcome = json.loads(proc.stdout)
-            answers = outcome["plays"][0]["tasks"][0]["hosts"]
-        except (ValueError, KeyError, IndexError) as exc:
-            raise RuntimeError(f"ansible could not fetch the results ({exc}):\n{proc.stdout[-2000:]}"
-                               f"\n{proc.stderr[-2000:]}") from exc
+               "-f", str(forks), "--tree", str(tree), "-m", "ansible.builtin.fetch",
+               "-a", f"src={RESULT_PATH} dest={tmp}/files/ flat=false fail_on_missing=true validate_checksum=true"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), check=False)
         for host in hosts:
-            answer = answers.get(host, {})
-            path = Path(tmp) / host / RESULT_PATH.lstrip("/")
+            try:
+                answer = json.loads((tree / host).read_text())
+            except (OSError, ValueError):
+                missing[host] = f"no answer from Ansible: {(proc.stderr or proc.stdout).strip()[-500:]}"
+                continue
+            path = Path(tmp) / "files" / host / RESULT_PATH.lstrip("/")
+            why = str(answer.get("msg", "")).strip()
             if answer.get("unreachable"):
-                missing[host] = f"unreachable: {answer.get('msg', '').strip()}"
+                missing[host] = f"unreachable: {why}"
             elif answer.get("failed") or not path.exists():
-                why = str(answer.get("msg", "no answer")).strip()
                 missing[host] = (f"no pull result yet ({RESULT_PATH}): has its timer run?"
-                                 if "does not exist" in why or "not found" in why else f"result not fetched: {why}")
+                                 if "not found" in why or "does not exist" in why else f"result not fetched: {why}")
             else:
                 try:
                     found[host] = json.loads(path.read_text())
