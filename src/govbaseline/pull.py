@@ -27,13 +27,17 @@ from typing import Any
 
 from govbaseline import report
 from govbaseline.inventory import Selection, ansible_env, select, tool
-from govbaseline.verify import Outcome, masker, secret_values, verify
-from govbaseline.waivers import Waiver, check_scope
+from govbaseline.verify import Outcome, masker, redact, secret_values, start, verify
+from govbaseline.waivers import Waiver
 
 RESULT_FORMAT = 1
 RESULT_PATH = "/var/lib/govbaseline/pull/result.json"
 LOG_TAIL = 4000  # characters of ansible-pull's output kept in a result
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The shape of one check's result, as govbaseline.checks.plugin writes it.
+ITEM_KEYS = frozenset({"check", "controls", "status", "message", "duration", "evidence"})
+EVIDENCE_KEYS = frozenset({"command", "rc", "stdout", "stderr", "time"})
+STATUSES = frozenset({"pass", "fail", "error", "skipped"})
 
 
 def write_result(inventory: Path, host: str, out: Path, report_dir: Path, apply_returncode: int,
@@ -110,6 +114,11 @@ def judge(host: str, result: dict[str, Any], now: dt.datetime, max_age: dt.timed
                 f"accepted): is its timer running?")
     if not isinstance(result.get("results"), list) or not isinstance(result.get("apply"), dict):
         return f"{RESULT_PATH} lacks its results"
+    for item in result["results"]:
+        if not (isinstance(item, dict) and item.keys() >= ITEM_KEYS and isinstance(item["controls"], list)
+                and item["status"] in STATUSES and isinstance(item["evidence"], list)
+                and all(isinstance(e, dict) and e.keys() >= EVIDENCE_KEYS for e in item["evidence"])):
+            return f"{RESULT_PATH} holds a check result of the wrong shape"
     return None
 
 
@@ -117,39 +126,27 @@ def collect(inventory: Path, report_dir: Path, limit: str | None = None, forks: 
             max_age_hours: float = 6.0, waivers: list[Waiver] | None = None,
             now: dt.datetime | None = None) -> Outcome:
     """Gather the pull results of the inventory's hosts into one report in ``report_dir``."""
-    if forks < 1:
-        raise ValueError(f"forks must be at least 1, not {forks}")
     if max_age_hours <= 0:
         raise ValueError(f"max_age_hours must be above 0, not {max_age_hours}")
-    selection = select(inventory, limit)
+    selection, previous = start(inventory, report_dir, forks, limit, waivers=waivers)
     hosts = sorted(selection.hosts.hostvars)
-    if not hosts:
-        raise RuntimeError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
-    if waivers:
-        check_scope(waivers, selection.fleet)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    previous = report.load_previous(report_dir)
     found, down = fetch(selection, forks)
     now = now or dt.datetime.now(dt.UTC)
     results: list[dict[str, Any]] = []
     pulls: dict[str, dict[str, Any]] = {}
-    clean = masker(secret_values(selection.hosts.hostvars))
     for host, result in sorted(found.items()):
         why = judge(host, result, now, dt.timedelta(hours=max_age_hours))
         if why:
             down[host] = why
             continue
-        # A host's own masking is trusted no further than ours: mask again with the inventory's secrets.
-        for item in result["results"]:
-            item["host"] = host
-            item["message"] = clean(str(item.get("message", "")))
-            for record in item.get("evidence", []):
-                for key in ("command", "stdout", "stderr"):
-                    record[key] = clean(str(record.get(key, "")))
-        results += result["results"]
+        results += [{**item, "host": host} for item in result["results"]]
         pulls[host] = {"finished": result["finished"], "commit": str(result.get("commit", "")),
                        "apply_returncode": int(result["apply"].get("returncode", 1)),
-                       "apply_log_tail": clean(str(result["apply"].get("log_tail", "")))}
+                       "apply_log_tail": str(result["apply"].get("log_tail", ""))}
+    # A host's own masking is trusted no further than ours: mask again with the inventory's secrets.
+    clean = redact(results, secret_values(selection.hosts.hostvars))
+    for pull in pulls.values():
+        pull["apply_log_tail"] = clean(pull["apply_log_tail"])
     (report_dir / "junit.xml").unlink(missing_ok=True)  # a collected report has no pytest run of its own
     data = report.build(results, hosts, inventory=str(inventory), unreachable=down, previous=previous,
                         waivers=waivers, groups={h: selection.hosts.groups_of(h) for h in hosts}, pulls=pulls)

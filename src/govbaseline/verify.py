@@ -128,6 +128,24 @@ def unreachable_hosts(hostvars: dict[str, dict[str, Any]], forks: int) -> dict[s
         return {host: why for host, why in pool.map(reach, sorted(hostvars)) if why}
 
 
+def start(inventory: Path, report_dir: Path, forks: int, limit: str | None = None,
+          selection: Selection | None = None, waivers: list[Waiver] | None = None,
+          ) -> tuple[Selection, dict[str, Any] | None]:
+    """What a verify or collect run does before it reads any host: refuse bad settings, an empty
+    selection and a waiver outside the inventory; create the report folder; return the hosts and
+    the previous report in the folder (for drift)."""
+    if forks < 1:
+        raise ValueError(f"forks must be at least 1, not {forks}")
+    selection = selection or select(inventory, limit)
+    if not selection.hosts.hostvars:
+        limit = selection.limit
+        raise RuntimeError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
+    if waivers:
+        check_scope(waivers, selection.fleet)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    return selection, report.load_previous(report_dir)
+
+
 def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None = None,
            controls: list[str] | None = None, checks: list[str] | None = None,
            waivers: list[Waiver] | None = None, selection: Selection | None = None,
@@ -136,17 +154,9 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
     ``forks`` bounds how many checks run at once; a host that cannot be reached is reported as
     unreachable and the others are checked all the same. ``local``: the run is on the host itself
     (pull mode): its commands run locally, and checks that need a view from outside are skipped."""
-    if forks < 1:
-        raise ValueError(f"forks must be at least 1, not {forks}")
-    selection = selection or select(inventory, limit)
-    limit, resolved = selection.limit, selection.hosts
+    selection, previous = start(inventory, report_dir, forks, limit, selection, waivers)
+    resolved = selection.hosts
     hosts = sorted(resolved.hostvars)
-    if not hosts:
-        raise RuntimeError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
-    if waivers:
-        check_scope(waivers, selection.fleet)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    previous = report.load_previous(report_dir)
     down = {} if local else unreachable_hosts(resolved.hostvars, forks)
     reachable = [h for h in hosts if h not in down]
     results: list[dict[str, Any]] = []

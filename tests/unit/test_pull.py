@@ -34,6 +34,11 @@ def test_a_stale_foreign_or_malformed_result_does_not():
     assert "not a result of format" in judge("web1", result(format=0), NOW, six)
     assert "no valid finishing time" in judge("web1", result(finished="yesterday"), NOW, six)
     assert "lacks its results" in judge("web1", result(results=None), NOW, six)
+    assert "wrong shape" in judge("web1", result(results=[{"check": "c", "status": "pass"}]), NOW, six)
+    good = {"check": "c", "controls": ["FW-01"], "status": "pass", "message": "", "duration": 0.1,
+            "evidence": [{"command": "nft list ruleset", "rc": 0, "stdout": "", "stderr": "", "time": "t"}]}
+    assert judge("web1", result(results=[good]), NOW, six) is None
+    assert "wrong shape" in judge("web1", result(results=[{**good, "status": "fine"}]), NOW, six)
 
 
 def test_a_failed_ansible_pull_fails_the_report_and_its_log_is_escaped():
