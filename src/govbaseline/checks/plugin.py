@@ -30,7 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control(id): the catalogue control a check verifies")
     config.addinivalue_line("markers", "role(name): the role whose hosts a check concerns, when not its control's")
-    config.addinivalue_line("markers", "outside: the check needs a vantage point outside the host (not in pull mode)")
+    config.addinivalue_line("markers", "outside: the check needs a view from outside the host, or the controller's "
+                                       "scanner (skipped when a host checks itself in pull mode)")
 
 
 def _controls(item: pytest.Item) -> list[str]:
@@ -67,6 +68,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A host checking itself (pull mode) skips the checks marked ``outside``."""
+    if os.environ.get("GOVBASELINE_VANTAGE") == "host" and item.get_closest_marker("outside"):
+        pytest.skip("needs a view from outside the host (or the controller's scanner): checked by "
+                    "`govbaseline verify` from the controller, not by the host itself (pull mode)")
 
 
 # -- facts the checks need -------------------------------------------------------------------
@@ -141,9 +149,6 @@ def probe(request: pytest.FixtureRequest, host: Any, hostvars: dict[str, Any]) -
     headers, the WAF), but a check marked ``outside`` (what the firewall lets in, what the IDS sees on
     the wire) has no meaning there: it is skipped, and left to a verify from the controller."""
     if os.environ.get("GOVBASELINE_VANTAGE") == "host":
-        if request.node.get_closest_marker("outside"):
-            pytest.skip("needs a view from outside the host: checked by `govbaseline verify` from the "
-                        "controller, not by the host itself (pull mode)")
         return Probe("the host itself")
     name = hostvars.get("govbaseline_probe_host")
     if not name:

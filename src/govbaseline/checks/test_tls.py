@@ -56,6 +56,7 @@ def forward_secret_aead(suite: str) -> bool:
 
 
 @pytest.mark.control("TLS-01")
+@pytest.mark.outside  # sslyze's OpenSSL builds live on the controller
 def test_only_tls12_and_tls13_offered(host, hostvars, evidence):
     allowed = ("TLS 1.3",) if hostvars["tls_profile"] == "modern" else ("TLS 1.2", "TLS 1.3")
     chosen = {version: handshake(hostvars, version) for version in (*LEGACY, "TLS 1.2", "TLS 1.3")}
@@ -68,6 +69,7 @@ def test_only_tls12_and_tls13_offered(host, hostvars, evidence):
 
 
 @pytest.mark.control("TLS-01")
+@pytest.mark.outside  # sslyze's OpenSSL builds live on the controller
 def test_only_forward_secret_aead_suites(host, hostvars, evidence):
     if hostvars["tls_profile"] == "modern":
         pytest.skip("the modern profile offers TLS 1.3 only, whose suites are all forward secret and AEAD")
@@ -80,6 +82,7 @@ def test_only_forward_secret_aead_suites(host, hostvars, evidence):
 
 
 @pytest.mark.control("TLS-01")
+@pytest.mark.outside  # sslyze's OpenSSL builds live on the controller
 def test_session_tickets_off(host, hostvars, evidence):
     result = resumption(hostvars)
     tickets = result.tls_ticket_successful_resumptions_count
