@@ -122,13 +122,24 @@ def judge(host: str, result: dict[str, Any], now: dt.datetime, max_age: dt.timed
     return None
 
 
+def enrolled_hosts(selection: Selection) -> list[str]:
+    """The selected hosts in pull mode (``pull_enabled`` true): only they leave results."""
+    from ansible.module_utils.parsing.convert_bool import boolean
+
+    return sorted(h for h, v in selection.hosts.hostvars.items() if boolean(v.get("pull_enabled", False), strict=False))
+
+
 def collect(inventory: Path, report_dir: Path, limit: str | None = None, forks: int = 10,
             max_age_hours: float = 6.0, waivers: list[Waiver] | None = None,
             now: dt.datetime | None = None) -> Outcome:
-    """Gather the pull results of the inventory's hosts into one report in ``report_dir``."""
+    """Gather the pull results of the inventory's hosts in pull mode into one report in ``report_dir``."""
     if max_age_hours <= 0:
         raise ValueError(f"max_age_hours must be above 0, not {max_age_hours}")
     selection, previous = start(inventory, report_dir, forks, limit, waivers=waivers)
+    enrolled = enrolled_hosts(selection)
+    if not enrolled:
+        raise RuntimeError(f"no host of {inventory}{' matching ' + limit if limit else ''} has pull_enabled: true")
+    selection = selection.narrowed(enrolled)
     hosts = sorted(selection.hosts.hostvars)
     found, down = fetch(selection, forks)
     now = now or dt.datetime.now(dt.UTC)
