@@ -89,9 +89,9 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "pull-credentials-in-url": ({"pull_enabled": True,
                                  "pull_repository_url": "https://ops:t0ken@git.example.gov/ops/baseline.git"},
                                 "pull_repository_url must not carry credentials"),
-    "pull-playbook-outside": ({"pull_playbook": "../site.yml"}, "pull_playbook must be a path inside the repository"),
+    "pull-playbook-outside": ({"pull_enabled": True, "pull_playbook": "../site.yml"},
+                              "pull_playbook must be a path inside the repository"),
     # across roles
-    "web-jails-without-nginx": ({"tls_enabled": False}, "ids_web_auth_jail and ids_web_4xx_jail read nginx's logs"),
     "https-closed-by-the-firewall": ({"firewall_allowed_tcp_ports": [80]}, "firewall_allowed_tcp_ports lacks 443"),
     "scan-faster-than-flood-limit": ({"vulnscan_port_scan_max_rate": 50},
                                      "vulnscan_port_scan_max_rate (50/s) must stay below "
@@ -108,10 +108,10 @@ BATCHES: dict[str, list[str]] = {
                    "interface-with-shell", "pull-without-repository"],
     "yet-more-rules": ["empty-management", "user-without-password", "loose-umask", "no-admin-at-all", "journal-size",
                        "unquoted-off", "password-with-colon", "sftp-key-not-a-key", "known-good-inside-web-root",
-                       "rule-source-ftp", "pull-credentials-in-url", "pull-playbook-outside"],
+                       "rule-source-ftp", "pull-credentials-in-url"],
     "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root"],
     "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
-    "across-roles-without-tls": ["web-jails-without-nginx"],
+    "pull-paths": ["pull-playbook-outside"],
 }
 
 

@@ -978,7 +978,8 @@ def role_of(name: str) -> str | None:
 
 # Variables of another role that a role reads (its templates use them): the host's value, or that
 # role's default. They are in the reading role's argument_specs too, so both engines check them.
-READS: dict[str, tuple[str, ...]] = {"ids": ("firewall_management_cidrs", "firewall_ssh_port")}
+# ids: its web jails read nginx's logs, so they are on only where the tls role is (tls_enabled).
+READS: dict[str, tuple[str, ...]] = {"ids": ("firewall_management_cidrs", "firewall_ssh_port", "tls_enabled")}
 
 
 def role_vars(role: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:
@@ -1016,10 +1017,54 @@ def validated_vars(role: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:
     return validate(role, role_vars(role, hostvars))
 
 
-def validate(role: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Check ``values`` against the role's argument spec and rules; return them type-converted."""
+def switched_on(role: str, values: Mapping[str, Any]) -> bool:
+    """Whether ``<role>_enabled`` is true in ``values`` (a role without the switch is always on).
+    Raises ValidationError when the switch itself is not a boolean."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+    switch = f"{role}_enabled"
+    spec = argument_spec(role)
+    if switch not in spec or switch not in values:
+        return True
+    result = ArgumentSpecValidator({switch: spec[switch]}).validate({switch: values[switch]})
+    if result.error_messages:
+        raise ValidationError(role, [str(msg) for msg in result.error_messages])
+    return bool(result.validated_parameters[switch])
+
+
+def internal_vars(role: str) -> dict[str, Any]:
+    """The role's internal variables (``__<role>_*``: paths, unit names, tables): ``vars/main.yml``,
+    then ``vars/Debian.yml``. The engines install by these names and the checks look them up here."""
+    values: dict[str, Any] = {}
+    for name in ("main.yml", "Debian.yml"):
+        path = ROLES_DIR / role / "vars" / name
+        if path.exists():
+            values.update(yaml.safe_load(path.read_text()) or {})
+    return values
+
+
+def applied_vars(role: str, hostvars: Mapping[str, Any], major_version: str | None = None) -> dict[str, Any]:
+    """What an engine applies of ``role`` on a host, and so what its checks judge: the role's
+    defaults overlaid by the host's inventory variables, validated and type-converted (``"443"``
+    becomes ``443``), with the role's internal variables and, given the host's Debian
+    ``major_version``, what follows from it (``derived``). A role switched off yields
+    ``{"<role>_enabled": False}`` alone. Raises ValidationError for a bad value."""
+    values = validated_vars(role, hostvars)
+    if not values.get(f"{role}_enabled", True):
+        return values
+    extra = derived(role, values, major_version) if major_version else {}
+    return {**values, **internal_vars(role), **extra}
+
+
+def validate(role: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``values`` against the role's argument spec and rules; return them type-converted.
+
+    A role switched off (``<role>_enabled: false``) is neither applied nor checked, so its other
+    variables are not judged either: the result is ``{"<role>_enabled": False}`` alone."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    if not switched_on(role, values):
+        return {f"{role}_enabled": False}
     spec = argument_spec(role)
     params = {k: v for k, v in values.items() if k in spec}
     problems: list[str] = []
@@ -1059,17 +1104,19 @@ def validate_roles(values: Mapping[str, Mapping[str, Any]], context: Mapping[str
     converted: dict[str, dict[str, Any]] = {}
     for role, role_values in values.items():
         try:
+            converted[role] = validate(role, role_values)
+            if not converted[role].get(f"{role}_enabled", True):
+                continue  # switched off: not applied, so neither the platform nor a lockout matters
             if platform is not None:
                 check_platform(role, *platform)
-            converted[role] = validate(role, role_values)
-            if platform is not None:
                 check_platform(role, *platform, converted[role])
             check_lockout(role, converted[role], context)
         except ValidationError as exc:
             problems += [f"role {exc.role}: {p}" for p in exc.problems]
     if not problems:
         try:
-            check_baseline(converted)
+            # The rules across roles see the roles that are switched on only.
+            check_baseline({role: v for role, v in converted.items() if v.get(f"{role}_enabled", True)})
         except ValidationError as exc:
             problems += [f"{exc.role}: {p}" for p in exc.problems]
     if problems:
@@ -1078,23 +1125,18 @@ def validate_roles(values: Mapping[str, Mapping[str, Any]], context: Mapping[str
 
 
 def check_baseline(values: Mapping[str, Mapping[str, Any]]) -> None:
-    """Rules across roles, for the whole baseline; ``values`` holds each role's validated variables."""
+    """Rules across roles, for the whole baseline; ``values`` holds the validated variables of each
+    role that is switched on (a role that is off is absent: no rule may demand its values)."""
     firewall, tls, scan = values.get("firewall"), values.get("tls"), values.get("vulnscan")
     problems = []
-    if firewall and tls and firewall.get("firewall_enabled") and tls.get("tls_enabled") \
-            and 443 not in firewall.get("firewall_allowed_tcp_ports", []):
+    if firewall and tls and 443 not in firewall.get("firewall_allowed_tcp_ports", []):
         problems.append("firewall_allowed_tcp_ports lacks 443: the tls role serves HTTPS there and the firewall "
                         "would drop every client. Add 443 (and 80 for the redirect), or set tls_enabled: false")
-    if firewall and scan and firewall.get("firewall_enabled") and scan.get("vulnscan_scanner_host") and \
+    if firewall and scan and scan.get("vulnscan_scanner_host") and \
             scan["vulnscan_port_scan_max_rate"] >= firewall["firewall_new_conn_rate_per_second"]:
         problems.append(f"vulnscan_port_scan_max_rate ({scan['vulnscan_port_scan_max_rate']}/s) must stay below "
                         f"firewall_new_conn_rate_per_second ({firewall['firewall_new_conn_rate_per_second']}/s): "
                         "the firewall's flood limit would drop probes and hide open ports from the scan")
-    ids = values.get("ids")
-    if ids and ids.get("ids_enabled") and tls is not None and not tls.get("tls_enabled") and \
-            (ids.get("ids_web_auth_jail") or ids.get("ids_web_4xx_jail")):
-        problems.append("ids_web_auth_jail and ids_web_4xx_jail read nginx's logs, but tls_enabled is false: "
-                        "set both to false, or enable the tls role")
     if problems:
         raise ValidationError("baseline", problems)
 

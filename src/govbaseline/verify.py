@@ -128,6 +128,30 @@ def unreachable_hosts(hostvars: dict[str, dict[str, Any]], forks: int) -> dict[s
         return {host: why for host, why in pool.map(reach, sorted(hostvars)) if why}
 
 
+def applied_hostvars(resolved: ResolvedInventory, hosts: list[str]) -> dict[str, dict[str, Any]]:
+    """Each host's variables as the engines apply them, for the checks to judge: the inventory's
+    variables with ``group_names``, overlaid for every role the host's groups get by the role's
+    values after validation and type conversion and its internal variables
+    (``validation.applied_vars``, what the pyinfra deploys use too). Raises ValidationError naming
+    every host and bad value: a verdict on values no engine would apply means nothing."""
+    from govbaseline import validation
+
+    applied: dict[str, dict[str, Any]] = {}
+    problems = []
+    for name in hosts:
+        groups = resolved.groups_of(name)
+        values: dict[str, Any] = {**resolved.hostvars[name], "group_names": groups}
+        for role in validation.roles_for(groups):
+            try:
+                values.update(validation.applied_vars(role, resolved.hostvars[name]))
+            except validation.ValidationError as exc:
+                problems.append(f"{name}: {exc}")
+        applied[name] = values
+    if problems:
+        raise validation.ValidationError("inventory", problems)
+    return applied
+
+
 def start(inventory: Path, report_dir: Path, forks: int, limit: str | None = None,
           selection: Selection | None = None, waivers: list[Waiver] | None = None,
           ) -> tuple[Selection, dict[str, Any] | None]:
@@ -157,12 +181,13 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
     selection, previous = start(inventory, report_dir, forks, limit, selection, waivers)
     resolved = selection.hosts
     hosts = sorted(resolved.hostvars)
+    applied = applied_hostvars(resolved, hosts)
     down = {} if local else unreachable_hosts(resolved.hostvars, forks)
     reachable = [h for h in hosts if h not in down]
     results: list[dict[str, Any]] = []
     proc = subprocess.CompletedProcess[str]([], 0, "", "")
     if reachable:
-        results, proc = _run_checks(inventory, resolved, reachable, report_dir, forks, controls, checks, local)
+        results, proc = _run_checks(inventory, applied, reachable, report_dir, forks, controls, checks, local)
     else:
         (report_dir / "junit.xml").unlink(missing_ok=True)
     clean = redact(results, secret_values(resolved.hostvars))
@@ -177,15 +202,14 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
                    bundle_sha256=digest, results=results)
 
 
-def _run_checks(inventory: Path, resolved: ResolvedInventory, hosts: list[str], report_dir: Path, forks: int,
+def _run_checks(inventory: Path, applied: dict[str, dict[str, Any]], hosts: list[str], report_dir: Path, forks: int,
                 controls: list[str] | None, checks: list[str] | None, local: bool = False,
                 ) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
     with tempfile.TemporaryDirectory(prefix="govbaseline-verify-") as tmp:
         work = Path(tmp)
         # Host variables may hold secrets: they stay in a private temporary folder, never in the report.
         hostvars_file = work / "hostvars.json"
-        hostvars_file.write_text(json.dumps({h: {**v, "group_names": resolved.groups_of(h)}
-                                             for h, v in resolved.hostvars.items()}))
+        hostvars_file.write_text(json.dumps(applied))
         hostvars_file.chmod(0o600)
         (work / "pytest.ini").write_text(PYTEST_INI)
         results_file = work / "results.json"

@@ -14,7 +14,6 @@ import subprocess
 import pytest
 
 from govbaseline import templating, validation
-from govbaseline.deploys import common
 
 
 def auditctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +35,8 @@ def usable() -> str | None:
 
 @pytest.mark.skipif(usable() is not None, reason=str(usable()))
 def test_rendered_rules_load_into_the_kernel(tmp_path):
-    values = {**validation.validated_vars("audit", {"audit_watch_paths": ["/srv"]}), **common.internal("audit"),
+    values = {**validation.validated_vars("audit", {"audit_watch_paths": ["/srv"]}),
+              **validation.internal_vars("audit"),
               "__audit_b32": os.uname().machine == "x86_64"}
     text = templating.render("audit", "audit.rules.j2", values)
     assert "-e 2" not in text  # never lock this machine's rules

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from govbaseline import templating, validation
-from govbaseline.deploys import common
 from govbaseline.lab.ca import LabCA
 from govbaseline.paths import ANSIBLE_CFG, PLAYBOOKS_DIR, ROLES_DIR
 
@@ -140,7 +139,7 @@ def values(role: str, case: str) -> dict:
         extra = {"__backup_server_clients": []}
     # Ansible's inventory_hostname is the name of the host rendering the case (see ansible_rendered).
     valid = validation.validated_vars(role, CASES[role][case])
-    return {**valid, **common.internal(role), **validation.derived(role, valid, "13"), **extra,
+    return {**valid, **validation.internal_vars(role), **validation.derived(role, valid, "13"), **extra,
             "inventory_hostname": f"{role}-{case}"}
 
 

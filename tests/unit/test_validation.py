@@ -254,7 +254,47 @@ def test_https_closed_by_the_firewall_is_refused():
     check_baseline({"firewall": firewall, "tls": tls})
     with pytest.raises(ValidationError, match="firewall_allowed_tcp_ports lacks 443"):
         check_baseline({"firewall": {**firewall, "firewall_allowed_tcp_ports": [80]}, "tls": tls})
-    check_baseline({"firewall": {**firewall, "firewall_allowed_tcp_ports": []}, "tls": {**tls, "tls_enabled": False}})
+    check_baseline({"firewall": {**firewall, "firewall_allowed_tcp_ports": []}})  # tls switched off: absent
+
+
+def test_a_role_switched_off_demands_nothing():
+    """Issue 17, kind 4: the refusal for a missing 443 says "or set tls_enabled: false"; doing just that
+    (with no site names, no certificate) is accepted, and so is every other role switched off bare."""
+    from govbaseline.validation import role_vars, roles_for, validate_roles
+
+    web = {**GOOD, "firewall_allowed_tcp_ports": [22]}
+    message = ""
+    try:
+        validate_roles({role: role_vars(role, {**web, **TLS}) for role in ("firewall", "tls")}, {}, ("Debian", "13"))
+    except ValidationError as exc:
+        message = str(exc)
+    assert "or set tls_enabled: false" in message
+    converted = validate_roles({role: role_vars(role, {**web, "tls_enabled": False}) for role in ("firewall", "tls")},
+                               {}, ("Debian", "13"))
+    assert converted["tls"] == {"tls_enabled": False}
+    # Every role of the web servers switched off, with none of its required values set (and a value of
+    # the wrong type left behind), is accepted: a role that is off is neither applied nor judged.
+    off = {f"{role}_enabled": "false" for role in roles_for(["webservers"])}
+    converted = validate_roles({role: role_vars(role, {**off, "alerts_smtp_port": "not a port"})
+                                for role in roles_for(["webservers"])}, {"controller_address": "203.0.113.9",
+                                                                          "connecting_user": "deploy"},
+                               ("Debian", "13"))
+    assert all(values == {f"{role}_enabled": False} for role, values in converted.items())
+    # The switch itself must still be a boolean.
+    with pytest.raises(ValidationError, match="tls_enabled"):
+        validate_roles({"tls": role_vars("tls", {"tls_enabled": "sometimes"})}, {}, ("Debian", "13"))
+
+
+def test_applied_values_are_type_converted_for_the_checks():
+    """Issue 17, kind 2: quoted ports (as other firewall roles write them) are applied as numbers, and
+    the checks judge those numbers: applied_vars is what the deploys and verify both use."""
+    from govbaseline.validation import applied_vars
+
+    values = applied_vars("firewall", {**GOOD, "firewall_allowed_tcp_ports": ["80", "443"], "firewall_ssh_port": "22"})
+    assert values["firewall_allowed_tcp_ports"] == [80, 443]
+    assert values["firewall_ssh_port"] == 22
+    assert values["__firewall_nft_table"]  # the role's internal names come with them
+    assert applied_vars("firewall", {**GOOD, "firewall_enabled": False}) == {"firewall_enabled": False}
 
 
 def test_scan_faster_than_the_flood_limit_is_refused():

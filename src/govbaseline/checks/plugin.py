@@ -6,6 +6,7 @@ evidence; the results of all checks are written as JSON for the report writer.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -71,10 +72,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A host checking itself (pull mode) skips the checks marked ``outside``."""
+    """A check of a role switched off on its host is not applicable there (skipped, with the
+    switch named); a host checking itself (pull mode) skips the checks marked ``outside``."""
+    off = _switched_off(item)
+    if off:
+        pytest.skip(f"not applicable: {off} is false on this host (the role is not applied)")
     if os.environ.get("GOVBASELINE_VANTAGE") == "host" and item.get_closest_marker("outside"):
         pytest.skip("needs a view from outside the host (or the controller's scanner): checked by "
                     "`govbaseline verify` from the controller, not by the host itself (pull mode)")
+
+
+def _switched_off(item: pytest.Item) -> str | None:
+    """``<role>_enabled`` of the role a check concerns, when that role is switched off on its host."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "_testinfra_host" not in params or not os.environ.get("GOVBASELINE_HOSTVARS"):
+        return None
+    from govbaseline.catalogue import load_catalogue
+
+    values = _hostvars_all()[host_name(params["_testinfra_host"])]
+    catalogue = load_catalogue()
+    roles = [str(arg) for mark in item.iter_markers("role") for arg in mark.args] or \
+        [catalogue.get(i).role for i in _controls(item) if catalogue.has(i)]
+    off = [f"{role}_enabled" for role in roles if values.get(f"{role}_enabled", True) is False]
+    return off[0] if off and len(off) == len(roles) else None
 
 
 # -- facts the checks need -------------------------------------------------------------------
@@ -84,6 +104,11 @@ def _hostvars_all() -> dict[str, dict[str, Any]]:
     path = os.environ.get("GOVBASELINE_HOSTVARS")
     if not path:
         raise RuntimeError("GOVBASELINE_HOSTVARS is not set: run the checks through `govbaseline verify`")
+    return _read_hostvars(path)
+
+
+@functools.cache
+def _read_hostvars(path: str) -> dict[str, dict[str, Any]]:
     data: dict[str, dict[str, Any]] = json.loads(Path(path).read_text())
     return data
 
@@ -94,14 +119,10 @@ def host_name(host: Any) -> str:
 
 @pytest.fixture
 def hostvars(host: Any) -> dict[str, Any]:
-    """The host's inventory variables merged over the role defaults, as the engines saw them."""
-    from govbaseline.validation import role_vars, roles_for
-
-    raw = _hostvars_all()[host_name(host)]
-    merged: dict[str, Any] = dict(raw)
-    for role in roles_for(raw.get("group_names", [])):
-        merged.update(role_vars(role, raw))
-    return merged
+    """The host's variables as the engines applied them: for each of its roles the validated,
+    type-converted values and the role's internal ones (``verify.applied_hostvars``), over the
+    inventory's own variables. Checks read values and the role's paths and unit names here."""
+    return dict(_hostvars_all()[host_name(host)])
 
 
 @dataclass

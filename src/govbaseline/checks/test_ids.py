@@ -69,8 +69,9 @@ def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, eviden
 
 
 def enabled_jails(hostvars) -> list[str]:
-    wanted = {"sshd": hostvars["ids_ssh_jail"], "nginx-http-auth": hostvars["ids_web_auth_jail"],
-              "govbaseline-nginx-4xx": hostvars["ids_web_4xx_jail"]}
+    web = hostvars["tls_enabled"]  # the web jails read nginx's logs: off where the tls role is
+    wanted = {"sshd": hostvars["ids_ssh_jail"], "nginx-http-auth": hostvars["ids_web_auth_jail"] and web,
+              "govbaseline-nginx-4xx": hostvars["ids_web_4xx_jail"] and web}
     return [jail for jail, on in wanted.items() if on]
 
 

@@ -37,14 +37,14 @@ def settings(role: str) -> dict[str, Any] | None:
     role is switched off; raises ValidationError (bad value, unsupported host, lockout) before any change."""
     distro = host.get_fact(LinuxDistribution) or {}
     platform = (str(distro.get("name") or "unknown"), str(distro.get("major") or "?"))
-    validation.check_platform(role, *platform)
-    values = validation.validated_vars(role, host.data.govbaseline_hostvars)
-    validation.check_platform(role, *platform, values)
-    validation.check_lockout(role, values, connection())
+    values = validation.applied_vars(role, host.data.govbaseline_hostvars, platform[1])
     if not values[f"{role}_enabled"]:
         host.noop(f"{role}_enabled is false")
         return None
-    return {**values, **internal(role), **validation.derived(role, values, platform[1])}
+    validation.check_platform(role, *platform)
+    validation.check_platform(role, *platform, values)
+    validation.check_lockout(role, values, connection())
+    return values
 
 
 @cache
@@ -70,16 +70,6 @@ def enforced(role: str, part: str) -> bool:
         logger.warning(f"{host.name}: {role} {part} skipped: {', '.join(hit)} waived")
         return False
     return True
-
-
-def internal(role: str) -> dict[str, Any]:
-    """The role's internal variables (``__<role>_*``): vars/main.yml, then vars/Debian.yml."""
-    values: dict[str, Any] = {}
-    for name in ("main.yml", "Debian.yml"):
-        path = ROLES_DIR / role / "vars" / name
-        if path.exists():
-            values.update(yaml.safe_load(path.read_text()) or {})
-    return values
 
 
 def render(role: str, template: str, values: dict[str, Any]) -> str:

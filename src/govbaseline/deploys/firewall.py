@@ -33,4 +33,5 @@ def confirm() -> None:
     values = validation.validated_vars(ROLE, host.data.govbaseline_hostvars)
     if values["firewall_enabled"]:
         nftables.confirm(name="FW-02 | Confirm the ruleset from a new connection, cancelling the rollback",
-                         table=common.internal(ROLE)["__firewall_nft_table"], dest=values["firewall_config_path"])
+                         table=validation.internal_vars(ROLE)["__firewall_nft_table"],
+                         dest=values["firewall_config_path"])
