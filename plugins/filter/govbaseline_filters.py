@@ -37,6 +37,18 @@ def sftp_account(name):
     return backup.sftp_account(str(name))
 
 
+def declared_tcp_ports(allowed=None, ssh_port=None):
+    """The TCP ports a host opens on purpose (``govbaseline.validation.declared_tcp_ports``), from its
+    ``firewall_allowed_tcp_ports`` and ``firewall_ssh_port`` (None: the firewall role's default)."""
+    _, validation = _govbaseline()
+    given = {"firewall_allowed_tcp_ports": allowed, "firewall_ssh_port": ssh_port}
+    try:
+        return validation.declared_tcp_ports({k: v for k, v in given.items() if v is not None})
+    except validation.ValidationError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 class FilterModule:
     def filters(self):
-        return {"govbaseline_backup_clients": backup_clients, "govbaseline_sftp_account": sftp_account}
+        return {"govbaseline_backup_clients": backup_clients, "govbaseline_sftp_account": sftp_account,
+                "govbaseline_declared_tcp_ports": declared_tcp_ports}

@@ -1056,6 +1056,23 @@ def applied_vars(role: str, hostvars: Mapping[str, Any], major_version: str | No
     return {**values, **internal_vars(role), **extra}
 
 
+def declared_tcp_ports(hostvars: Mapping[str, Any]) -> list[int]:
+    """The TCP ports a host opens on purpose, sorted: ``firewall_allowed_tcp_ports`` and
+    ``firewall_ssh_port`` (the firewall role's defaults where unset), type-converted as the firewall
+    role applies them (``"443"`` is 443). The declaration stands where the firewall role is off: the
+    fleet scan (VULN-02) judges every other open port. Raises ValidationError for a bad value."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    names = ("firewall_allowed_tcp_ports", "firewall_ssh_port")
+    values = role_vars("firewall", hostvars)
+    spec = argument_spec("firewall")
+    result = ArgumentSpecValidator({n: spec[n] for n in names}).validate({n: values[n] for n in names})
+    if result.error_messages:
+        raise ValidationError("firewall", [str(msg) for msg in result.error_messages])
+    ports = result.validated_parameters
+    return sorted({*ports["firewall_allowed_tcp_ports"], ports["firewall_ssh_port"]})
+
+
 def validate(role: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``values`` against the role's argument spec and rules; return them type-converted.
 
@@ -1116,7 +1133,8 @@ def validate_roles(values: Mapping[str, Mapping[str, Any]], context: Mapping[str
     if not problems:
         try:
             # The rules across roles see the roles that are switched on only.
-            check_baseline({role: v for role, v in converted.items() if v.get(f"{role}_enabled", True)})
+            check_baseline({role: v for role, v in converted.items() if v.get(f"{role}_enabled", True)},
+                           off=[role for role, v in converted.items() if not v.get(f"{role}_enabled", True)])
         except ValidationError as exc:
             problems += [f"{exc.role}: {p}" for p in exc.problems]
     if problems:
@@ -1124,11 +1142,23 @@ def validate_roles(values: Mapping[str, Mapping[str, Any]], context: Mapping[str
     return converted
 
 
-def check_baseline(values: Mapping[str, Mapping[str, Any]]) -> None:
+# Roles whose jobs warn through the alert channel (govbaseline-alert, installed by the alerts role).
+ALERTING_ROLES = ("tls", "ids", "integrity", "patching", "antivirus", "vulnscan", "backup")
+
+
+def check_baseline(values: Mapping[str, Mapping[str, Any]], off: Iterable[str] = ()) -> None:
     """Rules across roles, for the whole baseline; ``values`` holds the validated variables of each
-    role that is switched on (a role that is off is absent: no rule may demand its values)."""
+    role that is switched on (a role that is off is absent: no rule may demand its values), ``off``
+    names the roles of the host that are switched off."""
     firewall, tls, scan = values.get("firewall"), values.get("tls"), values.get("vulnscan")
     problems = []
+    silenced = [role for role in ALERTING_ROLES if role in values]
+    if "alerts" in set(off) and silenced:
+        problems.append(f"alerts_enabled is false, but these roles warn through the alert channel (govbaseline-alert): "
+                        f"{', '.join(silenced)}. Their warnings (intrusions, tampering, malware, failed backups, "
+                        "expiring certificates) would reach no one. Keep the alert channel (alerts_enabled: true, "
+                        "alerts_smtp_host and alerts_recipients set), or switch those roles off too "
+                        f"({', '.join(f'{r}_enabled: false' for r in silenced)})")
     if firewall and tls and 443 not in firewall.get("firewall_allowed_tcp_ports", []):
         problems.append("firewall_allowed_tcp_ports lacks 443: the tls role serves HTTPS there and the firewall "
                         "would drop every client. Add 443 (and 80 for the redirect), or set tls_enabled: false")

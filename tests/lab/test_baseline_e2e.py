@@ -90,6 +90,33 @@ def test_fresh_host_bad_value_of_a_late_role_and_check_mode_change_nothing(lab_f
     lab.down()
 
 
+def test_roles_switched_off_demand_nothing_and_are_not_applicable(lab_factory, tmp_path):
+    """Issue 17, kind 4: a host that serves no web site and scans for no malware (tls and antivirus
+    switched off, no site names, no certificate, no 443 in the firewall) converges with both engines,
+    idempotently; verify reports the roles' controls as not applicable, naming the switch, and passes
+    the rest (the web jails of IDS-02 follow tls_enabled)."""
+    lab = lab_factory(f"{LAB_PREFIX}-off", hosts=1)
+    inventory = inventory_with(lab, tmp_path, tls_enabled=False, antivirus_enabled=False, tls_server_names=[],
+                               tls_certificate="", tls_private_key="", firewall_allowed_tcp_ports=[])
+    first = apply(inventory, engine="ansible", stream=False)
+    assert first.ok and changed_count(first) > 0, first.output[-3000:]
+    again = apply(inventory, engine="pyinfra", stream=False)
+    assert again.ok and changed_count(again) == 0, "\n".join(changed_steps(again.output)) or again.output[-3000:]
+    host = lab.hosts()[0]
+    outcome = verify(inventory, report_dir=tmp_path / "report")
+    off = {"TLS-01": "tls_enabled", "TLS-02": "tls_enabled", "TLS-03": "tls_enabled", "TLS-04": "tls_enabled",
+           "TLS-05": "tls_enabled", "AV-01": "antivirus_enabled", "AV-02": "antivirus_enabled"}
+    for control in implemented_controls():
+        status = outcome.status(host.name, control)
+        if control in off:
+            checks = outcome.data["hosts"][host.name]["controls"][control]["checks"]
+            assert status == "skipped" and checks and all(
+                f"not applicable: {off[control]} is false" in c["message"] for c in checks), (control, checks)
+        else:
+            assert status == expected_status(lab, host, control), (control, outcome.output[-3000:])
+    lab.down()
+
+
 def test_debian12_host_converges_idempotently_and_verifies(lab_factory, tmp_path):
     """Debian 13 first, Debian 12 too: one bookworm host gets the whole baseline and passes; its
     backup server (the sink, Debian 12 too) is the SFTP fallback, which keeps the history the

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from govbaseline.engines import run_ansible
+from govbaseline.engines import changed_count, run_ansible
 from govbaseline.inventory import ansible_env, tool
-from tests.lab.conftest import assert_checks_fail_when_broken_together, table_listing
+from govbaseline.verify import verify
+from tests.lab.conftest import assert_checks_fail_when_broken_together, inventory_with, table_listing
 
 pytestmark = pytest.mark.lab
 
@@ -47,6 +48,18 @@ def test_default_deny_check_fails_without_the_table(ansible_lab, tmp_path):
         ansible_lab, tmp_path, {"test_default_deny_inbound_and_forward": (["nft delete table inet govbaseline"],
                                                                           "is not loaded")},
         repair_tags="firewall")
+
+
+def test_quoted_ports_are_applied_and_judged_as_numbers(ansible_lab, tmp_path):
+    """Issue 17, kind 2: ports quoted as other firewall roles write them (``"443"``) converge to the
+    same ruleset, and the checks judge the numbers the engines applied, not the inventory's strings."""
+    inventory = inventory_with(ansible_lab, tmp_path, firewall_allowed_tcp_ports=["80", "443"], firewall_ssh_port="22")
+    result = run_ansible(inventory, tags="fw-01", stream=False)
+    assert result.ok and changed_count(result) == 0, result.output[-3000:]
+    host = ansible_lab.hosts()[0]
+    outcome = verify(inventory, tmp_path / "quoted", controls=["FW-01", "FW-02", "VULN-02", "IDS-01"])
+    for control in ("FW-01", "FW-02", "VULN-02", "IDS-01"):
+        assert outcome.status(host.name, control) == "pass", (control, outcome.output[-3000:])
 
 
 # -- lockout rollback --------------------------------------------------------------------------

@@ -280,6 +280,12 @@ def test_a_role_switched_off_demands_nothing():
                                                                           "connecting_user": "deploy"},
                                ("Debian", "13"))
     assert all(values == {f"{role}_enabled": False} for role, values in converted.items())
+    # The alert channel switched off while roles that warn through it are on would silence them.
+    alerting = {role: role_vars(role, {**web, **TLS, "alerts_enabled": False, "firewall_allowed_tcp_ports": [443]})
+                for role in ("firewall", "alerts", "tls")}
+    with pytest.raises(ValidationError, match=r"alerts_enabled is false, but these roles warn through the alert "
+                       r"channel \(govbaseline-alert\): tls\. "):
+        validate_roles(alerting, {}, ("Debian", "13"))
     # The switch itself must still be a boolean.
     with pytest.raises(ValidationError, match="tls_enabled"):
         validate_roles({"tls": role_vars("tls", {"tls_enabled": "sometimes"})}, {}, ("Debian", "13"))
@@ -307,3 +313,16 @@ def test_scan_faster_than_the_flood_limit_is_refused():
     assert "vulnscan_port_scan_max_rate (30/s) must stay below firewall_new_conn_rate_per_second (30/s)" \
         in str(err.value)
     check_baseline({"firewall": firewall, "vulnscan": {**scan, "vulnscan_port_scan_max_rate": 29}})
+
+
+def test_declared_tcp_ports_are_the_numbers_the_firewall_applies():
+    """Issue 17, kind 2: the fleet scan's declaration of a host (both engines and the VULN-02 check
+    read it from here) is the converted numbers, with the firewall's default SSH port where unset."""
+    from govbaseline.validation import declared_tcp_ports
+
+    assert declared_tcp_ports({"firewall_allowed_tcp_ports": ["443", "80"], "firewall_ssh_port": "2222"}) == \
+        [80, 443, 2222]
+    assert declared_tcp_ports({}) == [22]
+    assert declared_tcp_ports({"firewall_enabled": False, "firewall_allowed_tcp_ports": [8443]}) == [22, 8443]
+    with pytest.raises(ValidationError, match="firewall_ssh_port"):
+        declared_tcp_ports({"firewall_ssh_port": "ssh"})

@@ -16,6 +16,12 @@ SERVICE = "fail2ban"
 SURICATA_CONF = "/etc/suricata/suricata.yaml"
 MERGED_RULES = "/var/lib/suricata/rules/suricata.rules"
 EVE = "/var/log/suricata/eve.json"
+# Opens an SSH connection, sends a client identification carrying the marker, reads the server's.
+SSH_PROBE = (
+    "import socket,sys\n"
+    "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=10)\n"
+    "s.sendall(('SSH-2.0-'+sys.argv[3]+'\\r\\n').encode()); s.recv(256); s.close()\n"
+)
 SHIPPED = ("sid:9100000;", "sid:9100010;", "sid:9100012;")  # the probe, path traversal, SQL injection
 
 
@@ -52,9 +58,17 @@ def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, eviden
         "govbaseline-ids-alerts is not running (and enabled at boot): no IDS alert reaches anyone"
     # A request only the shipped probe rule matches (severity low: recorded, never forwarded).
     marker = f"govbaseline-ids-probe-{uuid.uuid4().hex[:12]}"
-    plain = 80 in hostvars.get("firewall_allowed_tcp_ports", [])
-    tls_probe.http(probe, hostvars, [{"path": f"/{marker}"}], tls=not plain, name=None if plain else
-                   f"{marker}.invalid")
+    if hostvars["tls_enabled"]:
+        plain = 80 in hostvars.get("firewall_allowed_tcp_ports", [])
+        how = "http" if plain else "tls"
+        tls_probe.http(probe, hostvars, [{"path": f"/{marker}"}], tls=not plain, name=None if plain else
+                       f"{marker}.invalid")
+    else:  # no web site on this host: an SSH client whose software version carries the marker
+        how = "ssh"
+        address = str(hostvars.get("ansible_host") or hostvars["inventory_hostname"])
+        rc, output = probe.run("python3 -c %s %s %s %s", SSH_PROBE, address, str(hostvars["firewall_ssh_port"]),
+                               marker)
+        assert rc == 0, f"the SSH probe at {probe.where} failed: {output[-500:]}"
     seen = ""
     for _ in range(20):
         seen = host.run("grep -F %s %s | tail -1", marker, EVE).stdout.strip()
@@ -62,9 +76,9 @@ def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, eviden
             break
         time.sleep(1)
     alert = json.loads(seen)["alert"] if seen else {}
-    evidence("probe", f"{'http' if plain else 'tls'} request for {marker} from {probe.where}: "
+    evidence("probe", f"{how} request for {marker} from {probe.where}: "
              f"{alert.get('signature', 'no alert in EVE JSON')}")
-    assert alert.get("signature_id") in (9100000, 9100001), \
+    assert alert.get("signature_id") in (9100000, 9100001, 9100002), \
         f"Suricata raised no alert within 20 s for a request the shipped probe rule matches ({marker})"
 
 

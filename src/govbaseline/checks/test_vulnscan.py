@@ -9,6 +9,7 @@ import pytest
 
 from govbaseline.checks.plugin import host_name, other_host
 from govbaseline.checks.schedule import last_run, period_hours, wait_while_running
+from govbaseline.validation import declared_tcp_ports
 
 STATE = "/var/lib/govbaseline/vulnscan/last.json"
 UNIT = "govbaseline-lynis"
@@ -48,7 +49,7 @@ def test_fleet_scan_finds_only_declared_ports(request, host, hostvars, evidence)
         hostvars["vulnscan_port_scan_randomized_delay_minutes"] / 60 + 1
     assert "error" not in result, f"the port scan of {name} from {scanner_name} failed: {result.get('error')}"
     # What this host declares, from its own variables (not from the scanner's copy).
-    declared = sorted({*hostvars["firewall_allowed_tcp_ports"], hostvars["firewall_ssh_port"]})
+    declared = declared_tcp_ports(hostvars)  # what the scanner's run was given for this host
     unexpected = [port for port in result["open"] if port not in declared]
     evidence(f"port scan of {name} ({result['address']}) from {scanner_name}",
              f"{hours:.1f} h ago, ports {result['ports']}: open {result['open']}, declared {declared}",

@@ -10,6 +10,7 @@ from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.operations import apt, files
 
+from govbaseline import validation
 from govbaseline.deploys import common
 
 ROLE = "vulnscan"
@@ -48,9 +49,8 @@ def targets(group: str) -> list[dict[str, Any]]:
         if name == host.name:
             continue
         values = fleet["hostvars"][name]
-        declared = [*values.get("firewall_allowed_tcp_ports", []), values.get("firewall_ssh_port", 22)]
         found.append({"name": name, "address": values.get("ansible_host", name),
-                      "declared": sorted({int(p) for p in declared})})
+                      "declared": validation.declared_tcp_ports(values)})
     return found
 
 
