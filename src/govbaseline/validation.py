@@ -770,6 +770,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "alerts_webhook_url": optional(url),
         "alerts_retry_interval_minutes": int_range(1, 1440),
         "alerts_subject_prefix": printable(1, 40),
+        "alerts_flood_window_minutes": int_range(0, 1440),
+        "alerts_flood_max_per_hour": int_range(0, 10000),
     },
     "access": {
         "access_admin_group": username,

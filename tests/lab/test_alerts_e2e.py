@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.lab.conftest import assert_checks_fail_when_broken_together, sh
+from govbaseline.engines import run_ansible
+from tests.lab.conftest import assert_checks_fail_when_broken_together, inventory_with, sh
 
 pytestmark = pytest.mark.lab
 
@@ -82,6 +83,67 @@ def test_undelivered_alert_is_logged_and_retried_until_it_arrives(ansible_lab):
         time.sleep(5)  # an alert younger than 60 s is left to its own sender; retry until it is older
         ansible_lab.exec(host, "systemctl", "start", "govbaseline-alert-retry.service", check=False)
     assert wait_for_mail(ansible_lab, alert_id)["X-Govbaseline-Source"] == "backup"
+
+
+
+def mails_from(lab, host) -> list[tuple[str, str]]:
+    """(source, decoded text) of each mail at the sink from ``host``."""
+    found = []
+    for _, raw in lab.sink_messages("mail"):
+        msg = email.message_from_bytes(raw)
+        if (msg["X-Govbaseline-Host"] or "").startswith(host.name):
+            body = msg.get_payload(decode=True)
+            found.append((msg["X-Govbaseline-Source"], body.decode("utf-8", "replace") if body else ""))
+    return found
+
+
+def test_30_bans_at_once_send_a_few_mails_and_one_summary(ansible_lab, tmp_path):
+    """Issue 17's example: a distributed brute force, 30 addresses banned at once. Far fewer than 30
+    mails leave the host, one summary names how many were held back, and the journal has all 30."""
+    lab, host = ansible_lab, ansible_lab.hosts()[0]
+    # A one-minute merge window (the default is 10), so the summary falls due within the test.
+    short = inventory_with(lab, tmp_path, alerts_flood_window_minutes=1)
+    done = run_ansible(short, tags="alerts", limit=host.name, stream=False)
+    assert done.ok, done.output[-3000:]
+    addresses = [f"203.0.113.{n}" for n in range(1, 31)]  # TEST-NET-3
+    try:
+        sh(lab, host, "rm -f /var/spool/govbaseline-alert/flood.state")  # a quiet channel to start from
+        since = sh(lab, host, "date '+%Y-%m-%d %H:%M:%S'").strip()
+        lab.clear_sink()
+        started = time.monotonic()
+        sh(lab, host, "fail2ban-client set sshd banip " + " ".join(addresses))
+        journal: list[dict] = []
+        while len(journal) < 30 and time.monotonic() - started < 120:
+            time.sleep(2)
+            out = sh(lab, host, f"journalctl -o json --no-pager -t govbaseline-alert --since '{since}' "
+                                "GOVBASELINE_SOURCE=fail2ban")
+            journal = [r for r in map(json.loads, out.splitlines()) if "203.0.113." in r.get("MESSAGE", "")]
+        assert len(journal) == 30, f"the journal holds {len(journal)} of the 30 ban alerts"
+        window_closed = time.monotonic() + 62  # every held alert is younger than this minute
+        held = [r for r in journal if r.get("GOVBASELINE_HELD")]
+        time.sleep(5)  # what went out reaches the sink
+        bans = [text for source, text in mails_from(lab, host) if source == "fail2ban" and "203.0.113." in text]
+        assert len(bans) <= 3 and len(bans) + len(held) == 30, f"{len(bans)} ban mails, {len(held)} held back"
+        # No further alert comes: the retry timer's run sends the summary once the window has closed.
+        time.sleep(max(0.0, window_closed - time.monotonic()))
+        lab.exec(host, "systemctl", "start", "govbaseline-alert-retry.service", check=False)
+        deadline = time.monotonic() + 30
+        while not (summaries := [t for s, t in mails_from(lab, host) if s == "govbaseline-alert"]):
+            assert time.monotonic() < deadline, "no flood summary reached the sink after the window closed"
+            time.sleep(1)
+        time.sleep(3)
+        summaries = [t for s, t in mails_from(lab, host) if s == "govbaseline-alert"]
+        assert len(summaries) == 1, f"{len(summaries)} summaries for one burst"
+        assert f"held back {len(held)} alerts" in summaries[0] and "jail sshd" in summaries[0], summaries[0]
+        batch = held[0]["GOVBASELINE_FLOOD_BATCH"]
+        assert f"GOVBASELINE_FLOOD_BATCH={batch}" in summaries[0], summaries[0]
+        listed = sh(lab, host, f"journalctl -o json --no-pager -t govbaseline-alert GOVBASELINE_FLOOD_BATCH={batch}")
+        assert len(listed.splitlines()) == len(held), "the summary's command does not list every held alert"
+    finally:
+        sh(lab, host, "fail2ban-client set sshd unbanip " + " ".join(addresses) + " >/dev/null || true; "
+                      "rm -f /var/spool/govbaseline-alert/flood.state")
+        back = run_ansible(lab.inventory, tags="alerts", limit=host.name, stream=False)
+        assert back.ok, back.output[-3000:]
 
 
 BREAKS = {

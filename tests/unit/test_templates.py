@@ -43,7 +43,7 @@ CASES: dict[str, dict[str, dict]] = {
                                                                      "high": ["ciso@example.gov"]},
             "alerts_cert_address": "incident@cert.example", "alerts_webhook_url": "https://hooks.example.gov/a",
             "alerts_webhook_token": "t0ken", "alerts_smtp_ca_cert": CA},
-        "plain-relay": {"alerts_smtp_host": "10.0.0.25", "alerts_smtp_tls": "off",
+        "plain-relay": {"alerts_smtp_host": "10.0.0.25", "alerts_smtp_tls": "off", "alerts_flood_window_minutes": 0,
                         "alerts_recipients": {"critical": ["soc@example.gov"]}},
     },
     "access": {
@@ -235,6 +235,13 @@ def test_alert_config_holds_no_secret():
     assert config["webhook_token_file"].endswith("/webhook-token")
     assert "passwordeval cat /etc/govbaseline/alerts/smtp-password" in ours(
         "alerts", "relay-with-login-and-webhook", "msmtprc.j2")
+
+
+def test_alert_config_carries_flood_control():
+    """The alert command's flood control reads both numbers; 0 turns one off (both engines render this)."""
+    config = json.loads(ours("alerts", "relay-with-login-and-webhook", "config.json.j2"))
+    assert (config["flood_window_minutes"], config["flood_max_per_hour"]) == (10, 30)
+    assert json.loads(ours("alerts", "plain-relay", "config.json.j2"))["flood_window_minutes"] == 0
 
 
 def test_tls_site_carries_the_profile_and_the_certificate_source():

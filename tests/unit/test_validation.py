@@ -84,6 +84,8 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("alerts", ALERTS, {"alerts_smtp_tls": "maybe"}, "alerts_smtp_tls"),
     ("alerts", ALERTS, {"alerts_smtp_user": "u"}, "alerts_smtp_password is missing"),
     ("alerts", ALERTS, {"alerts_retry_interval_minutes": 0}, "alerts_retry_interval_minutes must be between 1"),
+    ("alerts", ALERTS, {"alerts_flood_window_minutes": -1}, "alerts_flood_window_minutes must be between 0 and 1440"),
+    ("alerts", ALERTS, {"alerts_flood_max_per_hour": 20000}, "alerts_flood_max_per_hour must be between 0 and 10000"),
     ("access", ACCESS, {"access_admin_users": []}, "no administrator could log in with a key"),
     ("access", ACCESS, {"access_admin_users": [{"name": "Alice!", "ssh_public_keys": [KEY]}]},
      "access_admin_users[0].name must be an account name"),
