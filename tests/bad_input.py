@@ -26,6 +26,10 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "cidr-33": ({"firewall_management_cidrs": ["10.0.0.0/33"]}, "firewall_management_cidrs[0] is not a valid network"),
     "empty-management": ({"firewall_management_cidrs": []}, "firewall_management_cidrs must list at least one"),
     "firewall-lockout": ({"firewall_management_cidrs": ["192.0.2.0/24"]}, "the address this controller connects from"),
+    # issue 17: SSH accepted on 2222 only, while sshd (which the baseline does not move) and this session use 22
+    "ssh-port-not-the-session's": ({"firewall_ssh_port": 2222},
+                                   "firewall_ssh_port is 2222, but this controller's SSH session reaches sshd on "
+                                   "port 22"),
     # alerts
     "no-relay": ({"alerts_smtp_host": ""}, "alerts_smtp_host must name a host"),
     "unknown-severity": ({"alerts_recipients": {"urgent": ["a@example.gov"]}}, "unknown severity 'urgent'"),
@@ -109,7 +113,7 @@ BATCHES: dict[str, list[str]] = {
     "yet-more-rules": ["empty-management", "user-without-password", "loose-umask", "no-admin-at-all", "journal-size",
                        "unquoted-off", "password-with-colon", "sftp-key-not-a-key", "known-good-inside-web-root",
                        "rule-source-ftp", "pull-credentials-in-url", "pull-playbook-outside"],
-    "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root"],
+    "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root", "ssh-port-not-the-session's"],
     "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
     "across-roles-without-tls": ["web-jails-without-nginx"],
 }

@@ -23,6 +23,9 @@ options:
   controller_address:
     description: Address the controller's SSH session comes from, as the host sees it (firewall).
     type: str
+  controller_port:
+    description: Port of sshd the controller's SSH session reached (firewall; firewall_ssh_port must be it).
+    type: str
   connecting_user:
     description: Account the controller logs in as (access).
     type: str
@@ -39,7 +42,8 @@ from ansible.plugins.action import ActionBase
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("role", "controller_address", "connecting_user", "connecting_groups"))
+    _VALID_ARGS = frozenset(("role", "controller_address", "controller_port", "connecting_user",
+                             "connecting_groups"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)

@@ -1102,11 +1102,18 @@ def check_baseline(values: Mapping[str, Mapping[str, Any]]) -> None:
 def check_lockout(role: str, values: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """Refuse a run that would cut off the session it comes from; ``context`` is what the host told.
 
-    firewall: ``controller_address`` (the SSH client address the host sees);
+    firewall: ``controller_address`` (the SSH client address the host sees) and ``controller_port``
+    (the port of sshd the session reached: SSH_CONNECTION's fourth field);
     access: ``connecting_user`` and ``connecting_groups`` (the account the controller logs in as).
     """
     if role == "firewall":
-        _firewall_lockout(values, context.get("controller_address"))
+        port_problems = _firewall_port_lockout(values, context.get("controller_port"))
+        try:
+            _firewall_lockout(values, context.get("controller_address"))
+        except ValidationError as exc:  # both lockouts named in one run
+            raise ValidationError("firewall", exc.problems + port_problems) from None
+        if port_problems:
+            raise ValidationError("firewall", port_problems)
     elif role == "access":
         _access_lockout(values, context.get("connecting_user"), list(context.get("connecting_groups") or []))
 
@@ -1126,6 +1133,22 @@ def _firewall_lockout(values: Mapping[str, Any], controller_address: str | None)
             f"firewall_management_cidrs ({', '.join(values['firewall_management_cidrs'])}) does not include "
             f"{address}, the address this controller connects from: the ruleset would cut this session off. "
             f"Add {address} (or its network) to firewall_management_cidrs"])
+
+
+def _firewall_port_lockout(values: Mapping[str, Any], controller_port: Any) -> list[str]:
+    """The ruleset accepts SSH on firewall_ssh_port only; the baseline does not move sshd (the access
+    role leaves its Port alone), so a session on another port would be cut off at the reload."""
+    try:
+        port = int(str(controller_port).strip())
+    except ValueError:
+        return []
+    if port == values["firewall_ssh_port"]:
+        return []
+    return [f"firewall_ssh_port is {values['firewall_ssh_port']}, but this controller's SSH session reaches sshd on "
+            f"port {port}: the ruleset would accept SSH on {values['firewall_ssh_port']} only and cut this session "
+            f"off (the baseline does not move sshd). Set firewall_ssh_port: {port}, the port sshd listens on; to "
+            f"move SSH, make sshd listen on the new port first, connect on it (ansible_port), then set "
+            f"firewall_ssh_port to it"]
 
 
 def _access_lockout(values: Mapping[str, Any], user: str | None, groups: list[str]) -> None:

@@ -27,7 +27,8 @@ def lab_hostvars(tmp_path_factory):
         lab._write_inventory(hosts, LabHost("unit-sink", str(net + 5), "cs", "debian13", kind="sink"))
         data = yaml.safe_load(lab.inventory.read_text())["all"]
     hostvars = {**data["vars"], **data["children"]["webservers"]["hosts"]["unit-1"]}
-    context = {"controller_address": lab.gateway, "connecting_user": "root", "connecting_groups": ["root"]}
+    context = {"controller_address": lab.gateway, "controller_port": "22", "connecting_user": "root",
+               "connecting_groups": ["root"]}
     return hostvars, context
 
 

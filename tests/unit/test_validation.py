@@ -267,3 +267,17 @@ def test_scan_faster_than_the_flood_limit_is_refused():
     assert "vulnscan_port_scan_max_rate (30/s) must stay below firewall_new_conn_rate_per_second (30/s)" \
         in str(err.value)
     check_baseline({"firewall": firewall, "vulnscan": {**scan, "vulnscan_port_scan_max_rate": 29}})
+
+
+def test_ssh_port_other_than_the_sessions_is_refused():
+    """issue 17: firewall_ssh_port 2222 while this session reached sshd on 22 would cut it off."""
+    values = firewall(firewall_ssh_port=2222)
+    check_lockout("firewall", values, {"controller_address": "192.0.2.7", "controller_port": "2222"})
+    check_lockout("firewall", values, {"controller_address": "192.0.2.7", "controller_port": ""})  # no SSH session
+    with pytest.raises(ValidationError) as err:
+        check_lockout("firewall", values, {"controller_address": "192.0.2.7", "controller_port": "22"})
+    assert "firewall_ssh_port is 2222, but this controller's SSH session reaches sshd on port 22" in str(err.value)
+    assert "Set firewall_ssh_port: 22" in str(err.value)
+    with pytest.raises(ValidationError) as err:  # both lockouts at once
+        check_lockout("firewall", values, {"controller_address": "198.51.100.9", "controller_port": "22"})
+    assert "the address this controller connects from" in str(err.value) and "port 22" in str(err.value)

@@ -21,14 +21,17 @@ from pyinfra.operations import files, server, systemd
 from govbaseline import templating, validation
 from govbaseline.paths import ROLES_DIR
 
-# What site.yml's first task reads too: where this controller connects from, and as whom.
-CONNECTION = 'echo "address=${SSH_CONNECTION%% *}"; echo "user=$(id -un)"; echo "groups=$(id -Gn)"'
+# What site.yml's first task reads too: where this controller connects from, on which port of
+# sshd (SSH_CONNECTION is "client_ip client_port server_ip server_port"), and as whom.
+CONNECTION = ('echo "address=${SSH_CONNECTION%% *}"; echo "port=${SSH_CONNECTION##* }"; echo "user=$(id -un)"; '
+              'echo "groups=$(id -Gn)"')
 
 
 def connection() -> dict[str, Any]:
     """The lockout context of ``validation.check_lockout`` for the current host (one fact per host)."""
     seen = dict(line.split("=", 1) for line in (host.get_fact(Command, CONNECTION) or "").splitlines() if "=" in line)
-    return {"controller_address": seen.get("address") or None, "connecting_user": seen.get("user") or None,
+    return {"controller_address": seen.get("address") or None, "controller_port": seen.get("port") or None,
+            "connecting_user": seen.get("user") or None,
             "connecting_groups": seen.get("groups", "").split()}
 
 
