@@ -881,7 +881,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "vulnscan_lynis_keep_reports": int_range(1, 1000),
         "vulnscan_min_hardening_index": int_range(0, 100),
         "vulnscan_accepted_warnings": each(lynis_test_id),
-        "vulnscan_scanner_host": optional(host_name_or_ip),
+        "vulnscan_scanner_host": optional(matching(r"[^\s,:\[\]]{1,253}", "a host's name in the inventory")),
         "vulnscan_fleet_group": printable(1, 100),
         "vulnscan_port_scan_calendar": calendar,
         "vulnscan_port_scan_randomized_delay_minutes": int_range(0, 1440),
@@ -1051,11 +1051,13 @@ def validate_roles(values: Mapping[str, Mapping[str, Any]], context: Mapping[str
     run first.
 
     ``values`` holds each role's variables (defaults overlaid by the host's), ``context`` what the
-    host told about the connection (``check_lockout``), ``platform`` its distribution and major
+    host told about the connection and the inventory's groups (``check_lockout``; ``probe_host``:
+    the host's ``govbaseline_probe_host``), ``platform`` its distribution and major
     version. All problems of all roles are collected into one ValidationError (each prefixed with
     its role), so one run names every bad value; the rules across roles run when each role is good.
     """
-    problems: list[str] = []
+    problems = [f"govbaseline: {p}" for p in inventory_names(
+        "govbaseline", {"govbaseline_probe_host": context.get("probe_host")}, context)]
     converted: dict[str, dict[str, Any]] = {}
     for role, role_values in values.items():
         try:
@@ -1099,13 +1101,59 @@ def check_baseline(values: Mapping[str, Mapping[str, Any]]) -> None:
         raise ValidationError("baseline", problems)
 
 
+# Variables that name a host or a group of the inventory, not a DNS name: judged against the inventory
+# of the run (``context["inventory_groups"]``: group -> hosts, as Ansible's ``groups``), so a name in no
+# inventory is refused before any change instead of showing up later as an ssh error.
+# "govbaseline": variables of no role (the checks' vantage point), judged once per host by validate_roles.
+INVENTORY_HOSTS: dict[str, tuple[str, ...]] = {"vulnscan": ("vulnscan_scanner_host",),
+                                               "govbaseline": ("govbaseline_probe_host",)}
+INVENTORY_GROUPS: dict[str, tuple[str, ...]] = {"vulnscan": ("vulnscan_fleet_group",),
+                                                "backup_server": ("backup_server_clients_group",)}
+# The role a named host must get, for the name to do anything (the scanner runs the port scan).
+INVENTORY_HOST_ROLE = {"vulnscan_scanner_host": "vulnscan"}
+
+
+def _listed(names: Iterable[str], limit: int = 10) -> str:
+    names = sorted(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "") or "none"
+
+
+def inventory_names(role: str, values: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
+    """Problems of the role's variables that name an inventory host or group; none without an inventory."""
+    groups: Mapping[str, list[str]] | None = context.get("inventory_groups")
+    if groups is None:
+        return []
+    hosts = {h for members in groups.values() for h in members}
+    problems = []
+    named = {name: values.get(name) for name in INVENTORY_HOSTS.get(role, ())}
+    for name, value in named.items():
+        if not value:
+            continue
+        if value not in hosts:
+            problems.append(f"{name} is {value!r}, which is not a host of the inventory (it has {_listed(hosts)}): "
+                            "name the host exactly as the inventory does")
+        elif (needed := INVENTORY_HOST_ROLE.get(name)) and \
+                needed not in roles_for(g for g, members in groups.items() if value in members):
+            problems.append(f"{name} is {value!r}, but that host is in no group that gets role {needed} "
+                            f"(playbooks/site.yml): nothing would run there. Name a host that gets role {needed}")
+    for name in INVENTORY_GROUPS.get(role, ()):
+        value = values.get(name)
+        if value and value not in groups:
+            problems.append(f"{name} is {value!r}, which is not a group of the inventory (it has "
+                            f"{_listed(g for g in groups if g not in ('all', 'ungrouped'))}): name one of its groups")
+    return problems
+
+
 def check_lockout(role: str, values: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """Refuse a run that would cut off the session it comes from; ``context`` is what the host told.
 
     firewall: ``controller_address`` (the SSH client address the host sees) and ``controller_port``
     (the port of sshd the session reached: SSH_CONNECTION's fourth field);
-    access: ``connecting_user`` and ``connecting_groups`` (the account the controller logs in as).
+    access: ``connecting_user`` and ``connecting_groups`` (the account the controller logs in as);
+    every role: ``inventory_groups`` (``inventory_names``).
     """
+    if problems := inventory_names(role, values, context):
+        raise ValidationError(role, problems)
     if role == "firewall":
         port_problems = _firewall_port_lockout(values, context.get("controller_port"))
         try:

@@ -124,7 +124,7 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("vulnscan", {}, {"vulnscan_lynis_calendar": "fortnightly"}, "vulnscan_lynis_calendar is not a systemd calendar"),
     ("vulnscan", {}, {"vulnscan_port_scan_ports": "1-70000"}, "vulnscan_port_scan_ports must be ports and ranges"),
     ("vulnscan", {}, {"vulnscan_port_scan_ports": "80,https"}, "vulnscan_port_scan_ports must be ports and ranges"),
-    ("vulnscan", {}, {"vulnscan_scanner_host": "scan ner"}, "vulnscan_scanner_host is not a valid host name"),
+    ("vulnscan", {}, {"vulnscan_scanner_host": "scan ner"}, "vulnscan_scanner_host must be a host's name"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)
@@ -281,3 +281,59 @@ def test_ssh_port_other_than_the_sessions_is_refused():
     with pytest.raises(ValidationError) as err:  # both lockouts at once
         check_lockout("firewall", values, {"controller_address": "198.51.100.9", "controller_port": "22"})
     assert "the address this controller connects from" in str(err.value) and "port 22" in str(err.value)
+
+
+INVENTORY = {"all": ["bh_2", "web1", "backup1"], "ungrouped": [], "webservers": ["bh_2", "web1"],
+             "backup_servers": ["backup1"]}
+
+
+def inventory_refusal(overrides, probe_host=""):
+    from govbaseline.validation import validate_roles
+
+    roles = ("vulnscan", "backup_server")
+    try:
+        validate_roles({role: role_vars(role, overrides) for role in roles},
+                       {"inventory_groups": INVENTORY, "probe_host": probe_host})
+    except ValidationError as err:
+        return str(err)
+    return ""
+
+
+def test_a_scanner_named_as_in_the_inventory_is_accepted():
+    """issue 17: bh_2 is a legal inventory name (underscore), no DNS name."""
+    assert inventory_refusal({"vulnscan_scanner_host": "bh_2"}, probe_host="web1") == ""
+    assert validated_vars("vulnscan", {"vulnscan_scanner_host": "bh_2"})["vulnscan_scanner_host"] == "bh_2"
+
+
+@pytest.mark.parametrize(("overrides", "probe", "words"), [
+    ({"vulnscan_scanner_host": "bh-3"}, "",
+     "vulnscan_scanner_host is 'bh-3', which is not a host of the inventory (it has backup1, bh_2, web1)"),
+    ({"vulnscan_scanner_host": "backup1"}, "", "vulnscan_scanner_host is 'backup1', but that host is in no group "
+                                               "that gets role vulnscan"),
+    ({"vulnscan_fleet_group": "webserver"}, "",
+     "vulnscan_fleet_group is 'webserver', which is not a group of the inventory (it has backup_servers, webservers)"),
+    ({"backup_server_clients_group": "web"}, "", "backup_server_clients_group is 'web', which is not a group"),
+    ({}, "probe-1", "govbaseline_probe_host is 'probe-1', which is not a host of the inventory"),
+])
+def test_a_name_in_no_inventory_is_refused(overrides, probe, words):
+    assert words in inventory_refusal(overrides, probe_host=probe)
+
+
+def test_a_long_inventory_is_listed_truncated():
+    from govbaseline.validation import inventory_names
+
+    groups = {"all": [f"web{i:02}" for i in range(30)]}
+    message = inventory_names("vulnscan", {"vulnscan_scanner_host": "web99"}, {"inventory_groups": groups})[0]
+    assert "web00, web01" in message and "web09 and 20 more" in message and "web29" not in message
+
+
+def test_pyinfra_refuses_a_name_in_no_inventory_before_connecting():
+    """The pyinfra engine's own check, before any connection, judges names against the whole inventory."""
+    from govbaseline.engines import validate_inventory
+    from govbaseline.inventory import ResolvedInventory
+
+    hostvars = {"vulnscan_scanner_host": "bh-3", "firewall_management_cidrs": ["192.0.2.0/24"]}
+    fleet = ResolvedInventory({"web1": hostvars, "bh_2": {}}, {"all": ["bh_2", "web1"], "webservers": ["bh_2", "web1"]})
+    with pytest.raises(ValidationError) as err:
+        validate_inventory(fleet.subset(["web1"]), fleet)
+    assert "web1: role vulnscan: vulnscan_scanner_host is 'bh-3', which is not a host" in str(err.value)
