@@ -73,6 +73,9 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "known-good-inside-web-root": ({"integrity_known_good_dir": "/var/www/release"},
                                    "integrity_known_good_dir /var/www/release overlaps integrity_web_root /var/www"),
     # vulnscan
+    # issue 17: an inventory name, not a DNS name, and one the inventory has
+    "scanner-in-no-inventory": ({"vulnscan_scanner_host": "bh-3"},
+                                "vulnscan_scanner_host is 'bh-3', which is not a host of the inventory"),
     "hardening-index": ({"vulnscan_min_hardening_index": 120},
                         "vulnscan_min_hardening_index must be between 0 and 100"),
     # backup
@@ -114,6 +117,8 @@ BATCHES: dict[str, list[str]] = {
                        "unquoted-off", "password-with-colon", "sftp-key-not-a-key", "known-good-inside-web-root",
                        "rule-source-ftp", "pull-credentials-in-url", "pull-playbook-outside"],
     "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root", "ssh-port-not-the-session's"],
+    # Found with the inventory, which pyinfra judges before it connects (so not with the lockouts).
+    "inventory-names": ["scanner-in-no-inventory"],
     "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
     "across-roles-without-tls": ["web-jails-without-nginx"],
 }
