@@ -632,6 +632,24 @@ def drill_inside_backup(values: Mapping[str, Any]) -> list[str]:
             if isinstance(path, str) and not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)]
 
 
+def _inside(path: str, folder: str) -> bool:
+    path, folder = path.rstrip("/") or "/", folder.rstrip("/") or "/"
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def drill_not_excluded(values: Mapping[str, Any]) -> list[str]:
+    """A drill path inside an excluded folder (backup_exclude's plain paths, or the antivirus
+    quarantine the role always excludes) is in no snapshot: every drill would fail."""
+    excluded = [(f"backup_exclude[{i}]", p) for i, p in enumerate(values.get("backup_exclude") or [])
+                if isinstance(p, str) and p.startswith("/") and not any(c in p for c in "*?[")]
+    if values.get("antivirus_quarantine_dir"):
+        excluded.append(("antivirus_quarantine_dir", values["antivirus_quarantine_dir"]))
+    return [f"backup_drill_paths[{i}] {path} is inside {name} {folder}, which is never backed up: every restore "
+            f"drill would find nothing to restore. Name a backed-up folder such as /var/www"
+            for i, path in enumerate(values.get("backup_drill_paths") or []) if isinstance(path, str)
+            for name, folder in excluded if _inside(path, folder)]
+
+
 def backup_server_tls(values: Mapping[str, Any]) -> list[str]:
     """The certificate and key, when given, are PEM (whether the server needs them depends on its
     transport, which check_platform judges with the host's Debian version)."""
@@ -907,6 +925,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "backup_max_age_hours": int_range(1, 8760),
         "backup_drill_calendar": calendar,
         "backup_drill_paths": non_empty(absolute_paths),
+        "antivirus_quarantine_dir": absolute_path,
     },
     "pull": {
         "pull_repository_url": optional(repository_url),
@@ -935,7 +954,7 @@ CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
     "tls": [tls_certificate_files, tls_acme, tls_hsts_preload],
     "antivirus": [signature_source, quarantine_outside_scans],
     "integrity": [known_good_copy],
-    "backup": [backup_secrets, backup_retention, drill_inside_backup],
+    "backup": [backup_secrets, backup_retention, drill_inside_backup, drill_not_excluded],
     "backup_server": [backup_server_tls],
     "pull": [pull_repository],
 }
@@ -978,7 +997,8 @@ def role_of(name: str) -> str | None:
 
 # Variables of another role that a role reads (its templates use them): the host's value, or that
 # role's default. They are in the reading role's argument_specs too, so both engines check them.
-READS: dict[str, tuple[str, ...]] = {"ids": ("firewall_management_cidrs", "firewall_ssh_port")}
+READS: dict[str, tuple[str, ...]] = {"ids": ("firewall_management_cidrs", "firewall_ssh_port"),
+                                     "backup": ("antivirus_quarantine_dir",)}
 
 
 def role_vars(role: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:

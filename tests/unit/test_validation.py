@@ -337,3 +337,31 @@ def test_pyinfra_refuses_a_name_in_no_inventory_before_connecting():
     with pytest.raises(ValidationError) as err:
         validate_inventory(fleet.subset(["web1"]), fleet)
     assert "web1: role vulnscan: vulnscan_scanner_host is 'bh-3', which is not a host" in str(err.value)
+
+
+BACKUP = {"backup_rest_url": "https://backup.example.gov:8000", "backup_rest_password": "a1" * 16,
+          "backup_repository_password": "b2" * 16}
+
+
+def test_the_backup_reads_the_quarantine_from_the_antivirus_role():
+    """issue 17: one path, one variable: the host's antivirus_quarantine_dir, else the antivirus default."""
+    from govbaseline.validation import role_defaults
+
+    assert validated_vars("backup", BACKUP)["antivirus_quarantine_dir"] == \
+        role_defaults("antivirus")["antivirus_quarantine_dir"]
+    assert validated_vars("backup", {**BACKUP, "antivirus_quarantine_dir": "/srv/q"})["antivirus_quarantine_dir"] \
+        == "/srv/q"
+    assert role_defaults("backup")["backup_exclude"] == []
+
+
+@pytest.mark.parametrize(("overrides", "words"), [
+    ({"antivirus_quarantine_dir": "/var/www/quarantine", "backup_drill_paths": ["/var/www/quarantine/old"]},
+     "backup_drill_paths[0] /var/www/quarantine/old is inside antivirus_quarantine_dir /var/www/quarantine"),
+    ({"backup_exclude": ["/var/www/cache"], "backup_drill_paths": ["/var/www/cache"]},
+     "backup_drill_paths[0] /var/www/cache is inside backup_exclude[0] /var/www/cache"),
+])
+def test_a_drill_of_an_excluded_folder_is_refused(overrides, words):
+    validated_vars("backup", {**BACKUP, "backup_exclude": ["/var/www/cache", "*.tmp"]})
+    with pytest.raises(ValidationError) as err:
+        validated_vars("backup", {**BACKUP, **overrides})
+    assert words in str(err.value)
