@@ -97,7 +97,18 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
                                  "pull_repository_url": "https://ops:t0ken@git.example.gov/ops/baseline.git"},
                                 "pull_repository_url must not carry credentials"),
     "pull-playbook-outside": ({"pull_playbook": "../site.yml"}, "pull_playbook must be a path inside the repository"),
+    # issue 17: contradictions between variables of a role
+    "webhook-in-clear": ({"alerts_webhook_url": "http://hooks.example.gov/alerts"},
+                         "alerts_webhook_url is plain http:// to hooks.example.gov"),
+    "ssh-open-to-all": ({"firewall_allowed_tcp_ports": [22, 80, 443]},
+                        "firewall_allowed_tcp_ports lists 22, the SSH port (firewall_ssh_port)"),
+    "never-ban-everyone": ({"ids_never_ban_cidrs": ["0.0.0.0/0"]}, "ids_never_ban_cidrs has 0.0.0.0/0"),
     # across roles
+    "acme-without-port-80": ({"tls_certificate_source": "acme", "tls_acme_email": "webops@example.gov",
+                              "firewall_allowed_tcp_ports": [443]},
+                             "firewall_allowed_tcp_ports lacks 80 while tls_certificate_source is acme"),
+    "web-root-outside-the-watch": ({"tls_web_root": "/srv/site"},
+                                   "tls_web_root /srv/site is outside integrity_web_root /var/www"),
     "web-jails-without-nginx": ({"tls_enabled": False}, "ids_web_auth_jail and ids_web_4xx_jail read nginx's logs"),
     "https-closed-by-the-firewall": ({"firewall_allowed_tcp_ports": [80]}, "firewall_allowed_tcp_ports lacks 443"),
     "scan-faster-than-flood-limit": ({"vulnscan_port_scan_max_rate": 50},
@@ -121,6 +132,8 @@ BATCHES: dict[str, list[str]] = {
     "inventory-names": ["scanner-in-no-inventory"],
     "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
     "across-roles-without-tls": ["web-jails-without-nginx"],
+    "contradictions-in-a-role": ["webhook-in-clear", "ssh-open-to-all", "never-ban-everyone"],
+    "contradictions-across-roles": ["acme-without-port-80", "web-root-outside-the-watch"],
 }
 
 

@@ -946,9 +946,61 @@ RULES: dict[str, dict[str, Rule]] = {
     },
 }
 
+def ssh_not_open_to_all(values: Mapping[str, Any]) -> list[str]:
+    port = values.get("firewall_ssh_port")
+    for name in ("firewall_allowed_tcp_ports",):
+        if port in (values.get(name) or []):
+            return [f"{name} lists {port}, the SSH port (firewall_ssh_port): SSH would be open to every address, "
+                    "not only firewall_management_cidrs. Remove it, and add the administrators' networks to "
+                    "firewall_management_cidrs"]
+    return []
+
+
+def _too_wide(cidr_text: str) -> bool:
+    try:
+        net = ipaddress.ip_network(cidr_text, strict=False)
+    except ValueError:
+        return False
+    return net.prefixlen < (8 if net.version == 4 else 16)
+
+
+def never_ban_not_everyone(values: Mapping[str, Any]) -> list[str]:
+    """fail2ban never bans management networks nor ids_never_ban_cidrs: one that spans (almost) the
+    whole internet switches brute-force blocking off for everyone."""
+    return [f"{name} has {net}: fail2ban never bans these networks, so nearly every attacker would be exempt from "
+            f"brute-force blocking. Name the administrators' and monitoring networks only (at most /8 for IPv4, "
+            f"/16 for IPv6)"
+            for name in ("firewall_management_cidrs", "ids_never_ban_cidrs")
+            for net in values.get(name) or [] if isinstance(net, str) and _too_wide(net)]
+
+
+def alerts_not_in_clear(values: Mapping[str, Any]) -> list[str]:
+    """Alerts carry host names, findings and the webhook token / relay password: not in clear text
+    beyond the local network."""
+    problems = []
+    hook = values.get("alerts_webhook_url") or ""
+    parsed = urllib.parse.urlparse(hook) if isinstance(hook, str) else None
+    if parsed is not None and parsed.scheme == "http" and parsed.hostname:
+        try:
+            private = ipaddress.ip_address(parsed.hostname).is_private
+        except ValueError:
+            private = False
+        if not private:
+            problems.append(f"alerts_webhook_url is plain http:// to {parsed.hostname}: every alert (and "
+                            "alerts_webhook_token) would cross the network unencrypted. Use https:// (plain http is "
+                            "accepted only to a private or loopback IP address, such as a local relay)")
+    if values.get("alerts_smtp_user") and values.get("alerts_smtp_tls") == "off":
+        problems.append("alerts_smtp_tls is off while alerts_smtp_user is set: the relay password would be sent in "
+                        "clear text. Set alerts_smtp_tls to starttls or tls")
+    return problems
+
+
 # Rules that look at several variables of a role together.
 CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
-    "alerts": [requires("alerts_smtp_user", "alerts_smtp_password", "the relay login needs its password")],
+    "alerts": [requires("alerts_smtp_user", "alerts_smtp_password", "the relay login needs its password"),
+               alerts_not_in_clear],
+    "firewall": [ssh_not_open_to_all],
+    "ids": [never_ban_not_everyone],
     "access": [ageing_order, vendors_are_not_admins, some_admin_can_log_in],
     "audit": [log_host_ca],
     "tls": [tls_certificate_files, tls_acme, tls_hsts_preload],
@@ -1117,6 +1169,7 @@ def check_baseline(values: Mapping[str, Mapping[str, Any]]) -> None:
             (ids.get("ids_web_auth_jail") or ids.get("ids_web_4xx_jail")):
         problems.append("ids_web_auth_jail and ids_web_4xx_jail read nginx's logs, but tls_enabled is false: "
                         "set both to false, or enable the tls role")
+    problems += contradictions(values)
     if problems:
         raise ValidationError("baseline", problems)
 
@@ -1161,6 +1214,42 @@ def inventory_names(role: str, values: Mapping[str, Any], context: Mapping[str, 
         if value and value not in groups:
             problems.append(f"{name} is {value!r}, which is not a group of the inventory (it has "
                             f"{_listed(g for g in groups if g not in ('all', 'ungrouped'))}): name one of its groups")
+    return problems
+
+
+def contradictions(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Combinations of roles' values that would defeat a control, make a renewal or a job impossible,
+    or send something where it must not go (README: "What is refused before any change, and why").
+    Each rule applies when both roles are in ``values`` (the host's roles that are on)."""
+    firewall, tls, antivirus = values.get("firewall"), values.get("tls"), values.get("antivirus")
+    integrity, audit, backup = values.get("integrity"), values.get("audit"), values.get("backup")
+    problems = []
+    if firewall and tls and tls.get("tls_certificate_source") == "acme" \
+            and 80 not in firewall.get("firewall_allowed_tcp_ports", []):
+        problems.append("firewall_allowed_tcp_ports lacks 80 while tls_certificate_source is acme: the ACME HTTP-01 "
+                        "challenge of the first certificate and of every renewal comes in on port 80, so the "
+                        "certificate would expire. Add 80 to firewall_allowed_tcp_ports (nginx only redirects it), or "
+                        "use tls_certificate_source: files")
+    web_root = str(tls.get("tls_web_root", "")) if tls else ""
+    if web_root and integrity and integrity.get("integrity_tamper_enabled") and \
+            not _inside(web_root, str(integrity.get("integrity_web_root", ""))):
+        problems.append(f"tls_web_root {web_root} is outside integrity_web_root {integrity['integrity_web_root']}: "
+                        "the tamper watch would guard a folder nginx does not serve. Set integrity_web_root to "
+                        "tls_web_root or a folder holding it")
+    if web_root and audit and not _inside(web_root, str(audit.get("audit_web_root", ""))):
+        problems.append(f"tls_web_root {web_root} is outside audit_web_root {audit['audit_web_root']}: changes to "
+                        "the published site would not be audited. Set audit_web_root to tls_web_root or a folder "
+                        "holding it")
+    if web_root and backup and not any(_inside(web_root, p) for p in backup.get("backup_paths", [])):
+        problems.append(f"tls_web_root {web_root} is inside none of backup_paths: the published site would not be "
+                        "backed up. Add it (or a folder holding it) to backup_paths")
+    quarantine = str(antivirus.get("antivirus_quarantine_dir", "")) if antivirus else ""
+    roots = [("tls_web_root", web_root, "published by nginx")] + (
+        [("integrity_web_root", str(integrity.get("integrity_web_root", "")),
+          "judged (and restored over) by the tamper watch")] if integrity else [])
+    problems += [f"antivirus_quarantine_dir {quarantine} is inside {name} {root}: infected files would be {what}. "
+                 "Keep the quarantine outside every web root, such as /var/lib/govbaseline/quarantine"
+                 for name, root, what in roots if quarantine and root and _inside(quarantine, root)]
     return problems
 
 

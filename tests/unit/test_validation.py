@@ -365,3 +365,95 @@ def test_a_drill_of_an_excluded_folder_is_refused(overrides, words):
     with pytest.raises(ValidationError) as err:
         validated_vars("backup", {**BACKUP, **overrides})
     assert words in str(err.value)
+
+
+# issue 17, kind 3: contradictions refused before any change. Per rule: (role -> overrides of a good
+# host), the words of the refusal (each names the variables), and the overrides that fix it.
+HOST = {"firewall": GOOD, "tls": TLS, "alerts": ALERTS, "ids": {}, "integrity": {}, "audit": {}, "antivirus": {},
+        "backup": BACKUP}
+
+
+def host_refusal(changes: dict[str, dict]) -> str:
+    from govbaseline.validation import check_baseline
+
+    # One host's variables, as the inventory gives them (a role reads another's: READS).
+    hostvars = {k: v for role, good in HOST.items() for k, v in {**good, **changes.get(role, {})}.items()}
+    try:
+        check_baseline({role: validated_vars(role, hostvars) for role in HOST})
+    except ValidationError as err:
+        return str(err)
+    return ""
+
+
+CONTRADICTIONS = {
+    "acme-without-80": (
+        {"firewall": {"firewall_allowed_tcp_ports": [443]},
+         "tls": {"tls_certificate_source": "acme", "tls_acme_email": "webops@example.gov"}},
+        ["firewall_allowed_tcp_ports lacks 80 while tls_certificate_source is acme"],
+        {"firewall": {"firewall_allowed_tcp_ports": [80, 443]}}),
+    "ssh-open-to-all": (
+        {"firewall": {"firewall_allowed_tcp_ports": [22, 80, 443]}},
+        ["firewall_allowed_tcp_ports lists 22, the SSH port (firewall_ssh_port)"],
+        {"firewall": {"firewall_allowed_tcp_ports": [80, 443]}}),
+    "management-is-the-internet": (
+        {"firewall": {"firewall_management_cidrs": ["0.0.0.0/0"]}},
+        ["firewall_management_cidrs has 0.0.0.0/0: fail2ban never bans"],
+        {"firewall": {"firewall_management_cidrs": ["10.0.0.0/8"]}}),
+    "never-ban-everyone": (
+        {"ids": {"ids_never_ban_cidrs": ["::/0"]}},
+        ["ids_never_ban_cidrs has ::/0"],
+        {"ids": {"ids_never_ban_cidrs": ["2001:db8::/32"]}}),
+    "webhook-in-clear": (
+        {"alerts": {"alerts_webhook_url": "http://hooks.example.gov/a"}},
+        ["alerts_webhook_url is plain http:// to hooks.example.gov"],
+        {"alerts": {"alerts_webhook_url": "http://10.0.0.7:8025/alerts"}}),
+    "relay-password-in-clear": (
+        {"alerts": {"alerts_smtp_user": "web1", "alerts_smtp_password": "s3cret", "alerts_smtp_tls": "off"}},
+        ["alerts_smtp_tls is off while alerts_smtp_user is set"],
+        {"alerts": {"alerts_smtp_user": "web1", "alerts_smtp_password": "s3cret", "alerts_smtp_tls": "starttls"}}),
+    "tamper-watch-on-another-folder": (
+        {"tls": {"tls_web_root": "/srv/site"}},
+        ["tls_web_root /srv/site is outside integrity_web_root /var/www",
+         "tls_web_root /srv/site is outside audit_web_root /var/www"],
+        {"tls": {"tls_web_root": "/srv/site"}, "integrity": {"integrity_web_root": "/srv/site"},
+         "audit": {"audit_web_root": "/srv"}}),
+    "site-not-backed-up": (
+        {"tls": {"tls_web_root": "/opt/site"}, "integrity": {"integrity_web_root": "/opt/site"},
+         "audit": {"audit_web_root": "/opt"}},
+        ["tls_web_root /opt/site is inside none of backup_paths"],
+        {"tls": {"tls_web_root": "/opt/site"}, "integrity": {"integrity_web_root": "/opt/site"},
+         "audit": {"audit_web_root": "/opt"}, "backup": {"backup_paths": ["/etc", "/opt", "/var/www"]}}),
+    "quarantine-published": (
+        {"antivirus": {"antivirus_quarantine_dir": "/var/www/html/q", "antivirus_scan_paths": ["/home"]}},
+        ["antivirus_quarantine_dir /var/www/html/q is inside tls_web_root /var/www/html: infected files would be "
+         "published", "antivirus_quarantine_dir /var/www/html/q is inside integrity_web_root /var/www"],
+        {"antivirus": {"antivirus_quarantine_dir": "/var/lib/quarantine", "antivirus_scan_paths": ["/home"]}}),
+}
+
+
+def test_the_good_host_of_the_contradiction_tests_is_accepted():
+    assert host_refusal({}) == ""
+
+
+@pytest.mark.parametrize("case", sorted(CONTRADICTIONS))
+def test_a_contradiction_between_variables_is_refused_and_its_fix_accepted(case):
+    changes, words, fixed = CONTRADICTIONS[case]
+    message = host_refusal(changes)
+    assert [w for w in words if w not in message] == [], message or "accepted"
+    assert host_refusal(fixed) == ""
+
+
+def test_pyinfra_refuses_a_contradiction_across_roles_before_connecting():
+    """engines.validate_inventory runs the rules across roles too (before, pyinfra met them only once
+    connected): the same refusal as Ansible's first play."""
+    from govbaseline.engines import validate_inventory
+    from govbaseline.inventory import ResolvedInventory
+
+    changes = {"firewall": {"firewall_allowed_tcp_ports": [443]},
+               "tls": {"tls_certificate_source": "acme", "tls_acme_email": "webops@example.gov"}}
+    hostvars = {k: v for role, good in HOST.items() for k, v in {**good, **changes.get(role, {})}.items()}
+    hostvars["access_permit_root_login"] = "prohibit-password"
+    fleet = ResolvedInventory({"web1": hostvars}, {"all": ["web1"], "webservers": ["web1"]})
+    with pytest.raises(ValidationError) as err:
+        validate_inventory(fleet, fleet)
+    assert "web1: baseline: firewall_allowed_tcp_ports lacks 80 while tls_certificate_source is acme" in str(err.value)
