@@ -26,6 +26,10 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "cidr-33": ({"firewall_management_cidrs": ["10.0.0.0/33"]}, "firewall_management_cidrs[0] is not a valid network"),
     "empty-management": ({"firewall_management_cidrs": []}, "firewall_management_cidrs must list at least one"),
     "firewall-lockout": ({"firewall_management_cidrs": ["192.0.2.0/24"]}, "the address this controller connects from"),
+    # issue 17: SSH accepted on 2222 only, while sshd (which the baseline does not move) and this session use 22
+    "ssh-port-not-the-session's": ({"firewall_ssh_port": 2222},
+                                   "firewall_ssh_port is 2222, but this controller's SSH session reaches sshd on "
+                                   "port 22"),
     # alerts
     "no-relay": ({"alerts_smtp_host": ""}, "alerts_smtp_host must name a host"),
     "unknown-severity": ({"alerts_recipients": {"urgent": ["a@example.gov"]}}, "unknown severity 'urgent'"),
@@ -69,6 +73,9 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "known-good-inside-web-root": ({"integrity_known_good_dir": "/var/www/release"},
                                    "integrity_known_good_dir /var/www/release overlaps integrity_web_root /var/www"),
     # vulnscan
+    # issue 17: an inventory name, not a DNS name, and one the inventory has
+    "scanner-in-no-inventory": ({"vulnscan_scanner_host": "bh-3"},
+                                "vulnscan_scanner_host is 'bh-3', which is not a host of the inventory"),
     "hardening-index": ({"vulnscan_min_hardening_index": 120},
                         "vulnscan_min_hardening_index must be between 0 and 100"),
     # backup
@@ -91,7 +98,18 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
                                 "pull_repository_url must not carry credentials"),
     "pull-playbook-outside": ({"pull_enabled": True, "pull_playbook": "../site.yml"},
                               "pull_playbook must be a path inside the repository"),
+    # issue 17: contradictions between variables of a role
+    "webhook-in-clear": ({"alerts_webhook_url": "http://hooks.example.gov/alerts"},
+                         "alerts_webhook_url is plain http:// to hooks.example.gov"),
+    "ssh-open-to-all": ({"firewall_allowed_tcp_ports": [22, 80, 443]},
+                        "firewall_allowed_tcp_ports lists 22, the SSH port (firewall_ssh_port)"),
+    "never-ban-everyone": ({"ids_never_ban_cidrs": ["0.0.0.0/0"]}, "ids_never_ban_cidrs has 0.0.0.0/0"),
     # across roles
+    "acme-without-port-80": ({"tls_certificate_source": "acme", "tls_acme_email": "webops@example.gov",
+                              "firewall_allowed_tcp_ports": [443]},
+                             "firewall_allowed_tcp_ports lacks 80 while tls_certificate_source is acme"),
+    "web-root-outside-the-watch": ({"tls_web_root": "/srv/site"},
+                                   "tls_web_root /srv/site is outside integrity_web_root /var/www"),
     "https-closed-by-the-firewall": ({"firewall_allowed_tcp_ports": [80]}, "firewall_allowed_tcp_ports lacks 443"),
     "scan-faster-than-flood-limit": ({"vulnscan_port_scan_max_rate": 50},
                                      "vulnscan_port_scan_max_rate (50/s) must stay below "
@@ -109,9 +127,13 @@ BATCHES: dict[str, list[str]] = {
     "yet-more-rules": ["empty-management", "user-without-password", "loose-umask", "no-admin-at-all", "journal-size",
                        "unquoted-off", "password-with-colon", "sftp-key-not-a-key", "known-good-inside-web-root",
                        "rule-source-ftp", "pull-credentials-in-url"],
-    "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root"],
+    "lockouts": ["firewall-lockout", "root-login-off-while-connecting-as-root", "ssh-port-not-the-session's"],
+    # Found with the inventory, which pyinfra judges before it connects (so not with the lockouts).
+    "inventory-names": ["scanner-in-no-inventory"],
     "across-roles": ["https-closed-by-the-firewall", "scan-faster-than-flood-limit"],
     "pull-paths": ["pull-playbook-outside"],
+    "contradictions-in-a-role": ["webhook-in-clear", "ssh-open-to-all", "never-ban-everyone"],
+    "contradictions-across-roles": ["acme-without-port-80", "web-root-outside-the-watch"],
 }
 
 

@@ -23,6 +23,9 @@ options:
   controller_address:
     description: Address the controller's SSH session comes from, as the host sees it (firewall).
     type: str
+  controller_port:
+    description: Port of sshd the controller's SSH session reached (firewall; firewall_ssh_port must be it).
+    type: str
   connecting_user:
     description: Account the controller logs in as (access).
     type: str
@@ -39,7 +42,8 @@ from ansible.plugins.action import ActionBase
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("role", "controller_address", "connecting_user", "connecting_groups"))
+    _VALID_ARGS = frozenset(("role", "controller_address", "controller_port", "connecting_user",
+                             "connecting_groups"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -55,6 +59,9 @@ class ActionModule(ActionBase):
         # any other play's), so a host's values are judged as a whole before the first change.
         roles = validation.roles_for(task_vars.get("group_names", [])) if wanted == "baseline" else [wanted]
         context = {k: v for k, v in self._task.args.items() if k != "role"}
+        # Variables that name an inventory host or group are judged against the inventory itself.
+        context["inventory_groups"] = {g: list(hosts) for g, hosts in task_vars.get("groups", {}).items()}
+        context["probe_host"] = self._templar.template(task_vars.get("govbaseline_probe_host") or "")
         facts = task_vars.get("ansible_facts", {})
         values = {}
         for role in roles:
@@ -62,8 +69,12 @@ class ActionModule(ActionBase):
             # a variable belongs to the longest role name it starts with (backup_server_* is not backup's).
             # Overlaid on the role's defaults: a play that validates before its roles run (site.yml's
             # first play) has the inventory's values but not the roles' defaults.
+            # Another role's variables this role reads (validation.READS) are the host's too, not that
+            # role's defaults.
+            reads = validation.READS.get(role, ())
             values[role] = validation.role_vars(role, {name: self._templar.template(task_vars[name])
-                                                       for name in task_vars if validation.role_of(name) == role})
+                                                       for name in task_vars
+                                                       if validation.role_of(name) == role or name in reads})
         platform = None
         if "distribution" in facts:
             platform = (facts["distribution"], str(facts.get("distribution_major_version")))

@@ -152,15 +152,18 @@ def write_pyinfra_inventory(resolved: ResolvedInventory, path: Path, fleet: Reso
     path.write_text("# Written by govbaseline from `ansible-inventory --list`; do not edit.\n" + body)
 
 
-def validate_inventory(resolved: ResolvedInventory) -> None:
-    """Refuse bad variables for every host before pyinfra touches any of them."""
+def validate_inventory(resolved: ResolvedInventory, fleet: ResolvedInventory | None = None) -> None:
+    """Refuse bad variables for every host before pyinfra touches any of them: each role's, the rules
+    across roles, and the names of hosts and groups (against the whole inventory, ``fleet``)."""
     problems = []
+    groups = (fleet or resolved).groups
     for host, hostvars in resolved.hostvars.items():
-        for role in validation.roles_for(resolved.groups_of(host)):
-            try:
-                validation.validated_vars(role, hostvars)
-            except validation.ValidationError as exc:
-                problems.append(f"{host}: {exc}")
+        roles = validation.roles_for(resolved.groups_of(host))
+        context = {"inventory_groups": groups, "probe_host": hostvars.get("govbaseline_probe_host") or ""}
+        try:
+            validation.validate_roles({role: validation.role_vars(role, hostvars) for role in roles}, context)
+        except validation.ValidationError as exc:
+            problems += [f"{host}: {p}" for p in exc.problems]
     if problems:
         raise validation.ValidationError("inventory", problems)
 
@@ -170,7 +173,7 @@ def run_pyinfra(inventory: Path, check: bool = False, limit: str | None = None, 
     selection = selection or select(inventory, limit)
     resolved = selection.hosts
     try:
-        validate_inventory(resolved)
+        validate_inventory(resolved, selection.fleet)
     except validation.ValidationError as exc:
         return EngineResult("pyinfra", 2, f"refused before any change: {exc}\n")
     with tempfile.TemporaryDirectory(prefix="govbaseline-pyinfra-") as tmp:

@@ -632,6 +632,24 @@ def drill_inside_backup(values: Mapping[str, Any]) -> list[str]:
             if isinstance(path, str) and not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)]
 
 
+def _inside(path: str, folder: str) -> bool:
+    path, folder = path.rstrip("/") or "/", folder.rstrip("/") or "/"
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def drill_not_excluded(values: Mapping[str, Any]) -> list[str]:
+    """A drill path inside an excluded folder (backup_exclude's plain paths, or the antivirus
+    quarantine the role always excludes) is in no snapshot: every drill would fail."""
+    excluded = [(f"backup_exclude[{i}]", p) for i, p in enumerate(values.get("backup_exclude") or [])
+                if isinstance(p, str) and p.startswith("/") and not any(c in p for c in "*?[")]
+    if values.get("antivirus_quarantine_dir"):
+        excluded.append(("antivirus_quarantine_dir", values["antivirus_quarantine_dir"]))
+    return [f"backup_drill_paths[{i}] {path} is inside {name} {folder}, which is never backed up: every restore "
+            f"drill would find nothing to restore. Name a backed-up folder such as /var/www"
+            for i, path in enumerate(values.get("backup_drill_paths") or []) if isinstance(path, str)
+            for name, folder in excluded if _inside(path, folder)]
+
+
 def backup_server_tls(values: Mapping[str, Any]) -> list[str]:
     """The certificate and key, when given, are PEM (whether the server needs them depends on its
     transport, which check_platform judges with the host's Debian version)."""
@@ -883,7 +901,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "vulnscan_lynis_keep_reports": int_range(1, 1000),
         "vulnscan_min_hardening_index": int_range(0, 100),
         "vulnscan_accepted_warnings": each(lynis_test_id),
-        "vulnscan_scanner_host": optional(host_name_or_ip),
+        "vulnscan_scanner_host": optional(matching(r"[^\s,:\[\]]{1,253}", "a host's name in the inventory")),
         "vulnscan_fleet_group": printable(1, 100),
         "vulnscan_port_scan_calendar": calendar,
         "vulnscan_port_scan_randomized_delay_minutes": int_range(0, 1440),
@@ -909,6 +927,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "backup_max_age_hours": int_range(1, 8760),
         "backup_drill_calendar": calendar,
         "backup_drill_paths": non_empty(absolute_paths),
+        "antivirus_quarantine_dir": absolute_path,
     },
     "pull": {
         "pull_repository_url": optional(repository_url),
@@ -929,15 +948,67 @@ RULES: dict[str, dict[str, Rule]] = {
     },
 }
 
+def ssh_not_open_to_all(values: Mapping[str, Any]) -> list[str]:
+    port = values.get("firewall_ssh_port")
+    for name in ("firewall_allowed_tcp_ports",):
+        if port in (values.get(name) or []):
+            return [f"{name} lists {port}, the SSH port (firewall_ssh_port): SSH would be open to every address, "
+                    "not only firewall_management_cidrs. Remove it, and add the administrators' networks to "
+                    "firewall_management_cidrs"]
+    return []
+
+
+def _too_wide(cidr_text: str) -> bool:
+    try:
+        net = ipaddress.ip_network(cidr_text, strict=False)
+    except ValueError:
+        return False
+    return net.prefixlen < (8 if net.version == 4 else 16)
+
+
+def never_ban_not_everyone(values: Mapping[str, Any]) -> list[str]:
+    """fail2ban never bans management networks nor ids_never_ban_cidrs: one that spans (almost) the
+    whole internet switches brute-force blocking off for everyone."""
+    return [f"{name} has {net}: fail2ban never bans these networks, so nearly every attacker would be exempt from "
+            f"brute-force blocking. Name the administrators' and monitoring networks only (at most /8 for IPv4, "
+            f"/16 for IPv6)"
+            for name in ("firewall_management_cidrs", "ids_never_ban_cidrs")
+            for net in values.get(name) or [] if isinstance(net, str) and _too_wide(net)]
+
+
+def alerts_not_in_clear(values: Mapping[str, Any]) -> list[str]:
+    """Alerts carry host names, findings and the webhook token / relay password: not in clear text
+    beyond the local network."""
+    problems = []
+    hook = values.get("alerts_webhook_url") or ""
+    parsed = urllib.parse.urlparse(hook) if isinstance(hook, str) else None
+    if parsed is not None and parsed.scheme == "http" and parsed.hostname:
+        try:
+            private = ipaddress.ip_address(parsed.hostname).is_private
+        except ValueError:
+            private = False
+        if not private:
+            problems.append(f"alerts_webhook_url is plain http:// to {parsed.hostname}: every alert (and "
+                            "alerts_webhook_token) would cross the network unencrypted. Use https:// (plain http is "
+                            "accepted only to a private or loopback IP address, such as a local relay)")
+    if values.get("alerts_smtp_user") and values.get("alerts_smtp_tls") == "off":
+        problems.append("alerts_smtp_tls is off while alerts_smtp_user is set: the relay password would be sent in "
+                        "clear text. Set alerts_smtp_tls to starttls or tls")
+    return problems
+
+
 # Rules that look at several variables of a role together.
 CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
-    "alerts": [requires("alerts_smtp_user", "alerts_smtp_password", "the relay login needs its password")],
+    "alerts": [requires("alerts_smtp_user", "alerts_smtp_password", "the relay login needs its password"),
+               alerts_not_in_clear],
+    "firewall": [ssh_not_open_to_all],
+    "ids": [never_ban_not_everyone],
     "access": [ageing_order, vendors_are_not_admins, some_admin_can_log_in],
     "audit": [log_host_ca],
     "tls": [tls_certificate_files, tls_acme, tls_hsts_preload],
     "antivirus": [signature_source, quarantine_outside_scans],
     "integrity": [known_good_copy],
-    "backup": [backup_secrets, backup_retention, drill_inside_backup],
+    "backup": [backup_secrets, backup_retention, drill_inside_backup, drill_not_excluded],
     "backup_server": [backup_server_tls],
     "pull": [pull_repository],
 }
@@ -981,7 +1052,8 @@ def role_of(name: str) -> str | None:
 # Variables of another role that a role reads (its templates use them): the host's value, or that
 # role's default. They are in the reading role's argument_specs too, so both engines check them.
 # ids: its web jails read nginx's logs, so they are on only where the tls role is (tls_enabled).
-READS: dict[str, tuple[str, ...]] = {"ids": ("firewall_management_cidrs", "firewall_ssh_port", "tls_enabled")}
+READS: dict[str, tuple[str, ...]] = {"ids": ("firewall_management_cidrs", "firewall_ssh_port", "tls_enabled"),
+                                     "backup": ("antivirus_quarantine_dir",)}
 
 
 def role_vars(role: str, hostvars: Mapping[str, Any]) -> dict[str, Any]:
@@ -1115,11 +1187,13 @@ def validate_roles(values: Mapping[str, Mapping[str, Any]], context: Mapping[str
     run first.
 
     ``values`` holds each role's variables (defaults overlaid by the host's), ``context`` what the
-    host told about the connection (``check_lockout``), ``platform`` its distribution and major
+    host told about the connection and the inventory's groups (``check_lockout``; ``probe_host``:
+    the host's ``govbaseline_probe_host``), ``platform`` its distribution and major
     version. All problems of all roles are collected into one ValidationError (each prefixed with
     its role), so one run names every bad value; the rules across roles run when each role is good.
     """
-    problems: list[str] = []
+    problems = [f"govbaseline: {p}" for p in inventory_names(
+        "govbaseline", {"govbaseline_probe_host": context.get("probe_host")}, context)]
     converted: dict[str, dict[str, Any]] = {}
     for role, role_values in values.items():
         try:
@@ -1169,18 +1243,108 @@ def check_baseline(values: Mapping[str, Mapping[str, Any]], off: Iterable[str] =
         problems.append(f"vulnscan_port_scan_max_rate ({scan['vulnscan_port_scan_max_rate']}/s) must stay below "
                         f"firewall_new_conn_rate_per_second ({firewall['firewall_new_conn_rate_per_second']}/s): "
                         "the firewall's flood limit would drop probes and hide open ports from the scan")
+    problems += contradictions(values)
     if problems:
         raise ValidationError("baseline", problems)
+
+
+# Variables that name a host or a group of the inventory, not a DNS name: judged against the inventory
+# of the run (``context["inventory_groups"]``: group -> hosts, as Ansible's ``groups``), so a name in no
+# inventory is refused before any change instead of showing up later as an ssh error.
+# "govbaseline": variables of no role (the checks' vantage point), judged once per host by validate_roles.
+INVENTORY_HOSTS: dict[str, tuple[str, ...]] = {"vulnscan": ("vulnscan_scanner_host",),
+                                               "govbaseline": ("govbaseline_probe_host",)}
+INVENTORY_GROUPS: dict[str, tuple[str, ...]] = {"vulnscan": ("vulnscan_fleet_group",),
+                                                "backup_server": ("backup_server_clients_group",)}
+# The role a named host must get, for the name to do anything (the scanner runs the port scan).
+INVENTORY_HOST_ROLE = {"vulnscan_scanner_host": "vulnscan"}
+
+
+def _listed(names: Iterable[str], limit: int = 10) -> str:
+    names = sorted(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "") or "none"
+
+
+def inventory_names(role: str, values: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
+    """Problems of the role's variables that name an inventory host or group; none without an inventory."""
+    groups: Mapping[str, list[str]] | None = context.get("inventory_groups")
+    if groups is None:
+        return []
+    hosts = {h for members in groups.values() for h in members}
+    problems = []
+    named = {name: values.get(name) for name in INVENTORY_HOSTS.get(role, ())}
+    for name, value in named.items():
+        if not value:
+            continue
+        if value not in hosts:
+            problems.append(f"{name} is {value!r}, which is not a host of the inventory (it has {_listed(hosts)}): "
+                            "name the host exactly as the inventory does")
+        elif (needed := INVENTORY_HOST_ROLE.get(name)) and \
+                needed not in roles_for(g for g, members in groups.items() if value in members):
+            problems.append(f"{name} is {value!r}, but that host is in no group that gets role {needed} "
+                            f"(playbooks/site.yml): nothing would run there. Name a host that gets role {needed}")
+    for name in INVENTORY_GROUPS.get(role, ()):
+        value = values.get(name)
+        if value and value not in groups:
+            problems.append(f"{name} is {value!r}, which is not a group of the inventory (it has "
+                            f"{_listed(g for g in groups if g not in ('all', 'ungrouped'))}): name one of its groups")
+    return problems
+
+
+def contradictions(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Combinations of roles' values that would defeat a control, make a renewal or a job impossible,
+    or send something where it must not go (README: "What is refused before any change, and why").
+    Each rule applies when both roles are in ``values`` (the host's roles that are on)."""
+    firewall, tls, antivirus = values.get("firewall"), values.get("tls"), values.get("antivirus")
+    integrity, audit, backup = values.get("integrity"), values.get("audit"), values.get("backup")
+    problems = []
+    if firewall and tls and tls.get("tls_certificate_source") == "acme" \
+            and 80 not in firewall.get("firewall_allowed_tcp_ports", []):
+        problems.append("firewall_allowed_tcp_ports lacks 80 while tls_certificate_source is acme: the ACME HTTP-01 "
+                        "challenge of the first certificate and of every renewal comes in on port 80, so the "
+                        "certificate would expire. Add 80 to firewall_allowed_tcp_ports (nginx only redirects it), or "
+                        "use tls_certificate_source: files")
+    web_root = str(tls.get("tls_web_root", "")) if tls else ""
+    if web_root and integrity and integrity.get("integrity_tamper_enabled") and \
+            not _inside(web_root, str(integrity.get("integrity_web_root", ""))):
+        problems.append(f"tls_web_root {web_root} is outside integrity_web_root {integrity['integrity_web_root']}: "
+                        "the tamper watch would guard a folder nginx does not serve. Set integrity_web_root to "
+                        "tls_web_root or a folder holding it")
+    if web_root and audit and not _inside(web_root, str(audit.get("audit_web_root", ""))):
+        problems.append(f"tls_web_root {web_root} is outside audit_web_root {audit['audit_web_root']}: changes to "
+                        "the published site would not be audited. Set audit_web_root to tls_web_root or a folder "
+                        "holding it")
+    if web_root and backup and not any(_inside(web_root, p) for p in backup.get("backup_paths", [])):
+        problems.append(f"tls_web_root {web_root} is inside none of backup_paths: the published site would not be "
+                        "backed up. Add it (or a folder holding it) to backup_paths")
+    quarantine = str(antivirus.get("antivirus_quarantine_dir", "")) if antivirus else ""
+    roots = [("tls_web_root", web_root, "published by nginx")] + (
+        [("integrity_web_root", str(integrity.get("integrity_web_root", "")),
+          "judged (and restored over) by the tamper watch")] if integrity else [])
+    problems += [f"antivirus_quarantine_dir {quarantine} is inside {name} {root}: infected files would be {what}. "
+                 "Keep the quarantine outside every web root, such as /var/lib/govbaseline/quarantine"
+                 for name, root, what in roots if quarantine and root and _inside(quarantine, root)]
+    return problems
 
 
 def check_lockout(role: str, values: Mapping[str, Any], context: Mapping[str, Any]) -> None:
     """Refuse a run that would cut off the session it comes from; ``context`` is what the host told.
 
-    firewall: ``controller_address`` (the SSH client address the host sees);
-    access: ``connecting_user`` and ``connecting_groups`` (the account the controller logs in as).
+    firewall: ``controller_address`` (the SSH client address the host sees) and ``controller_port``
+    (the port of sshd the session reached: SSH_CONNECTION's fourth field);
+    access: ``connecting_user`` and ``connecting_groups`` (the account the controller logs in as);
+    every role: ``inventory_groups`` (``inventory_names``).
     """
+    if problems := inventory_names(role, values, context):
+        raise ValidationError(role, problems)
     if role == "firewall":
-        _firewall_lockout(values, context.get("controller_address"))
+        port_problems = _firewall_port_lockout(values, context.get("controller_port"))
+        try:
+            _firewall_lockout(values, context.get("controller_address"))
+        except ValidationError as exc:  # both lockouts named in one run
+            raise ValidationError("firewall", exc.problems + port_problems) from None
+        if port_problems:
+            raise ValidationError("firewall", port_problems)
     elif role == "access":
         _access_lockout(values, context.get("connecting_user"), list(context.get("connecting_groups") or []))
 
@@ -1200,6 +1364,22 @@ def _firewall_lockout(values: Mapping[str, Any], controller_address: str | None)
             f"firewall_management_cidrs ({', '.join(values['firewall_management_cidrs'])}) does not include "
             f"{address}, the address this controller connects from: the ruleset would cut this session off. "
             f"Add {address} (or its network) to firewall_management_cidrs"])
+
+
+def _firewall_port_lockout(values: Mapping[str, Any], controller_port: Any) -> list[str]:
+    """The ruleset accepts SSH on firewall_ssh_port only; the baseline does not move sshd (the access
+    role leaves its Port alone), so a session on another port would be cut off at the reload."""
+    try:
+        port = int(str(controller_port).strip())
+    except ValueError:
+        return []
+    if port == values["firewall_ssh_port"]:
+        return []
+    return [f"firewall_ssh_port is {values['firewall_ssh_port']}, but this controller's SSH session reaches sshd on "
+            f"port {port}: the ruleset would accept SSH on {values['firewall_ssh_port']} only and cut this session "
+            f"off (the baseline does not move sshd). Set firewall_ssh_port: {port}, the port sshd listens on; to "
+            f"move SSH, make sshd listen on the new port first, connect on it (ansible_port), then set "
+            f"firewall_ssh_port to it"]
 
 
 def _access_lockout(values: Mapping[str, Any], user: str | None, groups: list[str]) -> None:

@@ -20,6 +20,7 @@ import yaml
 
 from govbaseline.engines import run_ansible
 from govbaseline.inventory import tool
+from govbaseline.validation import role_vars
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     assert_checks_fail_when_broken_together,
@@ -79,6 +80,31 @@ def test_web_root_deleted_and_restored_byte_identical(pyinfra_lab, tmp_path):
     assert bad.returncode == 2 and "--path and --target must be absolute" in bad.stderr
     # The web root as the baseline left it (FIM-02 compares it with the approved manifest).
     sh(lab, host, "rm -rf /var/www/html/uploads '/var/www/html/notice 2026.txt'")
+
+
+# What the latest snapshot holds under a folder, listed by the host's own backup program (its restic
+# settings: repository, password, CA).
+LIST_LATEST = ("python3 -c 'import runpy, sys; b=runpy.run_path(\"/usr/local/sbin/govbaseline-backup\"); "
+               "p=b[\"restic\"](b[\"load_config\"](), \"ls\", \"latest\", \"--recursive\", sys.argv[1]); "
+               "print(p.stdout, p.stderr); sys.exit(p.returncode)' ")
+
+
+def test_the_antivirus_quarantine_is_never_backed_up(pyinfra_lab):
+    """issue 17: the backup excludes the quarantine named by antivirus_quarantine_dir (derived, not
+    written again in backup_exclude): a quarantined file is in no snapshot, its neighbours are."""
+    lab, host = pyinfra_lab, pyinfra_lab.hosts()[0]
+    hostvars = yaml.safe_load(lab.inventory.read_text())["all"]
+    quarantine = role_vars("backup", {**hostvars["vars"], **hostvars["children"]["webservers"]["hosts"][host.name]})[
+        "antivirus_quarantine_dir"]
+    parent = quarantine.rsplit("/", 1)[0]
+    sh(lab, host, f"printf infected > {quarantine}/issue17.quarantined && printf kept > {parent}/issue17.kept")
+    try:
+        assert run_backup(lab, host).returncode == 0, sh(lab, host, "journalctl -u govbaseline-backup -n 30 --no-pager")
+        listed = sh(lab, host, LIST_LATEST + parent)
+        assert f"{parent}/issue17.kept" in listed, listed[-2000:]
+        assert "issue17.quarantined" not in listed and quarantine not in listed.split(), listed[-2000:]
+    finally:
+        sh(lab, host, f"rm -f {quarantine}/issue17.quarantined {parent}/issue17.kept")
 
 
 def test_stopped_server_fails_the_run_and_alerts_then_next_run_catches_up(pyinfra_lab):

@@ -27,7 +27,11 @@ def lab_hostvars(tmp_path_factory):
         lab._write_inventory(hosts, LabHost("unit-sink", str(net + 5), "cs", "debian13", kind="sink"))
         data = yaml.safe_load(lab.inventory.read_text())["all"]
     hostvars = {**data["vars"], **data["children"]["webservers"]["hosts"]["unit-1"]}
-    context = {"controller_address": lab.gateway, "connecting_user": "root", "connecting_groups": ["root"]}
+    groups = {name: sorted(group.get("hosts") or {}) for name, group in data["children"].items()}
+    groups["all"] = sorted({h for hosts in groups.values() for h in hosts})
+    context = {"controller_address": lab.gateway, "controller_port": "22", "connecting_user": "root",
+               "connecting_groups": ["root"], "inventory_groups": groups,
+               "probe_host": hostvars.get("govbaseline_probe_host", "")}
     return hostvars, context
 
 

@@ -109,7 +109,8 @@ CASES: dict[str, dict[str, dict]] = {
                      "backup_rest_password": "a1" * 16, "backup_repository_password": "b2" * 16},
         "public-ca-no-dumps": {"backup_rest_url": "https://backup.example.gov:8443", "backup_rest_password": "c3" * 12,
                                "backup_repository_password": "d4" * 20, "backup_database_dumps": False,
-                               "backup_exclude": ["*.tmp", "/srv/cache"], "backup_drill_paths": ["/etc/nginx"]},
+                               "backup_exclude": ["*.tmp", "/srv/cache"], "backup_drill_paths": ["/etc/nginx"],
+                               "antivirus_quarantine_dir": "/srv/quarantine"},
         "sftp": {"backup_transport": "sftp", "backup_sftp_host": "backup.example.gov", "backup_sftp_port": 2222,
                  "backup_sftp_host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0 backup",
                  "backup_sftp_private_key": CLIENT_SSH_KEY, "backup_repository_password": "e5" * 16},
@@ -355,3 +356,14 @@ def test_suricata_settings():
     assert update["sources"] == ["file:///etc/govbaseline/ids/govbaseline.rules", "https://rules.example.gov/et-open.tar.gz"]
     alerts = json.loads(ours("ids", "ssh-only", "alerts.json.j2"))
     assert alerts["min_severity"] == "high" and alerts["max_per_hour"] == 5
+
+
+@pytest.mark.parametrize(("case", "excluded"), [
+    ("lab-like", ["/var/lib/govbaseline/quarantine"]),
+    ("public-ca-no-dumps", ["*.tmp", "/srv/cache", "/srv/quarantine"]),
+])
+def test_backup_excludes_the_antivirus_quarantine_in_both_engines(case, excluded, ansible_rendered):
+    """issue 17: the quarantine folder is derived from antivirus_quarantine_dir (its default or the
+    host's), never written a second time in backup_exclude."""
+    from_ansible = json.loads((ansible_rendered / "backup" / case / "config.json.j2").read_text())
+    assert json.loads(ours("backup", case, "config.json.j2"))["exclude"] == from_ansible["exclude"] == excluded

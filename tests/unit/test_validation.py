@@ -126,7 +126,7 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("vulnscan", {}, {"vulnscan_lynis_calendar": "fortnightly"}, "vulnscan_lynis_calendar is not a systemd calendar"),
     ("vulnscan", {}, {"vulnscan_port_scan_ports": "1-70000"}, "vulnscan_port_scan_ports must be ports and ranges"),
     ("vulnscan", {}, {"vulnscan_port_scan_ports": "80,https"}, "vulnscan_port_scan_ports must be ports and ranges"),
-    ("vulnscan", {}, {"vulnscan_scanner_host": "scan ner"}, "vulnscan_scanner_host is not a valid host name"),
+    ("vulnscan", {}, {"vulnscan_scanner_host": "scan ner"}, "vulnscan_scanner_host must be a host's name"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)
@@ -264,7 +264,7 @@ def test_a_role_switched_off_demands_nothing():
     (with no site names, no certificate) is accepted, and so is every other role switched off bare."""
     from govbaseline.validation import role_vars, roles_for, validate_roles
 
-    web = {**GOOD, "firewall_allowed_tcp_ports": [22]}
+    web = {**GOOD, "firewall_allowed_tcp_ports": [8080]}
     message = ""
     try:
         validate_roles({role: role_vars(role, {**web, **TLS}) for role in ("firewall", "tls")}, {}, ("Debian", "13"))
@@ -328,3 +328,193 @@ def test_declared_tcp_ports_are_the_numbers_the_firewall_applies():
     assert declared_tcp_ports({"firewall_enabled": False, "firewall_allowed_tcp_ports": [8443]}) == [22, 8443]
     with pytest.raises(ValidationError, match="firewall_ssh_port"):
         declared_tcp_ports({"firewall_ssh_port": "ssh"})
+
+
+def test_ssh_port_other_than_the_sessions_is_refused():
+    """issue 17: firewall_ssh_port 2222 while this session reached sshd on 22 would cut it off."""
+    values = firewall(firewall_ssh_port=2222)
+    check_lockout("firewall", values, {"controller_address": "192.0.2.7", "controller_port": "2222"})
+    check_lockout("firewall", values, {"controller_address": "192.0.2.7", "controller_port": ""})  # no SSH session
+    with pytest.raises(ValidationError) as err:
+        check_lockout("firewall", values, {"controller_address": "192.0.2.7", "controller_port": "22"})
+    assert "firewall_ssh_port is 2222, but this controller's SSH session reaches sshd on port 22" in str(err.value)
+    assert "Set firewall_ssh_port: 22" in str(err.value)
+    with pytest.raises(ValidationError) as err:  # both lockouts at once
+        check_lockout("firewall", values, {"controller_address": "198.51.100.9", "controller_port": "22"})
+    assert "the address this controller connects from" in str(err.value) and "port 22" in str(err.value)
+
+
+INVENTORY = {"all": ["bh_2", "web1", "backup1"], "ungrouped": [], "webservers": ["bh_2", "web1"],
+             "backup_servers": ["backup1"]}
+
+
+def inventory_refusal(overrides, probe_host=""):
+    from govbaseline.validation import validate_roles
+
+    roles = ("vulnscan", "backup_server")
+    try:
+        validate_roles({role: role_vars(role, overrides) for role in roles},
+                       {"inventory_groups": INVENTORY, "probe_host": probe_host})
+    except ValidationError as err:
+        return str(err)
+    return ""
+
+
+def test_a_scanner_named_as_in_the_inventory_is_accepted():
+    """issue 17: bh_2 is a legal inventory name (underscore), no DNS name."""
+    assert inventory_refusal({"vulnscan_scanner_host": "bh_2"}, probe_host="web1") == ""
+    assert validated_vars("vulnscan", {"vulnscan_scanner_host": "bh_2"})["vulnscan_scanner_host"] == "bh_2"
+
+
+@pytest.mark.parametrize(("overrides", "probe", "words"), [
+    ({"vulnscan_scanner_host": "bh-3"}, "",
+     "vulnscan_scanner_host is 'bh-3', which is not a host of the inventory (it has backup1, bh_2, web1)"),
+    ({"vulnscan_scanner_host": "backup1"}, "", "vulnscan_scanner_host is 'backup1', but that host is in no group "
+                                               "that gets role vulnscan"),
+    ({"vulnscan_fleet_group": "webserver"}, "",
+     "vulnscan_fleet_group is 'webserver', which is not a group of the inventory (it has backup_servers, webservers)"),
+    ({"backup_server_clients_group": "web"}, "", "backup_server_clients_group is 'web', which is not a group"),
+    ({}, "probe-1", "govbaseline_probe_host is 'probe-1', which is not a host of the inventory"),
+])
+def test_a_name_in_no_inventory_is_refused(overrides, probe, words):
+    assert words in inventory_refusal(overrides, probe_host=probe)
+
+
+def test_a_long_inventory_is_listed_truncated():
+    from govbaseline.validation import inventory_names
+
+    groups = {"all": [f"web{i:02}" for i in range(30)]}
+    message = inventory_names("vulnscan", {"vulnscan_scanner_host": "web99"}, {"inventory_groups": groups})[0]
+    assert "web00, web01" in message and "web09 and 20 more" in message and "web29" not in message
+
+
+def test_pyinfra_refuses_a_name_in_no_inventory_before_connecting():
+    """The pyinfra engine's own check, before any connection, judges names against the whole inventory."""
+    from govbaseline.engines import validate_inventory
+    from govbaseline.inventory import ResolvedInventory
+
+    hostvars = {"vulnscan_scanner_host": "bh-3", "firewall_management_cidrs": ["192.0.2.0/24"]}
+    fleet = ResolvedInventory({"web1": hostvars, "bh_2": {}}, {"all": ["bh_2", "web1"], "webservers": ["bh_2", "web1"]})
+    with pytest.raises(ValidationError) as err:
+        validate_inventory(fleet.subset(["web1"]), fleet)
+    assert "web1: role vulnscan: vulnscan_scanner_host is 'bh-3', which is not a host" in str(err.value)
+
+
+BACKUP = {"backup_rest_url": "https://backup.example.gov:8000", "backup_rest_password": "a1" * 16,
+          "backup_repository_password": "b2" * 16}
+
+
+def test_the_backup_reads_the_quarantine_from_the_antivirus_role():
+    """issue 17: one path, one variable: the host's antivirus_quarantine_dir, else the antivirus default."""
+    from govbaseline.validation import role_defaults
+
+    assert validated_vars("backup", BACKUP)["antivirus_quarantine_dir"] == \
+        role_defaults("antivirus")["antivirus_quarantine_dir"]
+    assert validated_vars("backup", {**BACKUP, "antivirus_quarantine_dir": "/srv/q"})["antivirus_quarantine_dir"] \
+        == "/srv/q"
+    assert role_defaults("backup")["backup_exclude"] == []
+
+
+@pytest.mark.parametrize(("overrides", "words"), [
+    ({"antivirus_quarantine_dir": "/var/www/quarantine", "backup_drill_paths": ["/var/www/quarantine/old"]},
+     "backup_drill_paths[0] /var/www/quarantine/old is inside antivirus_quarantine_dir /var/www/quarantine"),
+    ({"backup_exclude": ["/var/www/cache"], "backup_drill_paths": ["/var/www/cache"]},
+     "backup_drill_paths[0] /var/www/cache is inside backup_exclude[0] /var/www/cache"),
+])
+def test_a_drill_of_an_excluded_folder_is_refused(overrides, words):
+    validated_vars("backup", {**BACKUP, "backup_exclude": ["/var/www/cache", "*.tmp"]})
+    with pytest.raises(ValidationError) as err:
+        validated_vars("backup", {**BACKUP, **overrides})
+    assert words in str(err.value)
+
+
+# issue 17, kind 3: contradictions refused before any change. Per rule: (role -> overrides of a good
+# host), the words of the refusal (each names the variables), and the overrides that fix it.
+HOST = {"firewall": GOOD, "tls": TLS, "alerts": ALERTS, "ids": {}, "integrity": {}, "audit": {}, "antivirus": {},
+        "backup": BACKUP}
+
+
+def host_refusal(changes: dict[str, dict]) -> str:
+    from govbaseline.validation import check_baseline
+
+    # One host's variables, as the inventory gives them (a role reads another's: READS).
+    hostvars = {k: v for role, good in HOST.items() for k, v in {**good, **changes.get(role, {})}.items()}
+    try:
+        check_baseline({role: validated_vars(role, hostvars) for role in HOST})
+    except ValidationError as err:
+        return str(err)
+    return ""
+
+
+CONTRADICTIONS = {
+    "acme-without-80": (
+        {"firewall": {"firewall_allowed_tcp_ports": [443]},
+         "tls": {"tls_certificate_source": "acme", "tls_acme_email": "webops@example.gov"}},
+        ["firewall_allowed_tcp_ports lacks 80 while tls_certificate_source is acme"],
+        {"firewall": {"firewall_allowed_tcp_ports": [80, 443]}}),
+    "ssh-open-to-all": (
+        {"firewall": {"firewall_allowed_tcp_ports": [22, 80, 443]}},
+        ["firewall_allowed_tcp_ports lists 22, the SSH port (firewall_ssh_port)"],
+        {"firewall": {"firewall_allowed_tcp_ports": [80, 443]}}),
+    "management-is-the-internet": (
+        {"firewall": {"firewall_management_cidrs": ["0.0.0.0/0"]}},
+        ["firewall_management_cidrs has 0.0.0.0/0: fail2ban never bans"],
+        {"firewall": {"firewall_management_cidrs": ["10.0.0.0/8"]}}),
+    "never-ban-everyone": (
+        {"ids": {"ids_never_ban_cidrs": ["::/0"]}},
+        ["ids_never_ban_cidrs has ::/0"],
+        {"ids": {"ids_never_ban_cidrs": ["2001:db8::/32"]}}),
+    "webhook-in-clear": (
+        {"alerts": {"alerts_webhook_url": "http://hooks.example.gov/a"}},
+        ["alerts_webhook_url is plain http:// to hooks.example.gov"],
+        {"alerts": {"alerts_webhook_url": "http://10.0.0.7:8025/alerts"}}),
+    "relay-password-in-clear": (
+        {"alerts": {"alerts_smtp_user": "web1", "alerts_smtp_password": "s3cret", "alerts_smtp_tls": "off"}},
+        ["alerts_smtp_tls is off while alerts_smtp_user is set"],
+        {"alerts": {"alerts_smtp_user": "web1", "alerts_smtp_password": "s3cret", "alerts_smtp_tls": "starttls"}}),
+    "tamper-watch-on-another-folder": (
+        {"tls": {"tls_web_root": "/srv/site"}},
+        ["tls_web_root /srv/site is outside integrity_web_root /var/www",
+         "tls_web_root /srv/site is outside audit_web_root /var/www"],
+        {"tls": {"tls_web_root": "/srv/site"}, "integrity": {"integrity_web_root": "/srv/site"},
+         "audit": {"audit_web_root": "/srv"}}),
+    "site-not-backed-up": (
+        {"tls": {"tls_web_root": "/opt/site"}, "integrity": {"integrity_web_root": "/opt/site"},
+         "audit": {"audit_web_root": "/opt"}},
+        ["tls_web_root /opt/site is inside none of backup_paths"],
+        {"tls": {"tls_web_root": "/opt/site"}, "integrity": {"integrity_web_root": "/opt/site"},
+         "audit": {"audit_web_root": "/opt"}, "backup": {"backup_paths": ["/etc", "/opt", "/var/www"]}}),
+    "quarantine-published": (
+        {"antivirus": {"antivirus_quarantine_dir": "/var/www/html/q", "antivirus_scan_paths": ["/home"]}},
+        ["antivirus_quarantine_dir /var/www/html/q is inside tls_web_root /var/www/html: infected files would be "
+         "published", "antivirus_quarantine_dir /var/www/html/q is inside integrity_web_root /var/www"],
+        {"antivirus": {"antivirus_quarantine_dir": "/var/lib/quarantine", "antivirus_scan_paths": ["/home"]}}),
+}
+
+
+def test_the_good_host_of_the_contradiction_tests_is_accepted():
+    assert host_refusal({}) == ""
+
+
+@pytest.mark.parametrize("case", sorted(CONTRADICTIONS))
+def test_a_contradiction_between_variables_is_refused_and_its_fix_accepted(case):
+    changes, words, fixed = CONTRADICTIONS[case]
+    message = host_refusal(changes)
+    assert [w for w in words if w not in message] == [], message or "accepted"
+    assert host_refusal(fixed) == ""
+
+
+def test_pyinfra_refuses_a_contradiction_across_roles_before_connecting():
+    """engines.validate_inventory runs the rules across roles too (before, pyinfra met them only once
+    connected): the same refusal as Ansible's first play."""
+    from govbaseline.engines import validate_inventory
+    from govbaseline.inventory import ResolvedInventory
+
+    changes = {"firewall": {"firewall_allowed_tcp_ports": [443]},
+               "tls": {"tls_certificate_source": "acme", "tls_acme_email": "webops@example.gov"}}
+    hostvars = {k: v for role, good in HOST.items() for k, v in {**good, **changes.get(role, {})}.items()}
+    hostvars["access_permit_root_login"] = "prohibit-password"
+    fleet = ResolvedInventory({"web1": hostvars}, {"all": ["web1"], "webservers": ["web1"]})
+    with pytest.raises(ValidationError) as err:
+        validate_inventory(fleet, fleet)
+    assert "web1: baseline: firewall_allowed_tcp_ports lacks 80 while tls_certificate_source is acme" in str(err.value)

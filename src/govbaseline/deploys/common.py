@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shlex
 from functools import cache
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -21,15 +23,29 @@ from pyinfra.operations import files, server, systemd
 from govbaseline import templating, validation
 from govbaseline.paths import ROLES_DIR
 
-# What site.yml's first task reads too: where this controller connects from, and as whom.
-CONNECTION = 'echo "address=${SSH_CONNECTION%% *}"; echo "user=$(id -un)"; echo "groups=$(id -Gn)"'
+# What site.yml's first task reads too: where this controller connects from, on which port of
+# sshd (SSH_CONNECTION is "client_ip client_port server_ip server_port"), and as whom.
+CONNECTION = ('echo "address=${SSH_CONNECTION%% *}"; echo "port=${SSH_CONNECTION##* }"; echo "user=$(id -un)"; '
+              'echo "groups=$(id -Gn)"')
 
 
 def connection() -> dict[str, Any]:
-    """The lockout context of ``validation.check_lockout`` for the current host (one fact per host)."""
+    """The lockout context of ``validation.check_lockout`` for the current host (one fact per host),
+    with the inventory's groups (variables naming a host or group are judged against them)."""
     seen = dict(line.split("=", 1) for line in (host.get_fact(Command, CONNECTION) or "").splitlines() if "=" in line)
-    return {"controller_address": seen.get("address") or None, "connecting_user": seen.get("user") or None,
+    return {**inventory_context(host.data.get("govbaseline_fleet_file"),
+                                host.data.govbaseline_hostvars.get("govbaseline_probe_host")),
+            "controller_address": seen.get("address") or None, "controller_port": seen.get("port") or None,
+            "connecting_user": seen.get("user") or None,
             "connecting_groups": seen.get("groups", "").split()}
+
+
+def inventory_context(fleet_file: str | None, probe_host: str | None) -> dict[str, Any]:
+    """The whole inventory's groups (the file ``govbaseline apply`` writes) and the host's vantage point."""
+    if not fleet_file:
+        return {}
+    groups = json.loads(Path(fleet_file).read_text())["groups"]
+    return {"inventory_groups": groups, "probe_host": probe_host or ""}
 
 
 def settings(role: str) -> dict[str, Any] | None:
