@@ -83,11 +83,16 @@ class ActionModule(ActionBase):
         except validation.ValidationError as exc:
             result.update(failed=True, msg="; ".join(exc.problems), problems=exc.problems)
             return result
-        # What follows from the values and the Debian version (e.g. the backup server's transport),
-        # as facts the roles read: computed once, by the code pyinfra uses too.
-        derived = {}
-        if platform is not None:
-            for role, role_values in converted.items():
-                derived.update(validation.derived(role, role_values, platform[1]))
-        result.update(changed=False, msg="%s: variables valid" % ", ".join(roles), ansible_facts=derived)
+        # The values as validated and type-converted (a quoted "443" becomes 443), and what follows
+        # from them and the Debian version (e.g. the backup server's transport), become host facts,
+        # which outrank the inventory's variables: the roles apply exactly what pyinfra applies and
+        # what verify's checks judge (validation.applied_vars), never the inventory's raw strings.
+        applied = {}
+        for role, role_values in converted.items():
+            applied.update(role_values)
+            if platform is not None and role_values.get("%s_enabled" % role, True):
+                applied.update(validation.derived(role, role_values, platform[1]))
+        # The facts hold the roles' secrets too: the result is not shown, even with -v.
+        result.update(changed=False, msg="%s: variables valid" % ", ".join(roles), ansible_facts=applied,
+                      _ansible_no_log=True)
         return result

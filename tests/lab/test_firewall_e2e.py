@@ -13,7 +13,7 @@ import pytest
 from govbaseline.engines import changed_count, run_ansible
 from govbaseline.inventory import ansible_env, tool
 from govbaseline.verify import verify
-from tests.lab.conftest import assert_checks_fail_when_broken_together, inventory_with, table_listing
+from tests.lab.conftest import assert_checks_fail_when_broken_together, changed_steps, inventory_with, table_listing
 
 pytestmark = pytest.mark.lab
 
@@ -55,7 +55,8 @@ def test_quoted_ports_are_applied_and_judged_as_numbers(ansible_lab, tmp_path):
     same ruleset, and the checks judge the numbers the engines applied, not the inventory's strings."""
     inventory = inventory_with(ansible_lab, tmp_path, firewall_allowed_tcp_ports=["80", "443"], firewall_ssh_port="22")
     result = run_ansible(inventory, tags="fw-01", stream=False)
-    assert result.ok and changed_count(result) == 0, result.output[-3000:]
+    assert result.ok, result.output[-3000:]
+    assert changed_count(result) == 0, "quoted ports changed:\n" + "\n".join(changed_steps(result.output))
     host = ansible_lab.hosts()[0]
     outcome = verify(inventory, tmp_path / "quoted", controls=["FW-01", "FW-02", "VULN-02", "IDS-01"])
     for control in ("FW-01", "FW-02", "VULN-02", "IDS-01"):
