@@ -948,13 +948,13 @@ RULES: dict[str, dict[str, Rule]] = {
     },
 }
 
+
 def ssh_not_open_to_all(values: Mapping[str, Any]) -> list[str]:
     port = values.get("firewall_ssh_port")
-    for name in ("firewall_allowed_tcp_ports",):
-        if port in (values.get(name) or []):
-            return [f"{name} lists {port}, the SSH port (firewall_ssh_port): SSH would be open to every address, "
-                    "not only firewall_management_cidrs. Remove it, and add the administrators' networks to "
-                    "firewall_management_cidrs"]
+    if port in (values.get("firewall_allowed_tcp_ports") or []):
+        return [f"firewall_allowed_tcp_ports lists {port}, the SSH port (firewall_ssh_port): SSH would be open to "
+                "every address, not only firewall_management_cidrs. Remove it, and add the administrators' networks "
+                "to firewall_management_cidrs"]
     return []
 
 
@@ -1052,6 +1052,7 @@ def role_of(name: str) -> str | None:
 # Variables of another role that a role reads (its templates use them): the host's value, or that
 # role's default. They are in the reading role's argument_specs too, so both engines check them.
 # ids: its web jails read nginx's logs, so they are on only where the tls role is (tls_enabled).
+# backup: the antivirus quarantine is never backed up (its path comes from the antivirus role).
 READS: dict[str, tuple[str, ...]] = {"ids": ("firewall_management_cidrs", "firewall_ssh_port", "tls_enabled"),
                                      "backup": ("antivirus_quarantine_dir",)}
 
