@@ -26,6 +26,9 @@ options:
   controller_port:
     description: Port of sshd the controller's SSH session reached (firewall; firewall_ssh_port must be it).
     type: str
+  listening_tcp_ports:
+    description: The host's listening TCP ports, separated by spaces (firewall; sshd must be on firewall_ssh_port).
+    type: str
   connecting_user:
     description: Account the controller logs in as (access).
     type: str
@@ -42,8 +45,8 @@ from ansible.plugins.action import ActionBase
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("role", "controller_address", "controller_port", "connecting_user",
-                             "connecting_groups"))
+    _VALID_ARGS = frozenset(("role", "controller_address", "controller_port", "listening_tcp_ports",
+                             "connecting_user", "connecting_groups"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)

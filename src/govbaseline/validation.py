@@ -948,13 +948,13 @@ RULES: dict[str, dict[str, Rule]] = {
     },
 }
 
+
 def ssh_not_open_to_all(values: Mapping[str, Any]) -> list[str]:
     port = values.get("firewall_ssh_port")
-    for name in ("firewall_allowed_tcp_ports",):
-        if port in (values.get(name) or []):
-            return [f"{name} lists {port}, the SSH port (firewall_ssh_port): SSH would be open to every address, "
-                    "not only firewall_management_cidrs. Remove it, and add the administrators' networks to "
-                    "firewall_management_cidrs"]
+    if port in (values.get("firewall_allowed_tcp_ports") or []):
+        return [f"firewall_allowed_tcp_ports lists {port}, the SSH port (firewall_ssh_port): SSH would be open to "
+                "every address, not only firewall_management_cidrs. Remove it, and add the administrators' networks "
+                "to firewall_management_cidrs"]
     return []
 
 
@@ -1052,6 +1052,7 @@ def role_of(name: str) -> str | None:
 # Variables of another role that a role reads (its templates use them): the host's value, or that
 # role's default. They are in the reading role's argument_specs too, so both engines check them.
 # ids: its web jails read nginx's logs, so they are on only where the tls role is (tls_enabled).
+# backup: the antivirus quarantine is never backed up (its path comes from the antivirus role).
 READS: dict[str, tuple[str, ...]] = {"ids": ("firewall_management_cidrs", "firewall_ssh_port", "tls_enabled"),
                                      "backup": ("antivirus_quarantine_dir",)}
 
@@ -1331,14 +1332,16 @@ def check_lockout(role: str, values: Mapping[str, Any], context: Mapping[str, An
     """Refuse a run that would cut off the session it comes from; ``context`` is what the host told.
 
     firewall: ``controller_address`` (the SSH client address the host sees) and ``controller_port``
-    (the port of sshd the session reached: SSH_CONNECTION's fourth field);
+    (the port of sshd the session reached: SSH_CONNECTION's fourth field), ``listening_tcp_ports``
+    (the host's listening TCP ports, ``ss -Hltn``; empty where ss is missing);
     access: ``connecting_user`` and ``connecting_groups`` (the account the controller logs in as);
     every role: ``inventory_groups`` (``inventory_names``).
     """
     if problems := inventory_names(role, values, context):
         raise ValidationError(role, problems)
     if role == "firewall":
-        port_problems = _firewall_port_lockout(values, context.get("controller_port"))
+        port_problems = _firewall_port_lockout(values, context.get("controller_port")) or \
+            _firewall_port_unserved(values, context.get("listening_tcp_ports"))
         try:
             _firewall_lockout(values, context.get("controller_address"))
         except ValidationError as exc:  # both lockouts named in one run
@@ -1380,6 +1383,25 @@ def _firewall_port_lockout(values: Mapping[str, Any], controller_port: Any) -> l
             f"off (the baseline does not move sshd). Set firewall_ssh_port: {port}, the port sshd listens on; to "
             f"move SSH, make sshd listen on the new port first, connect on it (ansible_port), then set "
             f"firewall_ssh_port to it"]
+
+
+# The host's listening TCP ports, one line separated by spaces (empty where ss is missing): the same
+# shell in site.yml's first task, the firewall's preflight and pyinfra's CONNECTION (a unit test holds them to it).
+LISTENING_TCP_PORTS = ("{ ss -Hltn 2>/dev/null || true; } | awk '{n=split($4, a, /:/); print a[n]}' | sort -un "
+                       "| tr '\\n' ' '")
+
+
+def _firewall_port_unserved(values: Mapping[str, Any], listening: Any) -> list[str]:
+    """Without an SSH session to compare with (pull mode, a local run), nothing may at least listen
+    on firewall_ssh_port: the ruleset would admit SSH on a port where no sshd answers, and every
+    administrator would be shut out, with no session left to notice."""
+    ports = {int(p) for p in str(listening or "").split() if p.isdigit()}
+    if not ports or values["firewall_ssh_port"] in ports:
+        return []
+    return [f"firewall_ssh_port is {values['firewall_ssh_port']}, but nothing on the host listens there (listening "
+            f"TCP ports: {', '.join(map(str, sorted(ports)))}): the ruleset would admit SSH where no sshd answers and "
+            "shut every administrator out. Set firewall_ssh_port to the port sshd listens on (the baseline does not "
+            "move sshd)"]
 
 
 def _access_lockout(values: Mapping[str, Any], user: str | None, groups: list[str]) -> None:

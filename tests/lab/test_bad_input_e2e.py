@@ -8,10 +8,13 @@ the host tells about the connection, so only a real run proves them.
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
+from govbaseline.validation import LISTENING_TCP_PORTS, role_defaults
 from tests.bad_input import BATCHES, batch
-from tests.lab.conftest import assert_refused_without_change
+from tests.lab.conftest import assert_refused_without_change, sh
 
 pytestmark = pytest.mark.lab
 
@@ -21,3 +24,12 @@ pytestmark = pytest.mark.lab
 def test_bad_values_refused_before_any_change(pyinfra_lab, tmp_path, engine, name):
     overrides, words = batch(name)
     assert_refused_without_change(pyinfra_lab, tmp_path, engine, overrides, words)
+
+
+def test_the_lockout_context_sees_sshd_listening(pyinfra_lab):
+    """The shell both engines run for the lockout check (validation.LISTENING_TCP_PORTS) finds sshd's
+    port on a real host, so a good firewall_ssh_port is never refused as unserved."""
+    host = pyinfra_lab.hosts()[0]
+    for shell in ("sh", "bash"):
+        ports = sh(pyinfra_lab, host, f"{shell} -c {shlex.quote(LISTENING_TCP_PORTS)}").split()
+        assert str(role_defaults("firewall")["firewall_ssh_port"]) in ports, (shell, ports)

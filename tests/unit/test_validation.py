@@ -518,3 +518,24 @@ def test_pyinfra_refuses_a_contradiction_across_roles_before_connecting():
     with pytest.raises(ValidationError) as err:
         validate_inventory(fleet, fleet)
     assert "web1: baseline: firewall_allowed_tcp_ports lacks 80 while tls_certificate_source is acme" in str(err.value)
+
+
+def test_an_ssh_port_nothing_listens_on_is_refused():
+    """issue 17: without a session to compare with (pull mode), sshd must at least listen on firewall_ssh_port."""
+    values = firewall(firewall_ssh_port=2222)
+    check_lockout("firewall", values, {"listening_tcp_ports": "443 80 2222 "})
+    check_lockout("firewall", values, {"listening_tcp_ports": ""})  # ss missing: nothing known, nothing refused
+    with pytest.raises(ValidationError) as err:
+        check_lockout("firewall", values, {"listening_tcp_ports": "22 80 443 "})
+    assert "firewall_ssh_port is 2222, but nothing on the host listens there (listening TCP ports: 22, 80, 443)" \
+        in str(err.value)
+
+
+def test_every_engine_reads_the_listening_ports_with_the_same_shell():
+    from govbaseline.deploys import common
+    from govbaseline.paths import PLAYBOOKS_DIR, ROLES_DIR
+    from govbaseline.validation import LISTENING_TCP_PORTS
+
+    for path in (PLAYBOOKS_DIR / "site.yml", ROLES_DIR / "firewall" / "tasks" / "preflight.yml"):
+        assert LISTENING_TCP_PORTS in path.read_text(), path
+    assert LISTENING_TCP_PORTS in common.CONNECTION

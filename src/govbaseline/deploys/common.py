@@ -26,7 +26,7 @@ from govbaseline.paths import ROLES_DIR
 # What site.yml's first task reads too: where this controller connects from, on which port of
 # sshd (SSH_CONNECTION is "client_ip client_port server_ip server_port"), and as whom.
 CONNECTION = ('echo "address=${SSH_CONNECTION%% *}"; echo "port=${SSH_CONNECTION##* }"; echo "user=$(id -un)"; '
-              'echo "groups=$(id -Gn)"')
+              'echo "groups=$(id -Gn)"; echo "listening=$(' + validation.LISTENING_TCP_PORTS + ')"')
 
 
 def connection() -> dict[str, Any]:
@@ -36,7 +36,7 @@ def connection() -> dict[str, Any]:
     return {**inventory_context(host.data.get("govbaseline_fleet_file"),
                                 host.data.govbaseline_hostvars.get("govbaseline_probe_host")),
             "controller_address": seen.get("address") or None, "controller_port": seen.get("port") or None,
-            "connecting_user": seen.get("user") or None,
+            "listening_tcp_ports": seen.get("listening", ""), "connecting_user": seen.get("user") or None,
             "connecting_groups": seen.get("groups", "").split()}
 
 
