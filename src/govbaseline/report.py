@@ -26,7 +26,11 @@ SCHEMA_VERSION = 1
 # Worst first. A control takes the worst status of its checks, except that a check skipped as not
 # applicable here (e.g. no vendor accounts declared) does not outweigh checks that passed: such a
 # control passes, and the report keeps each skipped check with its reason.
-SEVERITY = ("error", "fail", "waived", "skipped", "pass")
+SEVERITY = ("error", "fail", "waived", "switched off", "skipped", "pass")
+# How a check of a role switched off on its host (``<role>_enabled: false``) is skipped. Such a control
+# is not applicable on that host, but it is no answer to its clauses either: across the fleet it is
+# "switched off", and a clause it answers is at best "partly" answered.
+SWITCHED_OFF = "switched off: "
 
 # How a policy clause stands across the fleet, from the controls that answer it.
 ANSWERED, PARTLY, NOT_ANSWERED = "answered", "partly", "not answered"
@@ -101,9 +105,18 @@ def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "",
 
 
 def _fleet_status(hosts: dict[str, Any], control_id: str) -> str | None:
-    """A control's worst status over the hosts that checked it; None where no host did."""
-    seen = [h["controls"][control_id]["status"] for h in hosts.values() if control_id in h["controls"]]
+    """A control's worst status over the hosts that checked it (``switched off`` on a host where its
+    role is off); None where no host did."""
+    seen = [_host_status(h["controls"][control_id]) for h in hosts.values() if control_id in h["controls"]]
     return min(seen, key=SEVERITY.index) if seen else None
+
+
+def _host_status(control: dict[str, Any]) -> str:
+    checks = control.get("checks") or []
+    if control["status"] == "skipped" and checks and \
+            all(str(c.get("message", "")).startswith(SWITCHED_OFF) for c in checks):
+        return "switched off"
+    return str(control["status"])
 
 
 def policy_summary(catalogue: Catalogue, hosts: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -222,7 +235,7 @@ body{font-family:sans-serif;margin:2em;max-width:90em} table{border-collapse:col
 td,th{border:1px solid #ccc;padding:4px;vertical-align:top;text-align:left}
 .s-pass,.s-answered{color:#176b2c;font-weight:bold}
 .s-fail,.s-error,.s-not-answered,.s-unreachable{color:#a00;font-weight:bold}
-.s-partly,.s-waived,.s-expiring-soon,.s-expired{color:#a60;font-weight:bold}
+.s-partly,.s-waived,.s-switched-off,.s-expiring-soon,.s-expired{color:#a60;font-weight:bold}
 .s-skipped,.s-not-checked,.s-not-a-server-matter,.s-planned{color:#666}
 pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f6f6f6} .msg{color:#a00}
 nav a{margin-right:1em} .quote{font-style:italic}

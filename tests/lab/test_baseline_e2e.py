@@ -111,9 +111,14 @@ def test_roles_switched_off_demand_nothing_and_are_not_applicable(lab_factory, t
         if control in off:
             checks = outcome.data["hosts"][host.name]["controls"][control]["checks"]
             assert status == "skipped" and checks and all(
-                f"not applicable: {off[control]} is false" in c["message"] for c in checks), (control, checks)
+                f"switched off: {off[control]} is false" in c["message"] for c in checks), (control, checks)
         else:
             assert status == expected_status(lab, host, control), (control, outcome.output[-3000:])
+    # A switched-off control answers no clause: the policy's HTTPS clauses are at best "partly" answered.
+    statuses = {c["clause"]: c for p in outcome.data["policies"].values() for c in p}
+    tls_clauses = [c for c in statuses.values() if "TLS-01" in c["controls"]]
+    assert tls_clauses and all(c["controls"]["TLS-01"] == "switched off" and c["status"] != "answered"
+                               for c in tls_clauses), tls_clauses
     lab.down()
 
 

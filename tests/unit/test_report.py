@@ -84,6 +84,26 @@ def test_clause_status_follows_the_controls_behind_it_across_hosts():
     assert entry["status"] == report.NOT_A_SERVER_MATTER and entry["why"] == organisational.why
 
 
+def test_a_control_switched_off_answers_no_clause():
+    """Issue 17, kind 4: a role switched off on a host makes its controls not applicable there, but a
+    clause they answer is then at best partly answered: one inventory line takes no control out of
+    the verdict."""
+    catalogue = load_catalogue()
+    firewall = next(c for c in catalogue.clauses if c.id == "bureau-of-mines-security-measures:measures.2")
+    behind = [c.id for c in catalogue.answering(firewall.id) if c.status == "implemented"]
+    off = {**_result("web1", behind[0], "skipped"),
+           "message": f"{report.SWITCHED_OFF}firewall_enabled is false on this host: the role is not applied"}
+    data = report.build([off, *[_result("web1", cid, "pass") for cid in behind[1:]]], ["web1"])
+    jsonschema.validate(data, SCHEMA)
+    entry = _clause(data, firewall.id)
+    assert entry["controls"][behind[0]] == "switched off" and entry["status"] == report.PARTLY
+    assert data["hosts"]["web1"]["controls"][behind[0]]["status"] == "skipped"
+    # Skipped for another reason (nothing of the kind declared on the host) still neither answers nor fails.
+    other = {**off, "message": "no vendor accounts declared"}
+    data = report.build([other, *[_result("web1", cid, "pass") for cid in behind[1:]]], ["web1"])
+    assert _clause(data, firewall.id)["status"] == report.ANSWERED
+
+
 def test_drift_lists_every_control_whose_status_changed():
     before = report.build([_result("web1", "FW-01", "pass"), _result("web1", "TLS-01", "fail")], ["web1"])
     after = report.build([_result("web1", "FW-01", "fail"), _result("web1", "TLS-01", "fail"),

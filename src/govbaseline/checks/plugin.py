@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from govbaseline.report import SWITCHED_OFF
+
 EVIDENCE_LIMIT = 4000  # characters of output kept per command
 
 
@@ -76,7 +78,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     switch named); a host checking itself (pull mode) skips the checks marked ``outside``."""
     off = _switched_off(item)
     if off:
-        pytest.skip(f"not applicable: {off} is false on this host (the role is not applied)")
+        pytest.skip(f"{SWITCHED_OFF}{off} is false on this host: the role is not applied, its controls are not "
+                    "applicable here (and answer no clause)")
     if os.environ.get("GOVBASELINE_VANTAGE") == "host" and item.get_closest_marker("outside"):
         pytest.skip("needs a view from outside the host (or the controller's scanner): checked by "
                     "`govbaseline verify` from the controller, not by the host itself (pull mode)")

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from govbaseline.checks import tls_probe
+from govbaseline.checks.plugin import Probe
 
 SERVICE = "fail2ban"
 SURICATA_CONF = "/etc/suricata/suricata.yaml"
@@ -64,7 +65,9 @@ def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, eviden
         tls_probe.http(probe, hostvars, [{"path": f"/{marker}"}], tls=not plain, name=None if plain else
                        f"{marker}.invalid")
     else:  # no web site on this host: an SSH client whose software version carries the marker
-        how = "ssh"
+        # From the controller: the firewall lets SSH in from the management networks only, and the
+        # controller is in them (a run is refused otherwise); the probe host need not be.
+        how, probe = "ssh", Probe(where="controller")
         address = str(hostvars.get("ansible_host") or hostvars["inventory_hostname"])
         rc, output = probe.run("python3 -c %s %s %s %s", SSH_PROBE, address, str(hostvars["firewall_ssh_port"]),
                                marker)

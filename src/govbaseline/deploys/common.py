@@ -32,7 +32,10 @@ CONNECTION = ('echo "address=${SSH_CONNECTION%% *}"; echo "port=${SSH_CONNECTION
 def connection() -> dict[str, Any]:
     """The lockout context of ``validation.check_lockout`` for the current host (one fact per host),
     with the inventory's groups (variables naming a host or group are judged against them)."""
-    seen = dict(line.split("=", 1) for line in (host.get_fact(Command, CONNECTION) or "").splitlines() if "=" in line)
+    # Run without sudo even where the inventory becomes root (ansible_become), as Ansible's task is
+    # (become: false): sudo clears SSH_CONNECTION and would name root as the connecting account.
+    told = host.get_fact(Command, CONNECTION, _sudo=False) or ""
+    seen = dict(line.split("=", 1) for line in told.splitlines() if "=" in line)
     return {**inventory_context(host.data.get("govbaseline_fleet_file"),
                                 host.data.govbaseline_hostvars.get("govbaseline_probe_host")),
             "controller_address": seen.get("address") or None, "controller_port": seen.get("port") or None,
