@@ -289,3 +289,17 @@ def test_30_parallel_callers_count_right(alert, tmp_path):
     done = subprocess.run([sys.executable, str(script), "--config", alert.test_config, "--flush"], check=False)
     assert done.returncode == 0
     assert len(summaries(alert)) == 1 and "held back 29 alerts" in summaries(alert)[0]
+
+
+def test_critical_alerts_of_a_new_kind_are_never_capped(flood):
+    """A full hour holds low alerts back, never a critical alert of a kind not sent yet: each goes out
+    at once (review of issue 17, kind 6: a cap could hold a second critical kind with no summary)."""
+    for n in range(20):
+        assert raise_(flood, "--severity", "low", "--source", f"job{n}", "something happened") == 0
+    assert len(mails(flood)) == 20
+    for source, text in (("aide", "web root tampered on web1"), ("clamav", "malware found in /var/www/a.php"),
+                         ("backup", "backup repository deleted on the server")):
+        assert raise_(flood, "--severity", "critical", "--source", source, text) == 0
+    critical = [m for m in mails(flood) if "CRITICAL" in m]
+    assert len(critical) == 3, [m.split("Subject: ")[1][:80] for m in mails(flood)]
+    assert all(not f.get("held") for source in ("aide", "clamav", "backup") for f in raised(flood, source))
