@@ -101,8 +101,9 @@ def test_30_bans_at_once_send_a_few_mails_and_one_summary(ansible_lab, tmp_path)
     """Issue 17's example: a distributed brute force, 30 addresses banned at once. Far fewer than 30
     mails leave the host, one summary names how many were held back, and the journal has all 30."""
     lab, host = ansible_lab, ansible_lab.hosts()[0]
-    # A one-minute merge window (the default is 10), so the summary falls due within the test.
-    short = inventory_with(lab, tmp_path, alerts_flood_window_minutes=1)
+    # Flood control on (the lab inventory turns it off for the other tests), with a one-minute merge
+    # window (the default is 10) so the summary falls due within the test, and the default hourly cap.
+    short = inventory_with(lab, tmp_path, alerts_flood_window_minutes=1, alerts_flood_max_per_hour=30)
     done = run_ansible(short, tags="alerts", limit=host.name, stream=False)
     assert done.ok, done.output[-3000:]
     addresses = [f"203.0.113.{n}" for n in range(1, 31)]  # TEST-NET-3

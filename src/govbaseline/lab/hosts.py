@@ -335,6 +335,11 @@ class Lab:
                     "alerts_cert_address": "cert@lab.test",
                     "alerts_webhook_token": "lab-webhook-token",
                     "alerts_webhook_url": f"http://{sink.address}:{SINK_WEB_PORT}/alerts",
+                    # Lab tests each wait for an alert of their own, many of one kind within minutes
+                    # on one host: flood control would merge them. Its own lab test turns it on
+                    # (test_alerts_e2e.py, the 30-ban burst).
+                    "alerts_flood_window_minutes": 0,
+                    "alerts_flood_max_per_hour": 0,
                     # Logs are forwarded over TLS to the sink, whose certificate the lab CA signed.
                     "audit_log_host": sink.address,
                     "audit_log_host_name": sink.name,
