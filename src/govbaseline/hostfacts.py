@@ -23,6 +23,10 @@ OBSERVE = "; ".join((
     "echo \"route6=$(ip -j -6 route show default 2>/dev/null)\"",
     "echo \"links=$(ip -j link show 2>/dev/null)\"",
     # systemd runs the host when this folder exists (sd_booted(3)); every control is a systemd unit.
+    # A container has no audit system of its own (auditd cannot run there); "none" on a machine.
+    "echo \"container=$(systemd-detect-virt --container 2>/dev/null)\"",
+    # The machine's architecture: 32-bit system calls exist (and must be audited) on x86_64.
+    "echo \"arch=$(uname -m)\"",
     "if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi",
     # How many of apt's sources name the Debian security archive (patching installs from there).
     "echo \"security=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
@@ -49,6 +53,8 @@ def parse(text: str) -> dict[str, Any]:
         "interfaces": [link["ifname"] for link in listed("links") if "ifname" in link],
         "systemd": raw.get("systemd", "").strip() == "yes",
         "security_sources": int(security) if security.isdigit() else 0,
+        "container": "" if raw.get("container", "").strip() in ("", "none") else raw["container"].strip(),
+        "architecture": raw.get("arch", "").strip(),
     }
 
 
@@ -91,7 +97,12 @@ def _patching(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[d
                 "to /etc/apt/sources.list.d, or set patching_enabled: false"]
 
 
-DECIDERS = {"ids": _ids, "patching": _patching}
+def _audit(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    return {"__audit_container": observed.get("container", ""),
+            "__audit_b32": observed.get("architecture") == "x86_64"}, []
+
+
+DECIDERS = {"audit": _audit, "ids": _ids, "patching": _patching}
 
 
 def decide(values: Mapping[str, Mapping[str, Any]], observed: Mapping[str, Any]) -> dict[str, Any]:

@@ -82,4 +82,14 @@ def test_every_problem_of_the_baseline_at_once():
 
 def test_an_unreadable_answer_reads_as_nothing():
     seen = hostfacts.parse("route4=[{broken\nlinks=not json\nsecurity=\n")
-    assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0}
+    assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0,
+                    "container": "", "architecture": ""}
+
+
+def test_the_audit_role_learns_whether_it_runs_in_a_container_and_on_which_architecture():
+    seen = hostfacts.parse(answer(V4) + "container=podman\narch=x86_64\n")
+    assert hostfacts.decide({"audit": role_vars("audit", {})}, seen) == {"__audit_container": "podman",
+                                                                        "__audit_b32": True}
+    seen = hostfacts.parse(answer(V4) + "container=none\narch=aarch64\n")
+    assert hostfacts.decide({"audit": role_vars("audit", {})}, seen) == {"__audit_container": "",
+                                                                        "__audit_b32": False}
