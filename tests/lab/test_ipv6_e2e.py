@@ -17,6 +17,7 @@ from govbaseline.engines import apply, changed_count
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     LAB_PREFIX,
+    assert_checks_fail_when_broken_together,
     assert_refused_without_change,
     changed_steps,
     expected_status,
@@ -61,6 +62,19 @@ def test_apply_tags_ids_01_works_on_an_ipv6_only_host(v6_lab):
     result = apply(v6_lab.inventory, engine="ansible", tags="ids-01", stream=False)
     assert result.ok, result.output[-3000:]
     assert "No first item" not in result.output and changed_count(result) == 0, result.output[-3000:]
+
+
+def test_the_capture_check_fails_when_suricata_runs_on_another_interface(v6_lab, tmp_path):
+    """The twin of IDS-01's new capture check: the configuration names the IPv6 route's eth0 again,
+    but the running Suricata still captures on lo (restarted with another one, the file put back)."""
+    conf = "/etc/suricata/suricata.yaml"
+    breaks = {"test_suricata_inspects_the_public_interface_with_the_shipped_rules": (
+        [f"sed -i 's/^  - interface: eth0$/  - interface: lo/' {conf} && systemctl restart suricata && sleep 5 "
+         f"&& sed -i 's/^  - interface: lo$/  - interface: eth0/' {conf}"],
+        "Suricata captures on lo, not the public eth0")}
+    # A converge finds the file as it wants it and does not restart Suricata: the restart is the repair.
+    assert_checks_fail_when_broken_together(v6_lab, tmp_path, breaks, repair_tags="ids-01",
+                                            cleanup=["systemctl restart suricata && sleep 5"])
 
 
 def test_pyinfra_finds_nothing_to_change_on_the_ipv6_only_host(v6_lab):
