@@ -68,13 +68,15 @@ def test_the_capture_check_fails_when_suricata_runs_on_another_interface(v6_lab,
     """The twin of IDS-01's new capture check: the configuration names the IPv6 route's eth0 again,
     but the running Suricata still captures on lo (restarted with another one, the file put back)."""
     conf = "/etc/suricata/suricata.yaml"
+    # Until Suricata's command socket answers (it loads its rules first).
+    ready = "for i in $(seq 90); do suricatasc -c uptime >/dev/null 2>&1 && break; sleep 1; done"
     breaks = {"test_suricata_inspects_the_public_interface_with_the_shipped_rules": (
-        [f"sed -i 's/^  - interface: eth0$/  - interface: lo/' {conf} && systemctl restart suricata && sleep 5 "
+        [f"sed -i 's/^  - interface: eth0$/  - interface: lo/' {conf} && systemctl restart suricata && {ready} "
          f"&& sed -i 's/^  - interface: lo$/  - interface: eth0/' {conf}"],
         "Suricata captures on lo, not the public eth0")}
     # A converge finds the file as it wants it and does not restart Suricata: the restart is the repair.
     assert_checks_fail_when_broken_together(v6_lab, tmp_path, breaks, repair_tags="ids-01",
-                                            cleanup=["systemctl restart suricata && sleep 5"])
+                                            cleanup=[f"systemctl restart suricata && {ready}"])
 
 
 def test_pyinfra_finds_nothing_to_change_on_the_ipv6_only_host(v6_lab):
