@@ -3,7 +3,9 @@
 """Action plugin: validate a role's variables on the controller, before the host changes.
 
 It runs no module on the host; it hands the role's variables to ``govbaseline.validation``, the
-code the pyinfra engine uses too, so both engines refuse the same values with the same words.
+code the pyinfra engine uses too, so both engines refuse the same values with the same words. It
+reads what the roles derive from the host (routes, interfaces, systemd, apt's sources) with one
+read-only command, ``govbaseline.hostfacts.OBSERVE``, and refuses a host a role cannot work on.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from ansible.plugins.action import ActionBase
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _requires_connection = False
     _VALID_ARGS = frozenset(("role", "controller_address", "controller_port", "listening_tcp_ports",
                              "connecting_user", "connecting_groups"))
 
@@ -52,7 +53,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         try:
-            from govbaseline import validation
+            from govbaseline import hostfacts, validation
         except ImportError as exc:
             raise AnsibleActionFail(
                 "govbaseline_validate needs the govbaseline package on the controller "
@@ -95,6 +96,18 @@ class ActionModule(ActionBase):
             applied.update(role_values)
             if platform is not None and role_values.get("%s_enabled" % role, True):
                 applied.update(validation.derived(role, role_values, platform[1]))
+        # What the roles derive from the host itself (the IDS interface from the default route of
+        # either family): decided here, before the first change, or the host is refused.
+        seen = self._low_level_execute_command(hostfacts.OBSERVE, sudoable=False)
+        if seen.get("rc") != 0:
+            result.update(failed=True, msg="could not read the host's routes and interfaces (%s): %s"
+                          % (hostfacts.OBSERVE, (seen.get("stderr") or seen.get("stdout") or "").strip()[-500:]))
+            return result
+        try:
+            applied.update(hostfacts.decide(converted, hostfacts.parse(seen.get("stdout", ""))))
+        except validation.ValidationError as exc:
+            result.update(failed=True, msg="; ".join(exc.problems), problems=exc.problems)
+            return result
         # The facts hold the roles' secrets too: the result is not shown, even with -v.
         result.update(changed=False, msg="%s: variables valid" % ", ".join(roles), ansible_facts=applied,
                       _ansible_no_log=True)

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from govbaseline import hostfacts
 from govbaseline.checks import tls_probe
 from govbaseline.checks.plugin import Probe
 
@@ -33,14 +34,19 @@ def test_suricata_inspects_the_public_interface_with_the_shipped_rules(host, hos
     conf = host.file(SURICATA_CONF)
     assert conf.exists and "Role ids: IDS-01" in conf.content_string, f"{SURICATA_CONF} is not govbaseline's"
     listening = re.findall(r"^  - interface: (\S+)$", conf.content_string, re.M)
-    wanted = hostvars["ids_suricata_interface"] or json.loads(host.run("ip -j route show default").stdout or
-                                                             "[{}]")[0].get("dev")
+    # The engines' own choice: ids_suricata_interface, else the default route's (IPv4, else IPv6).
+    wanted = hostfacts.suricata_interface(hostvars, hostfacts.parse(host.run(hostfacts.OBSERVE).stdout))
     evidence("interface", f"Suricata listens on {', '.join(listening) or 'nothing'}; the public interface is {wanted}")
     assert wanted in listening, f"Suricata listens on {', '.join(listening) or 'nothing'}, not the public {wanted}"
     stats = host.run("suricatasc -c ruleset-stats")
     assert stats.rc == 0 and '"return": "OK"' in stats.stdout, \
         f"Suricata's command socket does not answer: {(stats.stdout + stats.stderr).strip()[-300:]}"
     engine = json.loads(stats.stdout)["message"][0]
+    # What Suricata captures on now, from its own socket (the configuration could name one it failed to open).
+    ifaces = host.run("suricatasc -c iface-list")
+    live = json.loads(ifaces.stdout)["message"].get("ifaces", []) if '"return": "OK"' in ifaces.stdout else []
+    evidence("capture", f"Suricata captures on {', '.join(live) or 'nothing'}")
+    assert wanted in live, f"Suricata captures on {', '.join(live) or 'nothing'}, not the public {wanted}"
     evidence("rules", f"{engine['rules_loaded']} loaded, {engine['rules_failed']} failed")
     assert engine["rules_loaded"] > 0 and engine["rules_failed"] == 0, \
         f"Suricata loaded {engine['rules_loaded']} rules and failed {engine['rules_failed']}: see suricata.log"

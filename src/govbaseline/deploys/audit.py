@@ -6,7 +6,6 @@ from typing import Any
 
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host
-from pyinfra.facts.server import Arch, Command
 from pyinfra.operations import apt, files, server, systemd
 
 from govbaseline.deploys import common
@@ -19,22 +18,20 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    container = (host.get_fact(Command, "systemd-detect-virt --container || true") or "none").strip()
     if common.enforced(ROLE, "auditd"):
-        auditd(v, container)
+        auditd(v)
     if common.enforced(ROLE, "journal"):
         journal(v)
     if common.enforced(ROLE, "retention"):
         retention(v)
 
 
-def auditd(v: dict[str, Any], container: str) -> None:
+def auditd(v: dict[str, Any]) -> None:
     apt.packages(name="LOG-01 | Install auditd", packages=v["audit_packages"], update=False)
-    b32 = host.get_fact(Arch) == "x86_64"  # 32-bit syscalls exist (and must be audited) on amd64
-    rules = common.put_text("LOG-01 | Install the audit rules",
-                            common.render(ROLE, "audit.rules.j2", {**v, "__audit_b32": b32}),
+    rules = common.put_text("LOG-01 | Install the audit rules", common.render(ROLE, "audit.rules.j2", v),
                             v["__audit_rules_file"], mode="0640")
-    if container != "none":
+    container = v["__audit_container"]
+    if container:
         host.noop(f"auditd cannot run inside a {container} container (the kernel's audit system belongs to the "
                   f"machine): the rules are installed in {v['__audit_rules_file']} and load on a real host; "
                   "the daemon is not started here")

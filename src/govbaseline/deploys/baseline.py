@@ -5,15 +5,19 @@ import importlib
 from pyinfra.context import host
 from pyinfra.facts.server import LinuxDistribution
 
-from govbaseline.deploys.common import connection
+from govbaseline.deploys.common import connection, observed
+from govbaseline.hostfacts import decide
 from govbaseline.validation import role_vars, roles_for, validate_roles
 
 # Every role's variables, lockouts and the rules across roles, all problems at once, before any
 # operation is even planned (each role's deploy checks its own again, as each Ansible role does).
 _distro = host.get_fact(LinuxDistribution) or {}
 ROLES = roles_for(host.data.govbaseline_groups)
-validate_roles({role: role_vars(role, host.data.govbaseline_hostvars) for role in ROLES},
-               connection(), (str(_distro.get("name") or "unknown"), str(_distro.get("major") or "?")))
+# What the roles derive from the host (the IDS interface from a default route of either family)
+# is decided here too: a host a role cannot work on is refused before the first role is planned.
+decide(validate_roles({role: role_vars(role, host.data.govbaseline_hostvars) for role in ROLES},
+                      connection(), (str(_distro.get("name") or "unknown"), str(_distro.get("major") or "?"))),
+       observed())
 
 # The same roles, in the same order, as playbooks/site.yml gives the host's groups: each has a
 # deploys/<role>.py.

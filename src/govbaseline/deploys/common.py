@@ -20,7 +20,7 @@ from pyinfra.facts.files import File, Sha256File
 from pyinfra.facts.server import Command, LinuxDistribution
 from pyinfra.operations import files, server, systemd
 
-from govbaseline import templating, validation
+from govbaseline import hostfacts, templating, validation
 from govbaseline.paths import ROLES_DIR
 
 # What site.yml's first task reads too: where this controller connects from, on which port of
@@ -51,9 +51,15 @@ def inventory_context(fleet_file: str | None, probe_host: str | None) -> dict[st
     return {"inventory_groups": groups, "probe_host": probe_host or ""}
 
 
+def observed() -> dict[str, Any]:
+    """What the roles derive from the host (``hostfacts.OBSERVE``, read-only, one fact per host)."""
+    return hostfacts.parse(host.get_fact(Command, hostfacts.OBSERVE) or "")
+
+
 def settings(role: str) -> dict[str, Any] | None:
     """The host's validated variables for ``role`` with the role's internal ones, or None when the
-    role is switched off; raises ValidationError (bad value, unsupported host, lockout) before any change."""
+    role is switched off; raises ValidationError (bad value, unsupported host, lockout, a host the
+    role cannot work on) before any change."""
     distro = host.get_fact(LinuxDistribution) or {}
     platform = (str(distro.get("name") or "unknown"), str(distro.get("major") or "?"))
     values = validation.applied_vars(role, host.data.govbaseline_hostvars, platform[1])
@@ -63,7 +69,7 @@ def settings(role: str) -> dict[str, Any] | None:
     validation.check_platform(role, *platform)
     validation.check_platform(role, *platform, values)
     validation.check_lockout(role, values, connection())
-    return values
+    return {**values, **hostfacts.decide({role: values}, observed())}
 
 
 @cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pyinfra.api.deploy import deploy
@@ -39,11 +38,6 @@ def suricata(v: dict[str, Any]) -> None:
     else:
         apt.packages(name="IDS-01 | Install Suricata and suricata-update", packages=v["ids_suricata_packages"],
                      update=False)
-    iface = v["ids_suricata_interface"]
-    if not iface:
-        routes = json.loads(host.get_fact(Command, "ip -j route show default") or "[]")
-        iface = routes[0]["dev"] if routes else "eth0"
-    v = {**v, "__ids_iface": iface}
     for path, mode in ((v["__ids_rules_file"].rsplit("/", 1)[0], "0755"), (v["__ids_state_dir"], "0700")):
         files.directory(name=f"IDS-01 | Create {path}", path=path, user="root", group="root", mode=mode)
     changed = [

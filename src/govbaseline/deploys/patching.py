@@ -11,12 +11,8 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
 from govbaseline.deploys import common
-from govbaseline.validation import ValidationError
 
 ROLE = "patching"
-# The same question as the role's first task: does apt know the Debian security archive?
-SECURITY_SOURCES = ("cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources "
-                    "2>/dev/null | grep -v '^[[:space:]]*#' | grep -c -- '-security' || true")
 
 
 @deploy("Patching")
@@ -24,9 +20,6 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    if int((host.get_fact(Command, SECURITY_SOURCES) or "0").strip() or 0) == 0:
-        raise ValidationError(ROLE, ["apt has no Debian security archive among its sources "
-                                     "(/etc/apt/sources.list*): add '<suite>-security' before patching can work"])
     if common.enforced(ROLE, "unattended"):
         unattended(v)
     if common.enforced(ROLE, "report"):

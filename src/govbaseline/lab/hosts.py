@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from govbaseline import eicar
 from govbaseline.lab.ca import LabCA
-from govbaseline.lab.image import DEFAULT_DISTRO, LABEL, ensure_image
+from govbaseline.lab.image import DEFAULT_DISTRO, LABEL, debian_mirror, ensure_image
 from govbaseline.lab.podman import PodmanError, podman, podman_json
 from govbaseline.paths import state_dir
 
@@ -78,7 +79,8 @@ class Lab:
     by a killed run is found and removed before new hosts start.
     """
 
-    def __init__(self, name: str = "default", distro: str = DEFAULT_DISTRO, subnet: str | None = None):
+    def __init__(self, name: str = "default", distro: str = DEFAULT_DISTRO, subnet: str | None = None,
+                 ipv6: bool = False):
         if not name.replace("-", "").isalnum():
             raise LabError(f"lab name {name!r} must be letters, digits and dashes")
         self.name = name
@@ -86,10 +88,17 @@ class Lab:
         self.dir = state_dir() / "labs" / name
         self.network = f"govbaseline-{name}"
         self.subnet = ipaddress.ip_network(subnet or self._default_subnet())
+        # ipv6: the lab network has an IPv6 (ULA) subnet too, and its hosts an IPv6 default route, so
+        # a host can be made IPv6-only (``ipv6_only``) while the controller still reaches it on-link.
+        self.subnet6 = ipaddress.ip_network(self._default_subnet6()) if ipv6 else None
 
     def _default_subnet(self) -> str:
         # A stable /24 per lab name inside 10.213.0.0/16, so two labs can run side by side.
         return f"10.213.{zlib.crc32(self.name.encode()) % 200 + 20}.0/24"
+
+    def _default_subnet6(self) -> str:
+        # A stable ULA /64 per lab name (RFC 4193 range), beside the IPv4 one.
+        return f"fd00:213:{zlib.crc32(self.name.encode()) % 0xffff:x}::/64"
 
     @property
     def key(self) -> Path:
@@ -120,7 +129,8 @@ class Lab:
         # A fresh CA for every incarnation of the lab: nothing issued by an older one stays trusted.
         shutil.rmtree(self.dir / "ca", ignore_errors=True)
         self._ensure_key()
-        podman("network", "create", "--subnet", str(self.subnet), "--label", f"{LABEL}={self.name}",
+        ipv6 = ["--ipv6", "--subnet", str(self.subnet6)] if self.subnet6 else []
+        podman("network", "create", "--subnet", str(self.subnet), *ipv6, "--label", f"{LABEL}={self.name}",
                self.network)
         made = [self._start(i, image, distro) for i in range(1, hosts + 1)]
         # The sink runs the lab's distribution too: it is the lab's backup server, restic's REST
@@ -397,6 +407,31 @@ class Lab:
             values["vulnscan_scanner_host"] = hosts[-1].name
             values["vulnscan_port_scan_ports"] = "1-100,443,3306,5432,6379,8000-8100,9200,27017"
         return values
+
+    def ipv6_only(self, host: LabHost) -> None:
+        """Make ``host`` IPv6-only as far as routing goes: its IPv4 default route is removed, its
+        IPv6 one (through the lab's IPv6 gateway) stays. It keeps its on-link IPv4 lab address, so
+        the controller and the sink still reach it, as a management network would, and a host route
+        to the Debian mirror and the name servers (this machine has no IPv6 way out: an IPv6-only
+        server reaches its mirror through an IPv6 proxy or NAT64, which the lab stands in for)."""
+        if self.subnet6 is None:
+            raise LabError(f"lab {self.name} has no IPv6 subnet: make it with Lab(..., ipv6=True)")
+        mirror = urllib.parse.urlsplit(debian_mirror()).hostname or ""
+        wanted = {info[4][0] for info in socket.getaddrinfo(mirror, 80, socket.AF_INET)} if mirror else set()
+        resolv = self.exec(host, "cat", "/etc/resolv.conf", check=False).stdout.decode().split("\n")
+        wanted |= {line.split()[1] for line in resolv if line.startswith("nameserver") and "." in line}
+        self.exec(host, "ip", "-4", "route", "flush", "default")
+        for address in sorted(wanted):
+            if ipaddress.ip_address(address) not in self.subnet:
+                self.exec(host, "ip", "-4", "route", "replace", f"{address}/32", "via", self.gateway)
+        routes = self.exec(host, "ip", "-j", "-6", "route", "show", "default").stdout.decode().strip()
+        if not json.loads(routes or "[]"):
+            raise LabError(f"lab host {host.name} has no IPv6 default route: {routes or 'none'}")
+
+    def without_default_route(self, host: LabHost) -> None:
+        """Remove every default route of ``host`` (both families); the on-link lab addresses stay."""
+        self.exec(host, "ip", "-4", "route", "flush", "default")
+        self.exec(host, "ip", "-6", "route", "flush", "default", check=False)
 
     def exec(self, host: LabHost, *argv: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         """Run a command inside a lab host through podman (for tests that break a control)."""

@@ -1,0 +1,125 @@
+"""What a run finds out about a host before it changes anything, and what the roles derive from it.
+
+Both engines run ``OBSERVE`` on the host in their first step (Ansible: the ``govbaseline_validate``
+action of site.yml's first play and of each role's preflight; pyinfra: ``deploys/common.settings``
+and ``deploys/baseline.py``), hand the answer to ``decide`` and get the same internal variables, or
+the same refusal naming the variable to set, before the first change. The checks call the same
+functions (``suricata_interface``), so they judge what the engines chose.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from govbaseline.validation import ValidationError
+
+# Read-only, POSIX sh (pyinfra runs it with sh, Ansible over a raw SSH command); one "key=value"
+# line each. ``ip -j`` writes one line of JSON; a family the kernel lacks (IPv6 switched off)
+# answers nothing, read as no route.
+OBSERVE = "; ".join((
+    "echo \"route4=$(ip -j -4 route show default 2>/dev/null)\"",
+    "echo \"route6=$(ip -j -6 route show default 2>/dev/null)\"",
+    "echo \"links=$(ip -j link show 2>/dev/null)\"",
+    # systemd runs the host when this folder exists (sd_booted(3)); every control is a systemd unit.
+    # A container has no audit system of its own (auditd cannot run there); "none" on a machine.
+    "echo \"container=$(systemd-detect-virt --container 2>/dev/null)\"",
+    # The machine's architecture: 32-bit system calls exist (and must be audited) on x86_64.
+    "echo \"arch=$(uname -m)\"",
+    "if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi",
+    # How many of apt's sources name the Debian security archive (patching installs from there).
+    "echo \"security=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
+    "/etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v '^[[:space:]]*#' | grep -c -- '-security')\"",
+))
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The answer of ``OBSERVE`` as data: default routes per family, interface names, systemd, the
+    number of security sources. Missing or unreadable parts read as none."""
+    raw = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+    def listed(key: str) -> list[dict[str, Any]]:
+        try:
+            value = json.loads(raw.get(key, "").strip() or "[]")
+        except json.JSONDecodeError:
+            return []
+        return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+    security = raw.get("security", "").strip()
+    return {
+        "routes4": listed("route4"),
+        "routes6": listed("route6"),
+        "interfaces": [link["ifname"] for link in listed("links") if "ifname" in link],
+        "systemd": raw.get("systemd", "").strip() == "yes",
+        "security_sources": int(security) if security.isdigit() else 0,
+        "container": "" if raw.get("container", "").strip() in ("", "none") else raw["container"].strip(),
+        "architecture": raw.get("arch", "").strip(),
+    }
+
+
+def default_interface(observed: Mapping[str, Any]) -> str | None:
+    """The interface of the default route: the IPv4 one's, else the IPv6 one's (an IPv6-only host),
+    the lowest metric first; None when the host has no default route at all."""
+    for family in ("routes4", "routes6"):
+        routes = sorted((r for r in observed.get(family, []) if r.get("dev")), key=lambda r: r.get("metric", 0))
+        if routes:
+            return str(routes[0]["dev"])
+    return None
+
+
+def suricata_interface(values: Mapping[str, Any], observed: Mapping[str, Any]) -> str | None:
+    """The interface Suricata listens on: ``ids_suricata_interface``, else the default route's."""
+    return values.get("ids_suricata_interface") or default_interface(observed)
+
+
+def _ids(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    if not (values.get("ids_enabled") and values.get("ids_suricata_enabled")):
+        return {}, []
+    have = ", ".join(i for i in observed.get("interfaces", []) if i != "lo") or "none"
+    chosen = values.get("ids_suricata_interface")
+    if chosen and observed.get("interfaces") and chosen not in observed["interfaces"]:
+        return {}, [f"ids_suricata_interface is {chosen}, but this host has no such interface (it has {have}): "
+                    "Suricata would not start. Set ids_suricata_interface to the public interface"]
+    iface = suricata_interface(values, observed)
+    if iface is None:
+        return {}, ["this host has no default route (IPv4 or IPv6), so the public interface Suricata listens on "
+                    f"cannot be found: set ids_suricata_interface to it (this host has {have}), "
+                    "or ids_suricata_enabled: false"]
+    return {"__ids_iface": iface}, []
+
+
+def _patching(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    if not values.get("patching_enabled") or observed.get("security_sources"):
+        return {}, []
+    return {}, ["none of apt's sources is the Debian security archive, so unattended-upgrades would install "
+                "no security update: add <codename>-security (https://security.debian.org/debian-security) "
+                "to /etc/apt/sources.list.d, or set patching_enabled: false"]
+
+
+def _audit(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    return {"__audit_container": observed.get("container", ""),
+            "__audit_b32": observed.get("architecture") == "x86_64"}, []
+
+
+DECIDERS = {"audit": _audit, "ids": _ids, "patching": _patching}
+
+
+def decide(values: Mapping[str, Mapping[str, Any]], observed: Mapping[str, Any]) -> dict[str, Any]:
+    """What each role in ``values`` (role -> its validated variables) derives from the host, as
+    internal variables; raises ValidationError naming every role that cannot work on this host
+    and the variable to set, so the run stops before its first change."""
+    problems: list[str] = []
+    if values and not observed.get("systemd", True):
+        problems.append("govbaseline needs systemd as the host's init system (every control runs as a systemd "
+                        "unit), and /run/systemd/system is missing: this host cannot be managed")
+    derived: dict[str, Any] = {}
+    for role, role_values in values.items():
+        if role in DECIDERS:
+            facts, found = DECIDERS[role](role_values, observed)
+            derived.update(facts)
+            problems += [f"role {role}: {p}" for p in found]
+    if problems:
+        # Each problem names its role already, as validation.validate_roles' do.
+        raise ValidationError("baseline", problems)
+    return derived

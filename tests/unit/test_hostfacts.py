@@ -1,0 +1,95 @@
+"""What a run derives from the host before any change (govbaseline.hostfacts), without a host."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from govbaseline import hostfacts
+from govbaseline.validation import ValidationError, role_vars
+
+V4 = [{"dst": "default", "gateway": "10.0.0.1", "dev": "eth0", "protocol": "static", "flags": []}]
+V6 = [{"dst": "default", "gateway": "fd00::1", "dev": "ens3", "metric": 1024, "flags": [], "pref": "medium"}]
+LINKS = [{"ifindex": 1, "ifname": "lo"}, {"ifindex": 2, "ifname": "eth0"}, {"ifindex": 3, "ifname": "ens3"}]
+
+
+def answer(route4=(), route6=(), links=LINKS, systemd="yes", security="2") -> str:
+    """What OBSERVE prints on a host (an empty family prints nothing, as ip does without IPv6)."""
+    return (f"route4={json.dumps(list(route4)) if route4 else ''}\nroute6={json.dumps(list(route6))}\n"
+            f"links={json.dumps(links)}\nsystemd={systemd}\nsecurity={security}\n")
+
+
+def ids(**values) -> dict:
+    return role_vars("ids", values)
+
+
+def test_the_ipv4_default_route_names_the_interface():
+    assert hostfacts.decide({"ids": ids()}, hostfacts.parse(answer(V4, V6))) == {"__ids_iface": "eth0"}
+
+
+def test_an_ipv6_only_host_gets_the_interface_of_its_ipv6_default_route():
+    # The issue's example: no IPv4 default route used to stop the run half-way with a Jinja error.
+    assert hostfacts.decide({"ids": ids()}, hostfacts.parse(answer(route6=V6))) == {"__ids_iface": "ens3"}
+
+
+def test_the_lowest_metric_wins():
+    routes = [{**V6[0], "dev": "eth0", "metric": 2048}, {**V6[0], "metric": 100}]
+    assert hostfacts.default_interface(hostfacts.parse(answer(route6=routes))) == "ens3"
+
+
+def test_a_host_without_any_default_route_is_refused_naming_the_variable():
+    with pytest.raises(ValidationError) as err:
+        hostfacts.decide({"ids": ids()}, hostfacts.parse(answer()))
+    assert "role ids:" in str(err.value) and "ids_suricata_interface" in str(err.value)
+    assert "eth0, ens3" in str(err.value)  # the interfaces it could be, without lo
+
+
+def test_a_named_interface_needs_no_route():
+    assert hostfacts.decide({"ids": ids(ids_suricata_interface="ens3")}, hostfacts.parse(answer())) == \
+        {"__ids_iface": "ens3"}
+
+
+def test_a_named_interface_the_host_lacks_is_refused():
+    with pytest.raises(ValidationError, match="ids_suricata_interface is eth9, but this host has no such interface"):
+        hostfacts.decide({"ids": ids(ids_suricata_interface="eth9")}, hostfacts.parse(answer(V4)))
+
+
+@pytest.mark.parametrize("values", [{"ids_enabled": False}, {"ids_suricata_enabled": False}])
+def test_no_route_is_needed_when_suricata_is_off(values):
+    assert hostfacts.decide({"ids": ids(**values)}, hostfacts.parse(answer())) == {}
+
+
+def test_a_host_without_the_security_archive_is_refused_before_patching():
+    values = role_vars("patching", {})
+    with pytest.raises(ValidationError, match="role patching: none of apt's sources is the Debian security archive"):
+        hostfacts.decide({"patching": values}, hostfacts.parse(answer(V4, security="0")))
+    assert hostfacts.decide({"patching": {**values, "patching_enabled": False}},
+                            hostfacts.parse(answer(V4, security="0"))) == {}
+
+
+def test_a_host_without_systemd_is_refused():
+    with pytest.raises(ValidationError, match="needs systemd"):
+        hostfacts.decide({"audit": role_vars("audit", {})}, hostfacts.parse(answer(V4, systemd="no")))
+
+
+def test_every_problem_of_the_baseline_at_once():
+    with pytest.raises(ValidationError) as err:
+        hostfacts.decide({"ids": ids(), "patching": role_vars("patching", {})},
+                         hostfacts.parse(answer(security="0")))
+    assert [p.split(":")[0] for p in err.value.problems] == ["role ids", "role patching"]
+
+
+def test_an_unreadable_answer_reads_as_nothing():
+    seen = hostfacts.parse("route4=[{broken\nlinks=not json\nsecurity=\n")
+    assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0,
+                    "container": "", "architecture": ""}
+
+
+def test_the_audit_role_learns_whether_it_runs_in_a_container_and_on_which_architecture():
+    seen = hostfacts.parse(answer(V4) + "container=podman\narch=x86_64\n")
+    assert hostfacts.decide({"audit": role_vars("audit", {})}, seen) == {"__audit_container": "podman",
+                                                                        "__audit_b32": True}
+    seen = hostfacts.parse(answer(V4) + "container=none\narch=aarch64\n")
+    assert hostfacts.decide({"audit": role_vars("audit", {})}, seen) == {"__audit_container": "",
+                                                                        "__audit_b32": False}
