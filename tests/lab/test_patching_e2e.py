@@ -65,9 +65,14 @@ def test_pending_security_update_fails_then_unattended_run_installs_and_reports_
     assert package in text, text
 
 
+MOVED = "/etc/systemd/system/apt-daily-upgrade.timer.d/50-moved.conf"
 BREAKS = {
     "test_unattended_upgrades_installs_security_updates_daily": (
-        ["systemctl disable --now apt-daily-upgrade.timer"], "apt-daily-upgrade.timer is not scheduled"),
+        # The example: a drop-in moves the upgrade to a date past; the timer stays enabled and
+        # active with no next run (NEXT -), and unattended upgrades never run again.
+        [f"mkdir -p {MOVED.rsplit('/', 1)[0]} && printf '[Timer]\\nOnCalendar=\\nOnCalendar=2025-01-01 06:00:00\\n' "
+         f"> {MOVED} && systemctl daemon-reload"],
+        "apt-daily-upgrade.timer (apt's own job) has no next run"),
     "test_services_restarted_and_runs_reported": (
         ["rm /etc/systemd/system/apt-daily-upgrade.service.d/50-govbaseline-report.conf && systemctl daemon-reload",
          "rm /etc/needrestart/conf.d/50-govbaseline.conf"],
@@ -76,5 +81,6 @@ BREAKS = {
 
 
 def test_every_patching_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
-    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="patching")
+    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="patching",
+                                            cleanup=[f"rm {MOVED} && systemctl daemon-reload"])
 

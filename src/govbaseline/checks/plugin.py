@@ -92,14 +92,31 @@ def host_name(host: Any) -> str:
     return str(getattr(host.backend, "host", None) or host.backend.get_hostname())
 
 
+def _internal(role: str) -> dict[str, Any]:
+    """A role's internal variables (``__<role>_*``: unit names, paths), as both engines read them
+    (roles/<role>/vars/main.yml, then Debian.yml; ``deploys.common.internal`` does the same)."""
+    import yaml
+
+    from govbaseline.paths import ROLES_DIR
+
+    values: dict[str, Any] = {}
+    for name in ("main.yml", "Debian.yml"):
+        path = ROLES_DIR / role / "vars" / name
+        if path.exists():
+            values.update(yaml.safe_load(path.read_text()) or {})
+    return values
+
+
 @pytest.fixture
 def hostvars(host: Any) -> dict[str, Any]:
-    """The host's inventory variables merged over the role defaults, as the engines saw them."""
+    """The host's inventory variables merged over the role defaults, as the engines saw them, with
+    each role's internal variables (so checks read unit names and paths, not copies of them)."""
     from govbaseline.validation import role_vars, roles_for
 
     raw = _hostvars_all()[host_name(host)]
     merged: dict[str, Any] = dict(raw)
     for role in roles_for(raw.get("group_names", [])):
+        merged.update(_internal(role))
         merged.update(role_vars(role, raw))
     return merged
 
