@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from govbaseline.engines import apply, changed_count
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     assert_checks_fail_when_broken_together,
@@ -81,6 +82,25 @@ BREAKS = {
 
 
 def test_every_patching_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
-    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="patching",
-                                            cleanup=[f"rm {MOVED} && systemctl daemon-reload"])
+    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="patching")
+
+
+@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
+def test_a_drop_in_that_stops_unattended_upgrades_fails_and_a_patch01_converge_removes_it(request, engine,
+                                                                                        tmp_path):
+    """The issue's example, in both engines: verify fails PATCH-01 naming the timer with no next run;
+    a converge tagged patch-01 reports the change naming the file, removes it; verify passes."""
+    lab = request.getfixturevalue(f"{engine}_lab")
+    host = lab.hosts()[1]
+    check = "test_unattended_upgrades_installs_security_updates_daily"
+    sh(lab, host, BREAKS[check][0][0])
+    before = verify(lab.inventory, tmp_path / "before", limit=host.name, controls=["PATCH-01"], checks=[check])
+    message = before.checks(host.name)[check]["message"]
+    assert not before.passed and BREAKS[check][1] in message, message
+    repaired = apply(lab.inventory, engine=engine, limit=host.name, tags="patch-01", stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    assert changed_count(repaired) > 0 and MOVED in repaired.output, repaired.output[-3000:]
+    assert lab.exec(host, "test", "-e", MOVED, check=False).returncode != 0, f"{MOVED} is still there"
+    after = verify(lab.inventory, tmp_path / "after", limit=host.name, controls=["PATCH-01"], checks=[check])
+    assert after.passed, after.output[-2000:]
 
