@@ -3,7 +3,9 @@
 """Action plugin: validate a role's variables on the controller, before the host changes.
 
 It runs no module on the host; it hands the role's variables to ``govbaseline.validation``, the
-code the pyinfra engine uses too, so both engines refuse the same values with the same words.
+code the pyinfra engine uses too, so both engines refuse the same values with the same words. The
+one thing it asks the host is whether its systemd accepts each calendar (``systemd-analyze
+calendar``, read-only), since that is where the timers run.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from ansible.plugins.action import ActionBase
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _requires_connection = False
     _VALID_ARGS = frozenset(("role", "controller_address", "connecting_user", "connecting_groups"))
 
     def run(self, tmp=None, task_vars=None):
@@ -71,6 +72,19 @@ class ActionModule(ActionBase):
             converted = validation.validate_roles(values, context, platform)
         except validation.ValidationError as exc:
             result.update(failed=True, msg="; ".join(exc.problems), problems=exc.problems)
+            return result
+        # Calendars are judged where their timers run: the host's systemd (read-only command), never
+        # skipped because the controller lacks systemd-analyze.
+        problems = []
+        for role, role_values in converted.items():
+            for name, value in validation.calendars(role, role_values).items():
+                ran = self._low_level_execute_command(validation.calendar_command(value))
+                problem = validation.calendar_problem(name, value, ran.get("stdout", "") if ran.get("rc") == 0
+                                                      else "refused " + (ran.get("stderr") or "").strip())
+                if problem:
+                    problems.append("%s: %s" % (role, problem))
+        if problems:
+            result.update(failed=True, msg="; ".join(problems), problems=problems)
             return result
         # What follows from the values and the Debian version (e.g. the backup server's transport),
         # as facts the roles read: computed once, by the code pyinfra uses too.

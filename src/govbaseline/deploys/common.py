@@ -42,6 +42,12 @@ def settings(role: str) -> dict[str, Any] | None:
     values = validation.validated_vars(role, host.data.govbaseline_hostvars)
     validation.check_platform(role, *platform, values)
     validation.check_lockout(role, values, connection())
+    # Calendars are judged by the host's systemd, where the timers will run (library-free: a fact).
+    problems = [problem for name, value in validation.calendars(role, values).items()
+                if (problem := validation.calendar_problem(name, value, host.get_fact(
+                    Command, validation.calendar_command(value)) or ""))]
+    if problems:
+        raise validation.ValidationError(role, problems)
     if not values[f"{role}_enabled"]:
         host.noop(f"{role}_enabled is false")
         return None
