@@ -27,6 +27,12 @@ options:
     type: list
     elements: str
     default: []
+  vendor:
+    description:
+      - The timer's unit file comes from a package (apt's timers, certbot's): a copy of it in
+        C(/etc/systemd/system) or C(/run/systemd/system), which overrides the package's, is removed too.
+    type: bool
+    default: false
 notes:
   - Supports check mode and diff mode; the result names every file removed.
 author: govbaseline contributors
@@ -36,6 +42,7 @@ EXAMPLES = r"""
 - name: PATCH-01 | Restore the declared schedule of apt's timers (foreign drop-ins, masks)
   timer_schedule:
     timer: "{{ item }}.timer"
+    vendor: true
   loop: [apt-daily, apt-daily-upgrade]
 """
 
@@ -80,21 +87,27 @@ def dropin_dirs(timer: str) -> list[str]:
 def survey_command(timer: str) -> str:
     """One read-only shell command: the timer's unit file state, then each drop-in with its text."""
     folders = " ".join(f"{shlex.quote(d)}/*.conf" for d in dropin_dirs(timer))
+    copies = " ".join(shlex.quote(f"{base}/{timer}") for base in UNIT_DIRS)
     return (f"export LANG=C LC_ALL=C; echo \"state=$(systemctl show -p UnitFileState --value {shlex.quote(timer)})\"; "
-            f"for f in {folders}; do [ -f \"$f\" ] || continue; echo \"{MARK}$f\"; cat \"$f\"; done")
+            f"for f in {copies}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && echo \"copy=$f\"; done; "
+            f"for f in {folders}; do [ -f \"$f\" ] || continue; echo \"{MARK}$f\"; cat \"$f\"; done; true")
 
 
-def parse_survey(text: str) -> tuple[str, dict[str, str]]:
-    state, files, current = "", {}, None
+def parse_survey(text: str) -> tuple[str, dict[str, str], list[str]]:
+    """The unit file state, each drop-in with its text, and the unit files in /etc and /run (regular
+    files: a mask is a symlink to /dev/null)."""
+    state, files, copies, current = "", {}, [], None
     for line in text.splitlines():
         if current is None and line.startswith("state="):
             state = line[len("state="):].strip()
+        elif current is None and line.startswith("copy="):
+            copies.append(line[len("copy="):].strip())
         elif line.startswith(MARK):
             current = line[len(MARK):]
             files[current] = ""
         elif current is not None:
             files[current] += line + "\n"
-    return state, files
+    return state, files, copies
 
 
 def schedule_changes(content: str) -> list[str]:
@@ -139,9 +152,14 @@ class Plan:
         return f"{self.timer}: " + ", ".join(parts)
 
 
-def plan(timer: str, state: str, dropins: dict[str, str], keep: list[str]) -> Plan:
-    """What restores ``timer``'s declared schedule, from its unit file state and its drop-ins."""
+def plan(timer: str, state: str, dropins: dict[str, str], keep: list[str], copies: list[str] | None = None,
+         vendor: bool = False) -> Plan:
+    """What restores ``timer``'s declared schedule, from its unit file state, its drop-ins and, for a
+    timer a package ships (``vendor``), the copies of its unit file in /etc or /run that override it."""
     result = Plan(timer)
+    if vendor and state not in ("masked", "masked-runtime"):
+        for path in copies or []:
+            result.remove[path] = ["a copy of the unit file overriding the one its package ships"]
     for path, content in sorted(dropins.items()):
         changes = schedule_changes(content)
         if changes and path.rsplit("/", 1)[-1] not in keep:
@@ -154,7 +172,8 @@ def plan(timer: str, state: str, dropins: dict[str, str], keep: list[str]) -> Pl
 def main() -> None:
     module = AnsibleModule(
         argument_spec={"timer": {"type": "str", "required": True},
-                       "keep": {"type": "list", "elements": "str", "default": []}},
+                       "keep": {"type": "list", "elements": "str", "default": []},
+                       "vendor": {"type": "bool", "default": False}},
         supports_check_mode=True,
     )
     timer = module.params["timer"]
@@ -162,8 +181,8 @@ def main() -> None:
     rc, out, err = module.run_command([sh, "-c", survey_command(timer)])
     if rc != 0:
         module.fail_json(msg=f"cannot read the drop-ins of {timer}: {err.strip()}")
-    state, dropins = parse_survey(out)
-    wanted = plan(timer, state, dropins, module.params["keep"])
+    state, dropins, copies = parse_survey(out)
+    wanted = plan(timer, state, dropins, module.params["keep"], copies, module.params["vendor"])
     listed = sorted(dropins.items())
     diff = {"before": "".join(f"# {p}\n{c}" for p, c in listed) if wanted.changed else "",
             "after": "".join(f"# {p}\n{c}" for p, c in listed if p not in wanted.remove) if wanted.changed else "",

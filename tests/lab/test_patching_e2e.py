@@ -67,6 +67,7 @@ def test_pending_security_update_fails_then_unattended_run_installs_and_reports_
 
 
 MOVED = "/etc/systemd/system/apt-daily-upgrade.timer.d/50-moved.conf"
+COPY = "/etc/systemd/system/apt-daily.timer"
 BREAKS = {
     "test_unattended_upgrades_installs_security_updates_daily": (
         # The example: a drop-in moves the upgrade to a date past; the timer stays enabled and
@@ -94,13 +95,19 @@ def test_a_drop_in_that_stops_unattended_upgrades_fails_and_a_patch01_converge_r
     host = lab.hosts()[1]
     check = "test_unattended_upgrades_installs_security_updates_daily"
     sh(lab, host, BREAKS[check][0][0])
+    # And a copy of apt's own unit file in /etc, overriding Debian's schedule (a year apart).
+    sh(lab, host, f"cp /usr/lib/systemd/system/apt-daily.timer {COPY} && "
+                  f"sed -i 's/^OnCalendar=.*/OnCalendar=yearly/' {COPY} && systemctl daemon-reload")
     before = verify(lab.inventory, tmp_path / "before", limit=host.name, controls=["PATCH-01"], checks=[check])
     message = before.checks(host.name)[check]["message"]
-    assert not before.passed and BREAKS[check][1] in message, message
+    assert not before.passed and BREAKS[check][1] in message and "the next run of apt-daily.timer" in message, \
+        message
     repaired = apply(lab.inventory, engine=engine, limit=host.name, tags="patch-01", stream=False)
     assert repaired.ok, repaired.output[-3000:]
-    assert changed_count(repaired) > 0 and MOVED in repaired.output, repaired.output[-3000:]
-    assert lab.exec(host, "test", "-e", MOVED, check=False).returncode != 0, f"{MOVED} is still there"
+    assert changed_count(repaired) > 0 and MOVED in repaired.output and COPY in repaired.output, \
+        repaired.output[-3000:]
+    for path in (MOVED, COPY):
+        assert lab.exec(host, "test", "-e", path, check=False).returncode != 0, f"{path} is still there"
     after = verify(lab.inventory, tmp_path / "after", limit=host.name, controls=["PATCH-01"], checks=[check])
     assert after.passed, after.output[-2000:]
 

@@ -17,10 +17,11 @@ def test_every_folder_whose_drop_ins_apply_to_the_timer():
 
 
 def test_survey_reads_the_state_and_each_drop_in(tmp_path):
-    text = ("state=enabled\n==> /etc/systemd/system/apt-daily-upgrade.timer.d/50-moved.conf\n" + MOVED +
+    text = ("state=enabled\ncopy=/etc/systemd/system/apt-daily-upgrade.timer\n"
+            "==> /etc/systemd/system/apt-daily-upgrade.timer.d/50-moved.conf\n" + MOVED +
             "==> /run/systemd/system/timer.d/10-note.conf\n[Unit]\nDescription=x\n")
-    state, files = TIMER.parse_survey(text)
-    assert state == "enabled"
+    state, files, copies = TIMER.parse_survey(text)
+    assert state == "enabled" and copies == ["/etc/systemd/system/apt-daily-upgrade.timer"]
     assert files["/etc/systemd/system/apt-daily-upgrade.timer.d/50-moved.conf"] == MOVED
     assert files["/run/systemd/system/timer.d/10-note.conf"] == "[Unit]\nDescription=x\n"
 
@@ -30,7 +31,8 @@ def test_survey_command_is_read_only_and_runs_without_drop_ins():
     assert "rm " not in command and "systemctl show" in command
     out = subprocess.run(["sh", "-c", command.replace("systemctl show", "echo")], capture_output=True, text=True,
                          check=True)
-    assert out.stdout.startswith("state=") and "==>" not in out.stdout
+    assert out.returncode == 0 and out.stdout.startswith("state=") and "==>" not in out.stdout
+    assert "copy=" not in out.stdout
 
 
 def test_the_issue_example_is_removed_and_named():
@@ -55,3 +57,11 @@ def test_a_masked_timer_is_unmasked_where_it_was_masked():
         ["systemctl", "unmask", "x.timer"], ["systemctl", "daemon-reload"]]
     assert ["systemctl", "unmask", "--runtime", "x.timer"] in TIMER.plan("x.timer", "masked-runtime", {}, []).commands()
     assert not TIMER.plan("x.timer", "disabled", {}, []).changed  # enabling is systemd_service's
+
+
+def test_a_copy_of_a_packaged_timer_overrides_its_schedule_and_is_removed():
+    copy = "/etc/systemd/system/apt-daily-upgrade.timer"
+    plan = TIMER.plan("apt-daily-upgrade.timer", "enabled", {}, [], [copy], vendor=True)
+    assert list(plan.remove) == [copy] and "overriding" in plan.reason(done=True)
+    # The baseline's own timers live in /etc/systemd/system: never removed as copies.
+    assert not TIMER.plan("govbaseline-backup.timer", "enabled", {}, [], ["/etc/systemd/system/x"]).changed

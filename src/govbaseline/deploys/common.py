@@ -168,10 +168,11 @@ def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, templat
                  commands=[f"systemctl start --no-block {unit}.service"])
 
 
-def restore_schedule(control: str, timer: str, what: str) -> None:
-    """The schedule the inventory declares, not one a foreign drop-in or a mask made (library/timer_schedule.py)."""
+def restore_schedule(control: str, timer: str, what: str, vendor: bool = False) -> None:
+    """The schedule the inventory declares, not one a foreign drop-in or a mask made (library/timer_schedule.py);
+    ``vendor``: a package ships the timer, so a copy of its unit file in /etc or /run is foreign too."""
     timers.schedule(name=f"{control} | Restore the declared schedule of the {what} (foreign drop-ins, mask)",
-                    timer=timer)
+                    timer=timer, vendor=vendor)
 
 
 def service_dropins(control: str, dropins: dict[str, str], filename: str) -> bool:

@@ -50,7 +50,7 @@ def unattended(v: dict[str, Any]) -> None:
                         content=common.render(ROLE, "needrestart.conf.j2", v), check="perl -c {} 2>/dev/null")
     for unit in v["__patching_apt_units"]:
         timer = f"{unit}.timer"
-        common.restore_schedule("PATCH-01", timer, f"apt's {unit} timer")
+        common.restore_schedule("PATCH-01", timer, f"apt's {unit} timer", vendor=True)
         systemd.service(name=f"PATCH-01 | Run {timer}", service=timer, running=True, enabled=True)
 
 

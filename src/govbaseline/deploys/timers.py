@@ -33,7 +33,7 @@ TIMER = _module()
 
 
 @operation()
-def schedule(timer: str, keep: tuple[str, ...] = ()) -> Any:
+def schedule(timer: str, keep: tuple[str, ...] = (), vendor: bool = False) -> Any:
     """
     Remove the drop-ins that change ``timer``'s schedule (except ``keep``) and unmask it; the
     operation names every file it removes. Enabling and starting the timer is left to
@@ -41,6 +41,7 @@ def schedule(timer: str, keep: tuple[str, ...] = ()) -> Any:
 
     + timer: the timer unit, e.g. ``apt-daily-upgrade.timer``
     + keep: file names of drop-ins govbaseline itself installs for this timer
+    + vendor: the unit file comes from a package: a copy of it in /etc or /run is removed too
 
     **Example:**
 
@@ -48,8 +49,8 @@ def schedule(timer: str, keep: tuple[str, ...] = ()) -> Any:
 
         timers.schedule(name="PATCH-01 | Restore the schedule of apt-daily.timer", timer="apt-daily.timer")
     """
-    state, dropins = TIMER.parse_survey(host.get_fact(Command, TIMER.survey_command(timer)) or "")
-    wanted = TIMER.plan(timer, state, dropins, list(keep))
+    state, dropins, copies = TIMER.parse_survey(host.get_fact(Command, TIMER.survey_command(timer)) or "")
+    wanted = TIMER.plan(timer, state, dropins, list(keep), copies, vendor)
     if not wanted.changed:
         host.noop(wanted.reason(done=False))
         return
