@@ -88,18 +88,22 @@ def survey_command(timer: str) -> str:
     """One read-only shell command: the timer's unit file state, then each drop-in with its text."""
     folders = " ".join(f"{shlex.quote(d)}/*.conf" for d in dropin_dirs(timer))
     copies = " ".join(shlex.quote(f"{base}/{timer}") for base in UNIT_DIRS)
-    return (f"export LANG=C LC_ALL=C; echo \"state=$(systemctl show -p UnitFileState --value {shlex.quote(timer)})\"; "
+    unit = shlex.quote(timer)
+    return (f"export LANG=C LC_ALL=C; echo \"state=$(systemctl show -p UnitFileState --value {unit})\"; "
+            f"echo \"sub=$(systemctl show -p SubState --value {unit})\"; "
             f"for f in {copies}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && echo \"copy=$f\"; done; "
             f"for f in {folders}; do [ -f \"$f\" ] || continue; echo \"{MARK}$f\"; cat \"$f\"; done; true")
 
 
 def parse_survey(text: str) -> tuple[str, dict[str, str], list[str]]:
-    """The unit file state, each drop-in with its text, and the unit files in /etc and /run (regular
-    files: a mask is a symlink to /dev/null)."""
+    """The unit file state (with `` elapsed`` when the timer has fired its last run), each drop-in
+    with its text, and the unit files in /etc and /run (regular files: a mask is a symlink)."""
     state, files, copies, current = "", {}, [], None
     for line in text.splitlines():
         if current is None and line.startswith("state="):
-            state = line[len("state="):].strip()
+            state = line[len("state="):].strip() + state
+        elif current is None and line.startswith("sub="):
+            state += " elapsed" if line[len("sub="):].strip() == "elapsed" else ""
         elif current is None and line.startswith("copy="):
             copies.append(line[len("copy="):].strip())
         elif line.startswith(MARK):
@@ -129,10 +133,13 @@ class Plan:
     timer: str
     remove: dict[str, list[str]] = field(default_factory=dict)
     unmask: str | None = None  # "" for /etc, "--runtime" for /run
+    # A timer that has fired its last run stays "active (elapsed)" with no next run, even once its
+    # schedule is repaired and systemd reloaded: only a restart arms it again.
+    elapsed: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.remove) or self.unmask is not None
+        return bool(self.remove) or self.unmask is not None or self.elapsed
 
     def commands(self) -> list[list[str]]:
         out = [["rm", "-f", path] for path in self.remove]
@@ -140,6 +147,8 @@ class Plan:
             out.append(["systemctl", "unmask", *([self.unmask] if self.unmask else []), self.timer])
         if self.changed:
             out.append(["systemctl", "daemon-reload"])
+        if self.remove or self.elapsed:
+            out.append(["systemctl", "try-restart", self.timer])  # armed with the restored schedule
         return out
 
     def reason(self, done: bool) -> str:
@@ -149,6 +158,8 @@ class Plan:
         parts = [f"{verb} {path} ({'; '.join(lines)})" for path, lines in self.remove.items()]
         if self.unmask is not None:
             parts.append(("unmasked " if done else "would unmask ") + self.timer)
+        if self.elapsed and not self.remove:
+            parts.append(("restarted " if done else "would restart ") + self.timer + " (it had no next run)")
         return f"{self.timer}: " + ", ".join(parts)
 
 
@@ -156,7 +167,8 @@ def plan(timer: str, state: str, dropins: dict[str, str], keep: list[str], copie
          vendor: bool = False) -> Plan:
     """What restores ``timer``'s declared schedule, from its unit file state, its drop-ins and, for a
     timer a package ships (``vendor``), the copies of its unit file in /etc or /run that override it."""
-    result = Plan(timer)
+    state, _, sub = state.partition(" ")
+    result = Plan(timer, elapsed=sub == "elapsed")
     if vendor and state not in ("masked", "masked-runtime"):
         for path in copies or []:
             result.remove[path] = ["a copy of the unit file overriding the one its package ships"]

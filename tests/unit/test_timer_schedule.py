@@ -39,7 +39,9 @@ def test_the_issue_example_is_removed_and_named():
     path = "/etc/systemd/system/apt-daily-upgrade.timer.d/50-moved.conf"
     plan = TIMER.plan("apt-daily-upgrade.timer", "enabled", {path: MOVED}, [])
     assert plan.changed and list(plan.remove) == [path]
-    assert plan.commands() == [["rm", "-f", path], ["systemctl", "daemon-reload"]]
+    # The timer fired its "last" run (elapsed): only a restart arms it with the restored schedule.
+    assert plan.commands() == [["rm", "-f", path], ["systemctl", "daemon-reload"],
+                               ["systemctl", "try-restart", "apt-daily-upgrade.timer"]]
     assert path in plan.reason(done=True) and "OnCalendar=2025-01-01 06:00:00" in plan.reason(done=True)
 
 
@@ -65,3 +67,12 @@ def test_a_copy_of_a_packaged_timer_overrides_its_schedule_and_is_removed():
     assert list(plan.remove) == [copy] and "overriding" in plan.reason(done=True)
     # The baseline's own timers live in /etc/systemd/system: never removed as copies.
     assert not TIMER.plan("govbaseline-backup.timer", "enabled", {}, [], ["/etc/systemd/system/x"]).changed
+
+
+def test_a_timer_left_without_a_next_run_is_restarted():
+    state, _, _ = TIMER.parse_survey("state=enabled\nsub=elapsed\n")
+    plan = TIMER.plan("apt-daily-upgrade.timer", state, {}, [])
+    assert plan.changed and ["systemctl", "try-restart", "apt-daily-upgrade.timer"] in plan.commands()
+    assert "restarted apt-daily-upgrade.timer (it had no next run)" in plan.reason(done=True)
+    waiting, _, _ = TIMER.parse_survey("state=enabled\nsub=waiting\n")
+    assert not TIMER.plan("apt-daily-upgrade.timer", waiting, {}, []).changed
