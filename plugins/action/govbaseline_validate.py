@@ -5,7 +5,9 @@
 It runs no module on the host; it hands the role's variables to ``govbaseline.validation``, the
 code the pyinfra engine uses too, so both engines refuse the same values with the same words. It
 reads what the roles derive from the host (routes, interfaces, systemd, apt's sources) with one
-read-only command, ``govbaseline.hostfacts.OBSERVE``, and refuses a host a role cannot work on.
+read-only command, ``govbaseline.hostfacts.OBSERVE``, and refuses a host a role cannot work on; and
+it asks the host's systemd whether it accepts each calendar (``systemd-analyze calendar``,
+read-only), since that is where the timers run.
 """
 
 from __future__ import annotations
@@ -86,6 +88,19 @@ class ActionModule(ActionBase):
             converted = validation.validate_roles(values, context, platform)
         except validation.ValidationError as exc:
             result.update(failed=True, msg="; ".join(exc.problems), problems=exc.problems)
+            return result
+        # Calendars are judged where their timers run: the host's systemd (read-only command), never
+        # skipped because the controller lacks systemd-analyze.
+        problems = []
+        for role, role_values in converted.items():
+            for name, value in validation.calendars(role, role_values).items():
+                ran = self._low_level_execute_command(validation.calendar_command(value))
+                problem = validation.calendar_problem(name, value, ran.get("stdout", "") if ran.get("rc") == 0
+                                                      else "refused " + (ran.get("stderr") or "").strip())
+                if problem:
+                    problems.append("%s: %s" % (role, problem))
+        if problems:
+            result.update(failed=True, msg="; ".join(problems), problems=problems)
             return result
         # The values as validated and type-converted (a quoted "443" becomes 443), and what follows
         # from them and the Debian version (e.g. the backup server's transport), become host facts,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import shlex
 import shutil
 import subprocess
 import urllib.parse
@@ -481,7 +482,9 @@ time_of_day = matching(r"([01][0-9]|2[0-3]):[0-5][0-9]", "a time of day HH:MM su
 
 
 def calendar(name: str, value: Any) -> list[str]:
-    """A systemd OnCalendar expression, checked by systemd-analyze where the controller has it."""
+    """A systemd OnCalendar expression: a pre-check by the controller's systemd-analyze where it has one.
+    The judgement that counts is the host's (``calendar_command``), made by both engines before any
+    change, so a controller without systemd skips nothing."""
     if not isinstance(value, str) or not value.strip() or not value.isprintable():
         return [f"{name} must be a systemd calendar expression such as daily or 'Mon *-*-* 02:00', not {value!r}"]
     analyze = shutil.which("systemd-analyze")
@@ -490,6 +493,27 @@ def calendar(name: str, value: Any) -> list[str]:
         if out.returncode != 0:
             return [f"{name} is not a systemd calendar expression: {value!r} ({out.stderr.strip()})"]
     return []
+
+
+def calendar_command(value: str) -> str:
+    """Read-only shell command judging a calendar where its timer will run: the host's systemd. It
+    always exits 0 (a pyinfra fact fails on anything else); its output goes to ``calendar_problem``."""
+    return (f"out=$(LC_ALL=C systemd-analyze calendar -- {shlex.quote(value)} 2>&1) && echo ok || "
+            "printf 'refused %s\\n' \"$out\"")
+
+
+def calendars(role: str, values: Mapping[str, Any]) -> dict[str, str]:
+    """The role's calendar variables and their values (what the host's systemd must accept)."""
+    return {name: values[name] for name, rule in RULES.get(role, {}).items() if rule is calendar and name in values}
+
+
+def calendar_problem(name: str, value: str, output: str) -> str | None:
+    """The refusal for a calendar the host's systemd does not accept, from ``calendar_command``'s output."""
+    if output.strip() == "ok":
+        return None
+    detail = output.strip().removeprefix("refused").strip() or "no answer"
+    return (f"{name} is not a calendar this host's systemd accepts: {value!r} ({detail}); set it to an "
+            "expression `systemd-analyze calendar` accepts on the host, such as daily or 'Mon *-*-* 02:00'")
 
 
 SIGNATURE_FILES = (".hdb", ".hsb", ".mdb", ".msb", ".ndb", ".ldb", ".cdb", ".idb", ".fp", ".sfp", ".ign2",

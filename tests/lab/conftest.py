@@ -190,7 +190,8 @@ def assert_checks_fail_when_broken_together(lab: Lab, tmp_path: Path, breaks: di
     assert repaired.ok, repaired.output[-3000:]
     after = verify(inventory, tmp_path / "after", limit=host.name, checks=list(breaks))
     statuses = {name: c["status"] for name, c in after.checks(host.name).items()}
-    assert statuses and all(statuses.get(check) == "pass" for check in breaks), statuses
+    assert statuses and all(statuses.get(check) == "pass" for check in breaks), \
+        {name: f"{c['status']}: {c['message'][:600]}" for name, c in after.checks(host.name).items()}
 
 
 # Run inside the lab host with Debian's python3-apt: the smallest installed package whose version

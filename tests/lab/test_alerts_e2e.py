@@ -158,7 +158,7 @@ BREAKS = {
         ["printf '{}' > /var/spool/govbaseline-alert/1-stuck.json && "
          "touch -d '2 hours ago' /var/spool/govbaseline-alert/1-stuck.json"], "1-stuck.json"),
     "test_retry_timer_active": (["systemctl disable --now govbaseline-alert-retry.timer"],
-                                "is not enabled and running"),
+                                "govbaseline-alert-retry.timer (alert retry) is not enabled"),
     "test_critical_alerts_reach_the_cert": (
         ["sed -i 's/\"cert_address\": \"[^\"]*\"/\"cert_address\": \"\"/' /etc/govbaseline/alerts/config.json"],
         "not the CERT address"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import uuid
 
 import pytest
@@ -46,18 +47,29 @@ def test_eicar_in_web_root_is_found_quarantined_and_alerted(ansible_lab, tmp_pat
     sh(lab, host, "rm -rf /var/www/html/uploads")  # the web root as the baseline left it (FIM-02 compares it)
 
 
+SCAN_RECORD = "/var/lib/govbaseline/antivirus/last-scan.json"
+AGE_SCAN = f"""
+import json
+path = "{SCAN_RECORD}"
+data = json.load(open(path))
+data["finished"] -= 3 * 86400
+json.dump(data, open(path, "w"))
+"""
 BREAKS = {
     "test_clamd_detects_the_eicar_test_file": (["systemctl stop clamav-daemon"], "clamav-daemon is not running"),
     # No signatures at all (and no freshclam to fetch them): the converge must download them again.
     "test_signatures_are_current": (["systemctl stop clamav-freshclam && rm -f /var/lib/clamav/*.hsb"],
                                     "no signature database in /var/lib/clamav"),
-    SCAN_CHECK: (["systemctl disable --now govbaseline-av-scan.timer"],
-                 "the scheduled antivirus scan is not scheduled"),
+    # The last scan is three days old (its record aged): the daily job is not alive.
+    SCAN_CHECK: ([f"cp {SCAN_RECORD} /root/last-scan.json.orig && python3 -c {shlex.quote(AGE_SCAN)}"],
+                 "(scheduled antivirus scan) finished"),
 }
 
 
 def test_every_antivirus_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
-    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="antivirus")
+    # Time goes back: the record of the last scan as it was (a converge does not run a scan again).
+    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="antivirus",
+                                            cleanup=[f"mv /root/last-scan.json.orig {SCAN_RECORD}"])
 
 
 def test_an_infected_file_left_in_place_fails_verify(ansible_lab, tmp_path):

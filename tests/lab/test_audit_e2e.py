@@ -55,7 +55,8 @@ BREAKS = {
         ["rm /etc/rsyslog.d/60-govbaseline-forward.conf && systemctl restart rsyslog"],
         "forwarding is not configured with TLS"),
     "test_web_logs_past_retention_are_deleted": (["systemctl disable --now govbaseline-weblog-retention.timer"],
-                                                 "is not scheduled"),
+                                                 "govbaseline-weblog-retention.timer (deletion of old web "
+                                                 "server logs) is not enabled"),
 }
 
 

@@ -182,11 +182,13 @@ def test_no_secret_in_journal_process_list_or_report(pyinfra_lab, tmp_path):
 
 BREAKS = {
     "test_repository_check_scheduled_and_passing": (
-        ["systemctl disable --now govbaseline-backup-check.timer"], "the repository check is not scheduled"),
+        ["systemctl disable --now govbaseline-backup-check.timer"],
+        "govbaseline-backup-check.timer (repository check) is not enabled"),
     "test_client_cannot_delete_its_snapshots": (
         ["chmod 0644 /etc/govbaseline/backup/password"], "must exist, belong to root and be mode 0600"),
     "test_restore_drill_recent_and_identical": (
-        ["systemctl disable --now govbaseline-backup-drill.timer"], "not scheduled"),
+        ["systemctl disable --now govbaseline-backup-drill.timer"],
+        "govbaseline-backup-drill.timer (restore drill) is not enabled"),
 }
 
 

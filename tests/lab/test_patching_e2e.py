@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from govbaseline.engines import apply, changed_count
 from govbaseline.verify import verify
 from tests.lab.conftest import (
     assert_checks_fail_when_broken_together,
@@ -65,9 +66,15 @@ def test_pending_security_update_fails_then_unattended_run_installs_and_reports_
     assert package in text, text
 
 
+MOVED = "/etc/systemd/system/apt-daily-upgrade.timer.d/50-moved.conf"
+COPY = "/etc/systemd/system/apt-daily.timer"
 BREAKS = {
     "test_unattended_upgrades_installs_security_updates_daily": (
-        ["systemctl disable --now apt-daily-upgrade.timer"], "apt-daily-upgrade.timer is not scheduled"),
+        # The issue's example: a drop-in moves the upgrade to a date past; the timer stays enabled and
+        # active with no next run (NEXT -), and unattended upgrades never run again.
+        [f"mkdir -p {MOVED.rsplit('/', 1)[0]} && printf '[Timer]\\nOnCalendar=\\nOnCalendar=2025-01-01 06:00:00\\n' "
+         f"> {MOVED} && systemctl daemon-reload"],
+        "apt-daily-upgrade.timer (apt's own job) has no next run"),
     "test_services_restarted_and_runs_reported": (
         ["rm /etc/systemd/system/apt-daily-upgrade.service.d/50-govbaseline-report.conf && systemctl daemon-reload",
          "rm /etc/needrestart/conf.d/50-govbaseline.conf"],
@@ -77,4 +84,30 @@ BREAKS = {
 
 def test_every_patching_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
     assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="patching")
+
+
+@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
+def test_a_drop_in_that_stops_unattended_upgrades_fails_and_a_patch01_converge_removes_it(request, engine,
+                                                                                        tmp_path):
+    """The issue's example, in both engines: verify fails PATCH-01 naming the timer with no next run;
+    a converge tagged patch-01 reports the change naming the file, removes it; verify passes."""
+    lab = request.getfixturevalue(f"{engine}_lab")
+    host = lab.hosts()[1]
+    check = "test_unattended_upgrades_installs_security_updates_daily"
+    sh(lab, host, BREAKS[check][0][0])
+    # And a copy of apt's own unit file in /etc, overriding Debian's schedule (a year apart).
+    sh(lab, host, f"cp /usr/lib/systemd/system/apt-daily.timer {COPY} && "
+                  f"sed -i 's/^OnCalendar=.*/OnCalendar=yearly/' {COPY} && systemctl daemon-reload")
+    before = verify(lab.inventory, tmp_path / "before", limit=host.name, controls=["PATCH-01"], checks=[check])
+    message = before.checks(host.name)[check]["message"]
+    assert not before.passed and BREAKS[check][1] in message and "the next run of apt-daily.timer" in message, \
+        message
+    repaired = apply(lab.inventory, engine=engine, limit=host.name, tags="patch-01", stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    assert changed_count(repaired) > 0 and MOVED in repaired.output and COPY in repaired.output, \
+        repaired.output[-3000:]
+    for path in (MOVED, COPY):
+        assert lab.exec(host, "test", "-e", path, check=False).returncode != 0, f"{path} is still there"
+    after = verify(lab.inventory, tmp_path / "after", limit=host.name, controls=["PATCH-01"], checks=[check])
+    assert after.passed, after.output[-2000:]
 

@@ -55,7 +55,11 @@ CONFIG_BREAKS: dict[str, tuple[list[str], str]] = {
     "test_waf_stops_sql_injection": (
         ["sed -i 's/^SecRuleEngine On/SecRuleEngine DetectionOnly/' /etc/nginx/govbaseline-modsecurity.conf"],
         "not 403"),
-    "test_expiry_warning_timer_active": (["systemctl disable --now govbaseline-tls-expiry.timer"], "not active"),
+    # A run that failed (the command cannot be executed): the timer is fine, the job is not.
+    "test_expiry_warning_timer_active": (
+        ["chmod 0644 /usr/local/sbin/govbaseline-tls-expiry && "
+         "(systemctl start govbaseline-tls-expiry.service || true)"],
+        "(certificate expiry check), finished"),
 }
 
 
@@ -65,7 +69,10 @@ def test_every_tls_check_fails_for_its_own_reason_when_broken(pyinfra_lab, tmp_p
     scripts, words = breaks[last]
     breaks[last] = ([*scripts, "nginx -t -q && systemctl reload nginx"], words)
     assert_checks_fail_when_broken_together(pyinfra_lab, tmp_path, breaks, repair_tags="tls",
-                                            cleanup=["rm -rf /var/www/html/.git /var/www/html/db.sql"])
+                                            cleanup=["rm -rf /var/www/html/.git /var/www/html/db.sql",
+                                                     # The next run, once the command can run, succeeds.
+                                                     "chmod 0755 /usr/local/sbin/govbaseline-tls-expiry && "
+                                                     "systemctl start govbaseline-tls-expiry.service"])
 
 
 def install_certificate(lab, host, cert: str, key: str) -> None:

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from govbaseline.checks.schedule import alive
+
 COMMAND = "/usr/local/sbin/govbaseline-alert"
 CONFIG = "/etc/govbaseline/alerts/config.json"
 SPOOL = "/var/spool/govbaseline-alert"
@@ -55,9 +57,10 @@ def test_no_alert_left_undelivered(host, hostvars):
 
 
 @pytest.mark.control("ALERT-01")
-def test_retry_timer_active(host):
-    timer = host.service(TIMER)
-    assert timer.is_enabled and timer.is_running, f"{TIMER} is not enabled and running: queued alerts are never retried"
+def test_retry_timer_active(host, hostvars, evidence):
+    """Queued alerts are retried only while the retry job is alive (its timer fires every interval)."""
+    alive(host, hostvars["__alerts_retry_unit"], "alert retry", hostvars["alerts_retry_interval_minutes"] / 60, 0,
+          evidence)
 
 
 @pytest.mark.control("ALERT-02")

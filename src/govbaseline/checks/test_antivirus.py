@@ -13,7 +13,6 @@ from govbaseline.eicar import EICAR
 
 DATABASES = "/var/lib/clamav"
 STATE = "/var/lib/govbaseline/antivirus/last-scan.json"
-SCAN_UNIT = "govbaseline-av-scan"
 
 
 @pytest.mark.control("AV-01")
@@ -62,8 +61,9 @@ def test_signatures_are_current(host, hostvars, evidence):
 
 @pytest.mark.control("AV-02")
 def test_scheduled_scan_ran_and_quarantined_what_it_found(host, hostvars, evidence):
-    last, hours, allowed = last_run(host, SCAN_UNIT, STATE, hostvars["antivirus_scan_calendar"],
-                                    hostvars["antivirus_scan_randomized_delay_minutes"], "scheduled antivirus scan")
+    last, hours, allowed = last_run(host, hostvars["__antivirus_scan_unit"], STATE, hostvars["antivirus_scan_calendar"],
+                                    hostvars["antivirus_scan_randomized_delay_minutes"], "scheduled antivirus scan",
+                                    evidence=evidence)
     found = [f"{i['signature']} in {i['origin']} -> {i.get('quarantine') or i.get('error')}" for i in last["infected"]]
     evidence("last scheduled scan", f"finished {hours:.1f} h ago, result {last['result']}, folders "
              f"{' '.join(last['paths'])}; found: {'; '.join(found) or 'nothing'}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from govbaseline import hostfacts
+from govbaseline.checks.schedule import alive, period_hours
 
 RULES_DIR = "/etc/audit/rules.d"
 RULE_KEYS = ("identity", "privilege", "sshd", "time-change", "modules", "webroot", "privileged")
@@ -88,12 +89,13 @@ def test_logs_forwarded_to_the_log_host_over_tls(host, hostvars):
 
 
 @pytest.mark.control("LOG-03")
-def test_web_logs_past_retention_are_deleted(host, hostvars):
+def test_web_logs_past_retention_are_deleted(host, hostvars, evidence):
     days = hostvars["audit_web_log_retention_days"]
     old = []
     for folder in hostvars["audit_web_log_paths"]:
         out = host.run("find %s -xdev -type f -mmin +%s 2>/dev/null", folder, str(days * 1440))
         old += out.stdout.split()
     assert not old, f"web server logs older than {days} days are kept: {old[:20]}"
-    timer = host.service("govbaseline-weblog-retention.timer")
-    assert timer.is_enabled and timer.is_running, "the daily deletion of old web server logs is not scheduled"
+    alive(host, hostvars["__audit_retention_unit"], "deletion of old web server logs",
+          period_hours(host, hostvars["__audit_retention_calendar"]), hostvars["__audit_retention_delay_minutes"],
+          evidence)

@@ -11,11 +11,10 @@ from datetime import datetime
 
 import pytest
 
-from govbaseline.checks.schedule import last_run, wait_while_running
+from govbaseline.checks.schedule import alive, last_run, period_hours, wait_while_running
 
 COMMAND = "/usr/local/sbin/govbaseline-backup"
 STATE_DIR = "/var/lib/govbaseline/backup"
-UNIT = "govbaseline-backup"
 SECRETS = ("/etc/govbaseline/backup/repository", "/etc/govbaseline/backup/password")
 # sftp: this host's SSH key, and the SSH settings restic connects with (role backup, vars/main.yml).
 SSH_KEY = "/etc/govbaseline/backup/ssh_key"
@@ -52,6 +51,13 @@ def _client_confined_to_its_sftp_folder(host) -> None:
     assert "uid=" not in shell.stdout, "this host's backup account can run commands on the backup server"
 
 
+def _job(hostvars, name: str) -> tuple[str, str, int, str]:
+    """One of the client's scheduled jobs (roles/backup/vars ``__backup_jobs``): its unit, the
+    calendar and random delay the run applied, and what it is called."""
+    job = next(j for j in hostvars["__backup_jobs"] if j["name"] == name)
+    return job["unit"], hostvars[job["calendar_var"]], hostvars[job["delay_var"]], job["what"]
+
+
 def _snapshot_hours(snapshot: dict) -> float:
     # restic writes nanoseconds; Python 3.11 reads any number of fractional digits.
     taken = datetime.fromisoformat(snapshot["time"].replace("Z", "+00:00"))
@@ -60,12 +66,9 @@ def _snapshot_hours(snapshot: dict) -> float:
 
 @pytest.mark.control("BAK-01")
 def test_recent_backup_on_the_server(host, hostvars, evidence):
-    timer = host.service(f"{UNIT}.timer")
-    assert timer.is_enabled and timer.is_running, "the daily backup is not scheduled (timer off)"
-    wait_while_running(host, f"{UNIT}.service", timeout=300)  # the first backup starts at converge
-    last = host.run("cat %s/last.json", STATE_DIR)
-    assert last.rc == 0, "no backup has run on this host yet"
-    state = json.loads(last.stdout)
+    unit, calendar, delay, what = _job(hostvars, "backup")
+    # The first backup starts at converge.
+    state, _, _ = last_run(host, unit, f"{STATE_DIR}/last.json", calendar, delay, what, wait=300, evidence=evidence)
     assert state["status"] == "ok", f"the last backup run failed: {state.get('error') or state.get('unreadable')}"
     listing = host.run("%s snapshots --latest", COMMAND)
     assert listing.rc == 0, f"the backup server's repository cannot be read: {listing.stderr.strip()[-500:]}"
@@ -83,12 +86,13 @@ def test_recent_backup_on_the_server(host, hostvars, evidence):
 
 
 @pytest.mark.control("BAK-01")
-def test_repository_check_scheduled_and_passing(host):
-    timer = host.service("govbaseline-backup-check.timer")
-    assert timer.is_enabled and timer.is_running, "the repository check is not scheduled (timer off)"
+def test_repository_check_scheduled_and_passing(host, hostvars, evidence):
+    unit, calendar, delay, what = _job(hostvars, "check")
     out = host.run("cat %s/check.json", STATE_DIR)
-    if out.rc == 0:
-        state = json.loads(out.stdout)
+    state = json.loads(out.stdout) if out.rc == 0 else {}
+    # Its first run is its timer's: none yet on a host younger than one period.
+    alive(host, unit, what, period_hours(host, calendar), delay, evidence, last_finished=state.get("finished"))
+    if state:
         assert state["status"] == "ok", f"the last restic check failed: {state['detail']}"
 
 
@@ -132,10 +136,12 @@ def _server_transport(host) -> str:
     return str(_server_settings(host)["transport"])
 
 
-def _prune_results_ok(host) -> None:
-    timer = host.service("govbaseline-backup-prune.timer")
-    assert timer.is_enabled and timer.is_running, "the pruning of the clients' repositories is not scheduled"
+def _prune_results_ok(host, hostvars, evidence) -> None:
     out = host.run("cat %s/prune.json", SERVER_STATE)
+    finished = json.loads(out.stdout)["time"] if out.rc == 0 else None  # written when the prune ends
+    alive(host, hostvars["__backup_server_prune_unit"], "pruning of the clients' repositories",
+          period_hours(host, hostvars["backup_server_prune_calendar"]),
+          hostvars["backup_server_prune_randomized_delay_minutes"], evidence, last_finished=finished)
     if out.rc == 0:
         failed = {n: r["detail"] for n, r in json.loads(out.stdout)["clients"].items() if r["status"] == "failed"}
         assert not failed, f"pruning failed for {', '.join(sorted(failed))}: {failed}"
@@ -143,7 +149,7 @@ def _prune_results_ok(host) -> None:
 
 @pytest.mark.control("BAK-02")
 @pytest.mark.role("backup_server")
-def test_sftp_accounts_confined_and_every_snapshot_copied(host, hostvars):
+def test_sftp_accounts_confined_and_every_snapshot_copied(host, hostvars, evidence):
     """sftp fallback: each client's account is SFTP-only in a root-owned chroot, and every snapshot a
     client has written is held in the server's own repository, out of the client's reach."""
     config = _server_settings(host)
@@ -152,11 +158,12 @@ def test_sftp_accounts_confined_and_every_snapshot_copied(host, hostvars):
     data = host.file(hostvars["backup_server_data_dir"])
     assert data.is_directory and data.user == "root" and data.mode & 0o077 == 0, \
         f"{hostvars['backup_server_data_dir']} (the server's copies) must be root's alone (mode 0700)"
-    for kind in ("path", "timer"):
-        unit = host.service(f"govbaseline-backup-copy.{kind}")
-        assert unit.is_enabled and unit.is_running, f"govbaseline-backup-copy.{kind} is off: new snapshots stay " \
-            "where the client can delete them"
-    wait_while_running(host, "govbaseline-backup-copy.service", timeout=300)
+    copy = hostvars["__backup_server_copy_unit"]
+    path = host.service(f"{copy}.path")
+    assert path.is_enabled and path.is_running, f"{copy}.path is off: new snapshots stay where the client can " \
+        "delete them"
+    alive(host, copy, "copy of new snapshots", period_hours(host, hostvars["__backup_server_copy_calendar"]), 0,
+          evidence, wait=300)
     state = json.loads(host.run("cat %s/copy.json 2>/dev/null || echo '{\"clients\": {}}'", SERVER_STATE).stdout)
     for client in config["clients"]:
         account, name = client["account"], client["name"]
@@ -175,12 +182,12 @@ def test_sftp_accounts_confined_and_every_snapshot_copied(host, hostvars):
         missing = sorted(set(written) - held)
         assert not missing, f"{len(missing)} snapshot(s) of {name} are only where {name} could delete them " \
             f"(not copied into {hostvars['backup_server_data_dir']}/{name}): {', '.join(m[:8] for m in missing)}"
-    _prune_results_ok(host)
+    _prune_results_ok(host, hostvars, evidence)
 
 
 @pytest.mark.control("BAK-02")
 @pytest.mark.role("backup_server")
-def test_rest_server_append_only_private_tls(host, hostvars):
+def test_rest_server_append_only_private_tls(host, hostvars, evidence):
     if _server_transport(host) != "rest":
         pytest.skip("this backup server is the SFTP fallback (Debian 12): no REST server")
     service = host.service("restic-rest-server.service")
@@ -195,15 +202,15 @@ def test_rest_server_append_only_private_tls(host, hostvars):
     data = host.file(hostvars["backup_server_data_dir"])
     assert data.is_directory and data.mode & 0o077 == 0, \
         f"{hostvars['backup_server_data_dir']} must be the REST server's alone (mode 0700)"
-    _prune_results_ok(host)
+    _prune_results_ok(host, hostvars, evidence)
 
 
 @pytest.mark.control("BAK-03")
 def test_restore_drill_recent_and_identical(host, hostvars, evidence):
-    wait_while_running(host, f"{UNIT}.service", timeout=300)  # the first drill follows the first backup
-    state, hours, allowed = last_run(host, "govbaseline-backup-drill", f"{STATE_DIR}/drill.json",
-                                     hostvars["backup_drill_calendar"], hostvars["backup_randomized_delay_minutes"],
-                                     "restore drill")
+    backup_unit = _job(hostvars, "backup")[0]
+    wait_while_running(host, f"{backup_unit}.service", timeout=300)  # the first drill follows the first backup
+    unit, calendar, delay, what = _job(hostvars, "drill")
+    state, hours, allowed = last_run(host, unit, f"{STATE_DIR}/drill.json", calendar, delay, what, evidence=evidence)
     evidence("last restore drill", json.dumps({k: state.get(k) for k in (
         "status", "snapshot", "paths", "files", "bytes", "compared_with_live", "mismatches", "error")}),
         ok=state["status"] == "ok")

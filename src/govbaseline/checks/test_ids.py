@@ -13,6 +13,7 @@ import pytest
 from govbaseline import hostfacts
 from govbaseline.checks import tls_probe
 from govbaseline.checks.plugin import Probe
+from govbaseline.checks.schedule import alive, period_hours
 
 SERVICE = "fail2ban"
 SURICATA_CONF = "/etc/suricata/suricata.yaml"
@@ -53,8 +54,9 @@ def test_suricata_inspects_the_public_interface_with_the_shipped_rules(host, hos
     merged = host.file(MERGED_RULES).content_string if host.file(MERGED_RULES).exists else ""
     missing = [sid for sid in SHIPPED if sid not in merged]
     assert not missing, f"the rules govbaseline ships are not in {MERGED_RULES}: {', '.join(missing)}"
-    timer = host.service("govbaseline-ids-rules.timer")
-    assert timer.is_enabled and timer.is_running, "suricata-update is not scheduled (govbaseline-ids-rules.timer off)"
+    alive(host, hostvars["__ids_update_unit"], "Suricata rule update",
+          period_hours(host, hostvars["ids_suricata_update_calendar"]), hostvars["__ids_update_delay_minutes"],
+          evidence)
 
 
 @pytest.mark.control("IDS-01")

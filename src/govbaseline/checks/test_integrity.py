@@ -12,7 +12,6 @@ COMMAND = "/usr/local/sbin/govbaseline-integrity"
 AIDE_CONF = "/etc/govbaseline/integrity/aide.conf"
 AIDE_DB = "/var/lib/aide/aide.db"
 STATE = "/var/lib/govbaseline/integrity/aide.json"
-CHECK_UNIT = "govbaseline-integrity-check"
 TAMPER_UNIT = "govbaseline-tamper"
 LISTED = 20
 
@@ -34,8 +33,10 @@ def test_aide_database_is_current_and_no_file_changed(host, hostvars, evidence):
     masked = host.run("systemctl is-enabled dailyaidecheck.timer").stdout.strip()
     assert masked in ("masked", ""), f"Debian's daily AIDE check is {masked}, not masked: it would compare " \
                                      "govbaseline's database with Debian's rules and alert on every file"
-    last, hours, allowed = last_run(host, CHECK_UNIT, STATE, hostvars["integrity_check_calendar"],
-                                    hostvars["integrity_check_randomized_delay_minutes"], "file integrity check")
+    last, hours, allowed = last_run(host, hostvars["__integrity_check_unit"], STATE,
+                                    hostvars["integrity_check_calendar"],
+                                    hostvars["integrity_check_randomized_delay_minutes"], "file integrity check",
+                                    evidence=evidence)
     approved = f", approved {last['reason']!r}" if last.get("approved") else ""
     evidence("last integrity check", f"finished {hours:.1f} h ago{approved}, result {last['result']}; changed: "
              f"{named(last['changed']) or 'none'}; added: {named(last['added']) or 'none'}; "

@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from govbaseline.checks.schedule import alive, period_hours
 from govbaseline.checks.tls_probe import LEGACY, handshake, http, resumption, tls12_suites_except
 
 SITE_CONF = "/etc/nginx/sites-enabled/govbaseline.conf"
@@ -135,10 +136,15 @@ def test_certificate_outlives_the_warning_period(host, hostvars, probe):
 
 
 @pytest.mark.control("TLS-02")
-def test_expiry_warning_timer_active(host, hostvars):
-    timer = host.service("govbaseline-tls-expiry.timer")
-    assert timer.is_enabled and timer.is_running, "the certificate expiry warning timer is not active"
-    command = host.run("systemctl show -p ExecStart --value govbaseline-tls-expiry.service").stdout
+def test_expiry_warning_timer_active(host, hostvars, evidence):
+    unit = hostvars["__tls_expiry_unit"]
+    alive(host, unit, "certificate expiry check", period_hours(host, hostvars["__tls_expiry_calendar"]),
+          hostvars["__tls_expiry_delay_minutes"], evidence)
+    if hostvars["tls_certificate_source"] == "acme":
+        renew = hostvars["__tls_certbot_timer"]
+        alive(host, renew["unit"], "certbot renewal", period_hours(host, renew["calendar"]), renew["delay_minutes"],
+              evidence)
+    command = host.run("systemctl show -p ExecStart --value %s.service", unit).stdout
     assert f"--days {hostvars['tls_expiry_warn_days']}" in command and "fullchain.pem" in command, \
         f"the expiry check does not watch the served certificate with the configured days: {command.strip()}"
 

@@ -8,19 +8,18 @@ import time
 import pytest
 
 from govbaseline.checks.plugin import host_name, other_host
-from govbaseline.checks.schedule import last_run, period_hours, wait_while_running
+from govbaseline.checks.schedule import GRACE_HOURS, alive, last_run, period_hours, wait_while_running
 from govbaseline.validation import declared_tcp_ports
 
 STATE = "/var/lib/govbaseline/vulnscan/last.json"
-UNIT = "govbaseline-lynis"
-PORTSCAN_UNIT = "govbaseline-portscan"
 PORTSCAN_RESULTS = "/var/lib/govbaseline/vulnscan/ports"
 
 
 @pytest.mark.control("VULN-01")
 def test_self_audit_recent_without_regressions(host, hostvars, evidence):
-    last, hours, allowed = last_run(host, UNIT, STATE, hostvars["vulnscan_lynis_calendar"],
-                                    hostvars["vulnscan_lynis_randomized_delay_minutes"], "Lynis self-audit", wait=150)
+    last, hours, allowed = last_run(host, hostvars["__vulnscan_unit"], STATE, hostvars["vulnscan_lynis_calendar"],
+                                    hostvars["vulnscan_lynis_randomized_delay_minutes"], "Lynis self-audit", wait=150,
+                                    evidence=evidence)
     index, minimum = last["hardening_index"], hostvars["vulnscan_min_hardening_index"]
     accepted = set(hostvars["vulnscan_accepted_warnings"])
     warnings = {test: text for test, text in last["warnings"].items() if test not in accepted}
@@ -40,13 +39,18 @@ def test_fleet_scan_finds_only_declared_ports(request, host, hostvars, evidence)
     if scanner_name == name:
         pytest.skip(f"{name} is the scanner host: it does not scan itself (another scanner can)")
     scanner = other_host(request, host, scanner_name)
-    wait_while_running(scanner, f"{PORTSCAN_UNIT}.service", timeout=240)  # the first scan starts at converge
+    unit = hostvars["__vulnscan_portscan_unit"]
+    wait_while_running(scanner, f"{unit}.service", timeout=240)  # the first scan starts at converge
     out = scanner.run("cat %s", f"{PORTSCAN_RESULTS}/{name}.json")
     assert out.rc == 0, f"the scanner {scanner_name} has no port scan of {name} ({out.stderr.strip()})"
     result = json.loads(out.stdout)
     hours = (time.time() - result["finished"]) / 3600
-    allowed = period_hours(scanner, hostvars["vulnscan_port_scan_calendar"]) + \
-        hostvars["vulnscan_port_scan_randomized_delay_minutes"] / 60 + 1
+    period = period_hours(scanner, hostvars["vulnscan_port_scan_calendar"])
+    delay = hostvars["vulnscan_port_scan_randomized_delay_minutes"]
+    # The scanner's job itself: a scan that records each host, then exits 1 if one failed, is judged
+    # by this host's result below; the timer must fire again within one period.
+    alive(scanner, unit, "fleet port scan", period, delay, evidence, last_finished=result["finished"], wait=0)
+    allowed = period + delay / 60 + GRACE_HOURS
     assert "error" not in result, f"the port scan of {name} from {scanner_name} failed: {result.get('error')}"
     # What this host declares, from its own variables (not from the scanner's copy).
     declared = declared_tcp_ports(hostvars)  # what the scanner's run was given for this host

@@ -44,5 +44,6 @@ def apply() -> None:
         op = common.put_text("ALERT-01 | Install the retry timer of undelivered alerts",
                              common.render(ROLE, f"{name}.j2", v), f"/etc/systemd/system/{name}")
         changed = changed or op.will_change
+    common.restore_schedule("ALERT-01", f"{unit}.timer", "alert retry")
     systemd.service(name="ALERT-01 | Start the retry timer", service=f"{unit}.timer", running=True, enabled=True,
                     restarted=changed, daemon_reload=changed)

@@ -78,6 +78,7 @@ def retention(v: dict[str, Any]) -> None:
                                common.render(ROLE, f"weblog-retention.{kind}.j2", v),
                                f"/etc/systemd/system/{unit}.{kind}") for kind in ("service", "timer")]
     again = any(op.will_change for op in changed)
+    common.restore_schedule("LOG-03", f"{unit}.timer", "deletion of old web server logs")
     systemd.service(name="LOG-03 | Start the retention timer", service=f"{unit}.timer", running=True, enabled=True,
                     daemon_reload=again)
     if again:

@@ -96,6 +96,7 @@ def sftp(v: dict[str, Any]) -> None:
     changed = [common.put_text(f"BAK-02 | sftp - Install {unit}.{kind}", common.render(ROLE, f"copy.{kind}.j2", v),
                                f"/etc/systemd/system/{unit}.{kind}") for kind in ("service", "path", "timer")]
     again = any(op.will_change for op in changed)
+    common.restore_schedule("BAK-02", f"{unit}.timer", "copy of new snapshots")
     for kind in ("path", "timer"):
         systemd.service(name=f"BAK-02 | sftp - Start {unit}.{kind}", service=f"{unit}.{kind}", running=True,
                         enabled=True, restarted=again, daemon_reload=again and kind == "path")

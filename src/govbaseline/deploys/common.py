@@ -21,6 +21,7 @@ from pyinfra.facts.server import Command, LinuxDistribution
 from pyinfra.operations import files, server, systemd
 
 from govbaseline import hostfacts, templating, validation
+from govbaseline.deploys import timers
 from govbaseline.paths import ROLES_DIR
 
 # What site.yml's first task reads too: where this controller connects from, on which port of
@@ -69,6 +70,12 @@ def settings(role: str) -> dict[str, Any] | None:
     validation.check_platform(role, *platform)
     validation.check_platform(role, *platform, values)
     validation.check_lockout(role, values, connection())
+    # Calendars are judged by the host's systemd, where the timers will run (library-free: a fact).
+    problems = [problem for name, value in validation.calendars(role, values).items()
+                if (problem := validation.calendar_problem(name, value, host.get_fact(
+                    Command, validation.calendar_command(value)) or ""))]
+    if problems:
+        raise validation.ValidationError(role, problems)
     return {**values, **hostfacts.decide({role: values}, observed())}
 
 
@@ -159,6 +166,7 @@ def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, templat
     also start the first run in the background while it does not exist, so verify has a result to read."""
     changed = [put_text(f"{control} | Install the scheduled {what}", render(role, f"{template}.{kind}.j2", v),
                         f"/etc/systemd/system/{unit}.{kind}") for kind in ("service", "timer")]
+    restore_schedule(control, f"{unit}.timer", what)
     systemd.service(name=f"{control} | Start the {what} timer", service=f"{unit}.timer", running=True, enabled=True,
                     daemon_reload=any(op.will_change for op in changed))
     if first_run_marker is None:
@@ -173,6 +181,13 @@ def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, templat
         return
     server.shell(name=f"{control} | Start the first {what} in the background",
                  commands=[f"systemctl start --no-block {unit}.service"])
+
+
+def restore_schedule(control: str, timer: str, what: str, vendor: bool = False) -> None:
+    """The schedule the inventory declares, not one a foreign drop-in or a mask made (library/timer_schedule.py);
+    ``vendor``: a package ships the timer, so a copy of its unit file in /etc or /run is foreign too."""
+    timers.schedule(name=f"{control} | Restore the declared schedule of the {what} (foreign drop-ins, mask)",
+                    timer=timer, vendor=vendor)
 
 
 def service_dropins(control: str, dropins: dict[str, str], filename: str) -> bool:

@@ -67,6 +67,7 @@ def suricata(v: dict[str, Any]) -> None:
                     enabled=True, restarted=restart)
     systemd.service(name="IDS-01 | Run the alert forwarder now and at boot",
                     service=f"{v['__ids_alerts_unit']}.service", running=True, enabled=True, restarted=restart)
+    common.restore_schedule("IDS-01", f"{v['__ids_update_unit']}.timer", "rule update")
     systemd.service(name="IDS-01 | Start the rule update timer", service=f"{v['__ids_update_unit']}.timer",
                     running=True, enabled=True)
 

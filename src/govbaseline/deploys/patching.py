@@ -7,7 +7,6 @@ from typing import Any
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.facts.files import File
-from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
 from govbaseline.deploys import common
@@ -43,8 +42,7 @@ def unattended(v: dict[str, Any]) -> None:
                         content=common.render(ROLE, "needrestart.conf.j2", v), check="perl -c {} 2>/dev/null")
     for unit in v["__patching_apt_units"]:
         timer = f"{unit}.timer"
-        if (host.get_fact(Command, f"systemctl is-enabled {timer} || true") or "").strip() == "masked":
-            server.shell(name=f"PATCH-01 | Unmask {timer}", commands=[f"systemctl unmask {timer}"])
+        common.restore_schedule("PATCH-01", timer, f"apt's {unit} timer", vendor=True)
         systemd.service(name=f"PATCH-01 | Run {timer}", service=timer, running=True, enabled=True)
 
 

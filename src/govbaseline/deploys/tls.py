@@ -49,6 +49,9 @@ def certificate(v: dict[str, Any]) -> bool:
         live = f"{v['__tls_acme_live']}/{v['tls_server_names'][0]}/fullchain.pem"
         server.shell(name="TLS-02 | Obtain the certificate from the ACME CA (first run only; certbot.timer renews)",
                      commands=[f"test -e {live} || {shlex.join(argv)}"])
+        renew = f"{v['__tls_certbot_timer']['unit']}.timer"
+        common.restore_schedule("TLS-02", renew, "certificate renewal (certbot)", vendor=True)
+        systemd.service(name=f"TLS-02 | Run {renew} (renewals)", service=renew, running=True, enabled=True)
         return False
     cert = common.put_text("TLS-02 | Install the certificate chain", v["tls_certificate"].strip() + "\n",
                            f"{folder}/fullchain.pem")

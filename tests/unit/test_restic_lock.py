@@ -1,0 +1,72 @@
+"""Backup jobs meeting a locked repository wait and retry (roles/backup and roles/backup_server scripts)."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import subprocess
+from types import ModuleType
+
+import pytest
+
+from govbaseline.paths import ROLES_DIR
+
+SCRIPTS = {"client": ROLES_DIR / "backup" / "files" / "govbaseline-backup",
+           "server": ROLES_DIR / "backup_server" / "files" / "govbaseline-backup-server"}
+LOCKED = ("Fatal: unable to create lock in backend: repository is already locked exclusively by PID 42 on "
+          "backup by root (UID 0, GID 0)\nlock was created at 2026-11-30 00:10:00 (1.2s ago)\n")
+
+
+def load(which: str) -> ModuleType:
+    loader = importlib.machinery.SourceFileLoader(f"govbaseline_{which}_script", str(SCRIPTS[which]))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def proc(code: int, stderr: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess([], code, "", stderr)
+
+
+@pytest.mark.parametrize("which", SCRIPTS)
+def test_restic_waits_for_a_lock_itself_from_0_16(which):
+    script = load(which)
+    assert script.lock_options((0, 14)) == []  # Debian 12
+    assert script.lock_options((0, 18)) == ["--retry-lock", "120m"]  # Debian 13
+    seen = script.restic_version(run=lambda *a, **k: subprocess.CompletedProcess(
+        [], 0, "restic 0.14.0 compiled with go1.19.8 on linux/amd64\n", ""))
+    assert seen == (0, 14)
+
+
+@pytest.mark.parametrize("which", SCRIPTS)
+def test_a_locked_repository_is_tried_again_until_free(which):
+    script = load(which)
+    answers = [proc(1, LOCKED), proc(1, LOCKED), proc(0)]
+    clock, pauses = [0.0], []
+
+    def sleep(seconds):
+        pauses.append(seconds)
+        clock[0] += seconds
+
+    result = script.retry_locked(lambda: answers.pop(0), wait=600, pause=60, sleep=sleep, clock=lambda: clock[0])
+    assert result.returncode == 0 and pauses == [60, 60]
+
+
+@pytest.mark.parametrize("which", SCRIPTS)
+def test_the_wait_is_bounded_and_other_failures_are_not_retried(which):
+    script = load(which)
+    clock = [0.0]
+
+    def sleep(seconds):
+        clock[0] += seconds
+
+    calls = []
+    result = script.retry_locked(lambda: calls.append(1) or proc(1, LOCKED), wait=300, pause=60, sleep=sleep,
+                                 clock=lambda: clock[0])
+    assert result.returncode == 1 and LOCKED in result.stderr and len(calls) == 6  # at 0, 60, ... 300 s
+    calls.clear()
+    script.retry_locked(lambda: calls.append(1) or proc(1, "Fatal: wrong password"), sleep=sleep,
+                        clock=lambda: clock[0])
+    assert len(calls) == 1
