@@ -165,7 +165,7 @@ def test_failed_logins_lock_the_account(host, hostvars):
     assert preauth[0] < unix[0] < authfail[0], f"pam_faillock is in the wrong order in common-auth: {auth}"
     assert any("pam_faillock.so" in line for line in pam_stack(host, "common-account")), \
         "pam_faillock is not in common-account (the count is never reset)"
-    conf = conf_values(host, "/etc/security/faillock.conf")
+    conf = conf_values(host, hostvars["__access_faillock_conf"])
     assert 0 < int(conf.get("deny", "0")) <= hostvars["access_faillock_deny"], f"faillock deny is {conf.get('deny')}"
 
 

@@ -11,9 +11,6 @@ import pytest
 from govbaseline.checks.schedule import last_run
 from govbaseline.eicar import EICAR
 
-DATABASES = "/var/lib/clamav"
-STATE = "/var/lib/govbaseline/antivirus/last-scan.json"
-
 
 @pytest.mark.control("AV-01")
 def test_clamd_detects_the_eicar_test_file(host):
@@ -26,10 +23,10 @@ def test_clamd_detects_the_eicar_test_file(host):
         f"clamd does not detect the EICAR test file (clamdscan exit {out.rc}): {(out.stdout + out.stderr).strip()}"
 
 
-def database_ages(host) -> dict[str, float]:
+def database_ages(host, databases: str) -> dict[str, float]:
     """Age in days of each signature database: a .cvd/.cld by the build time in its header, any
     other (custom) file by when freshclam last wrote it."""
-    listing = host.run("find %s -maxdepth 1 -type f ! -name '*.dat' -printf '%%f %%T@\\n'", DATABASES)
+    listing = host.run("find %s -maxdepth 1 -type f ! -name '*.dat' -printf '%%f %%T@\\n'", databases)
     now = time.time()
     ages = {}
     for line in listing.stdout.splitlines():
@@ -39,7 +36,7 @@ def database_ages(host) -> dict[str, float]:
             continue
         when = float(stamp)
         if name.endswith((".cvd", ".cld")):
-            info = host.run("sigtool --info %s", f"{DATABASES}/{name}")
+            info = host.run("sigtool --info %s", f"{databases}/{name}")
             built = re.search(r"^Build time: (.+)$", info.stdout, re.M)
             if built:
                 when = datetime.strptime(built.group(1).strip(), "%d %b %Y %H:%M %z").timestamp()
@@ -50,10 +47,11 @@ def database_ages(host) -> dict[str, float]:
 @pytest.mark.control("AV-01")
 def test_signatures_are_current(host, hostvars, evidence):
     max_days = hostvars["antivirus_max_signature_age_days"]
-    ages = database_ages(host)
+    databases = hostvars["__antivirus_database_dir"]
+    ages = database_ages(host, databases)
     evidence("signature databases and their age", "\n".join(f"{n}: {a:.1f} days" for n, a in sorted(ages.items()))
              or "none")
-    assert ages, f"no signature database in {DATABASES}: clamd has nothing to detect with"
+    assert ages, f"no signature database in {databases}: clamd has nothing to detect with"
     newest = min(ages.values())
     assert newest <= max_days, \
         f"the newest signatures are {newest:.1f} days old (at most {max_days}): freshclam is not updating them"
@@ -61,7 +59,9 @@ def test_signatures_are_current(host, hostvars, evidence):
 
 @pytest.mark.control("AV-02")
 def test_scheduled_scan_ran_and_quarantined_what_it_found(host, hostvars, evidence):
-    last, hours, allowed = last_run(host, hostvars["__antivirus_scan_unit"], STATE, hostvars["antivirus_scan_calendar"],
+    last, hours, allowed = last_run(host, hostvars["__antivirus_scan_unit"],
+                                    f"{hostvars['__antivirus_state_dir']}/last-scan.json",
+                                    hostvars["antivirus_scan_calendar"],
                                     hostvars["antivirus_scan_randomized_delay_minutes"], "scheduled antivirus scan",
                                     evidence=evidence)
     found = [f"{i['signature']} in {i['origin']} -> {i.get('quarantine') or i.get('error')}" for i in last["infected"]]

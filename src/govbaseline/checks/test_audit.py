@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import posixpath
+
 import pytest
 
 from govbaseline import hostfacts
 from govbaseline.checks.schedule import alive, period_hours
-
-RULES_DIR = "/etc/audit/rules.d"
-RULE_KEYS = ("identity", "privilege", "sshd", "time-change", "modules", "webroot", "privileged")
 
 
 def in_container(host) -> str:
@@ -16,17 +15,23 @@ def in_container(host) -> str:
     return str(hostfacts.parse(host.run(hostfacts.OBSERVE).stdout)["container"])
 
 
-def installed_rules(host) -> str:
-    out = host.run("cat %s/*.rules", RULES_DIR)
-    assert out.rc == 0, f"no audit rules in {RULES_DIR}: {out.stderr.strip()}"
+def rules_dir(hostvars) -> str:
+    """The folder auditd loads its rules from: the one the role installs its rules file in."""
+    return posixpath.dirname(hostvars["__audit_rules_file"])
+
+
+def installed_rules(host, rules_dir: str) -> str:
+    out = host.run("cat %s/*.rules", rules_dir)
+    assert out.rc == 0, f"no audit rules in {rules_dir}: {out.stderr.strip()}"
     return out.stdout
 
 
 @pytest.mark.control("LOG-01")
 def test_audit_rules_cover_the_policy(host, hostvars):
-    rules = [line.strip() for line in installed_rules(host).splitlines() if line.strip().startswith(("-w", "-a"))]
-    missing = [key for key in RULE_KEYS if not any(line.endswith(f"-k {key}") for line in rules)]
-    assert not missing, f"no audit rule for {missing} in {RULES_DIR}"
+    rules = [line.strip() for line in installed_rules(host, rules_dir(hostvars)).splitlines()
+             if line.strip().startswith(("-w", "-a"))]
+    missing = [key for key in hostvars["__audit_rule_keys"] if not any(line.endswith(f"-k {key}") for line in rules)]
+    assert not missing, f"no audit rule for {missing} in {rules_dir(hostvars)}"
     web_root = hostvars["audit_web_root"]
     assert any(line.startswith(f"-w {web_root} ") and "-p wa" in line for line in rules), \
         f"writes under the web root {web_root} are not audited"
@@ -35,7 +40,7 @@ def test_audit_rules_cover_the_policy(host, hostvars):
 
 
 @pytest.mark.control("LOG-01")
-def test_auditd_running_with_the_rules_loaded(host):
+def test_auditd_running_with_the_rules_loaded(host, hostvars):
     container = in_container(host)
     if container:
         pytest.skip(f"auditd cannot run inside a {container} container; the installed rules are checked "
@@ -44,7 +49,8 @@ def test_auditd_running_with_the_rules_loaded(host):
     assert host.service("auditd").is_enabled, "auditd does not start at boot"
     loaded = host.run("auditctl -l")
     assert loaded.rc == 0, loaded.stderr
-    missing = [key for key in RULE_KEYS if f"-k {key}" not in loaded.stdout and f"key={key}" not in loaded.stdout]
+    missing = [key for key in hostvars["__audit_rule_keys"]
+               if f"-k {key}" not in loaded.stdout and f"key={key}" not in loaded.stdout]
     assert not missing, f"the kernel has no audit rule for {missing} (rules installed but not loaded)"
 
 
@@ -80,7 +86,7 @@ def test_logs_forwarded_to_the_log_host_over_tls(host, hostvars):
     if not log_host:
         pytest.skip("no central log host is configured (audit_log_host is empty)")
     assert host.service("rsyslog").is_running, "rsyslog is not running: nothing is forwarded"
-    conf = host.file("/etc/rsyslog.d/60-govbaseline-forward.conf")
+    conf = host.file(hostvars["__audit_rsyslog_conf"])
     assert conf.exists and 'StreamDriverMode="1"' in conf.content_string, "forwarding is not configured with TLS"
     port = hostvars["audit_log_port"]
     host.run("logger -t govbaseline-verify 'log forwarding check'")

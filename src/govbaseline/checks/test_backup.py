@@ -13,19 +13,13 @@ import pytest
 
 from govbaseline.checks.schedule import alive, last_run, period_hours, wait_while_running
 
-COMMAND = "/usr/local/sbin/govbaseline-backup"
-STATE_DIR = "/var/lib/govbaseline/backup"
-SECRETS = ("/etc/govbaseline/backup/repository", "/etc/govbaseline/backup/password")
-# sftp: this host's SSH key, and the SSH settings restic connects with (role backup, vars/main.yml).
-SSH_KEY = "/etc/govbaseline/backup/ssh_key"
-SSH_CONFIG = "/etc/govbaseline/backup/ssh_config"
-SFTP_ALIAS = "govbaseline-backup-server"
 # A DELETE of a snapshot that cannot exist, with this host's own account: an append-only server
 # answers 403, one that would let the client delete its history answers 404 or 200. Nothing is
 # deleted either way; the account is read from the root-only repository file, never shown.
+# Its argument: the client's settings (roles/backup/vars ``__backup_config``).
 DELETE_PROBE = r"""
 import base64, json, ssl, sys, urllib.error, urllib.parse, urllib.request
-config = json.load(open("/etc/govbaseline/backup/config.json"))
+config = json.load(open(sys.argv[1]))
 url = urllib.parse.urlsplit(open(config["repository_file"]).read().strip()[len("rest:"):])
 context = ssl.create_default_context(cafile=config["ca_file"] or None)
 request = urllib.request.Request("%s://%s:%s%ssnapshots/%s" % (url.scheme, url.hostname, url.port, url.path, "0" * 64),
@@ -39,15 +33,16 @@ except urllib.error.HTTPError as exc:
 """
 
 
-def _client_confined_to_its_sftp_folder(host) -> None:
+def _client_confined_to_its_sftp_folder(host, ssh_config: str, alias: str) -> None:
     """sftp: this host's account sees its repository folder only (a chroot: the server's copies are
-    out of its reach) and runs no command on the server."""
-    listing = host.run("printf 'ls -1 /\\n' | timeout 60 sftp -q -F %s -b - %s", SSH_CONFIG, SFTP_ALIAS)
+    out of its reach) and runs no command on the server. ``ssh_config`` and ``alias``: the SSH
+    settings restic connects with and the server's name in them (roles/backup/vars)."""
+    listing = host.run("printf 'ls -1 /\\n' | timeout 60 sftp -q -F %s -b - %s", ssh_config, alias)
     assert listing.rc == 0, f"this host cannot reach its SFTP account on the backup server: {listing.stderr[-300:]}"
     seen = sorted(line.strip() for line in listing.stdout.splitlines() if line.strip() and "sftp>" not in line)
     assert seen == ["/repo"], f"this host's SFTP account sees {seen} at its root, not its repository folder only: " \
         "it is not confined (chroot) to its own folder"
-    shell = host.run("timeout 30 ssh -F %s -T %s id </dev/null", SSH_CONFIG, SFTP_ALIAS)
+    shell = host.run("timeout 30 ssh -F %s -T %s id </dev/null", ssh_config, alias)
     assert "uid=" not in shell.stdout, "this host's backup account can run commands on the backup server"
 
 
@@ -68,9 +63,10 @@ def _snapshot_hours(snapshot: dict) -> float:
 def test_recent_backup_on_the_server(host, hostvars, evidence):
     unit, calendar, delay, what = _job(hostvars, "backup")
     # The first backup starts at converge.
-    state, _, _ = last_run(host, unit, f"{STATE_DIR}/last.json", calendar, delay, what, wait=300, evidence=evidence)
+    state, _, _ = last_run(host, unit, f"{hostvars['__backup_state_dir']}/last.json", calendar, delay, what, wait=300,
+                           evidence=evidence)
     assert state["status"] == "ok", f"the last backup run failed: {state.get('error') or state.get('unreadable')}"
-    listing = host.run("%s snapshots --latest", COMMAND)
+    listing = host.run("%s snapshots --latest", hostvars["__backup_command"])
     assert listing.rc == 0, f"the backup server's repository cannot be read: {listing.stderr.strip()[-500:]}"
     snapshots = json.loads(listing.stdout)
     assert snapshots, "the repository on the backup server holds no snapshot of this host"
@@ -88,7 +84,7 @@ def test_recent_backup_on_the_server(host, hostvars, evidence):
 @pytest.mark.control("BAK-01")
 def test_repository_check_scheduled_and_passing(host, hostvars, evidence):
     unit, calendar, delay, what = _job(hostvars, "check")
-    out = host.run("cat %s/check.json", STATE_DIR)
+    out = host.run("cat %s/check.json", hostvars["__backup_state_dir"])
     state = json.loads(out.stdout) if out.rc == 0 else {}
     # Its first run is its timer's: none yet on a host younger than one period.
     alive(host, unit, what, period_hours(host, calendar), delay, evidence, last_finished=state.get("finished"))
@@ -100,44 +96,43 @@ def test_repository_check_scheduled_and_passing(host, hostvars, evidence):
 @pytest.mark.role("backup")
 def test_client_cannot_delete_its_snapshots(host, hostvars):
     sftp = hostvars.get("backup_transport") == "sftp"
-    for path in (*SECRETS, SSH_KEY) if sftp else SECRETS:
+    secrets = (hostvars["__backup_repository_file"], hostvars["__backup_password_file"])
+    for path in (*secrets, hostvars["__backup_ssh_key_file"]) if sftp else secrets:
         secret = host.file(path)
         assert secret.exists and secret.user == "root" and secret.mode == 0o600, \
             f"{path} must exist, belong to root and be mode 0600 (it holds a backup secret)"
     if sftp:
-        _client_confined_to_its_sftp_folder(host)
+        _client_confined_to_its_sftp_folder(host, hostvars["__backup_ssh_config"], hostvars["__backup_sftp_alias"])
         return
-    out = host.run("python3 -c %s", DELETE_PROBE)
+    out = host.run("python3 -c %s %s", DELETE_PROBE, hostvars["__backup_config"])
     assert out.rc == 0, f"the deletion probe could not reach the backup server: {out.stderr.strip()[-300:]}"
     assert out.stdout.strip() == "403", f"the backup server answered {out.stdout.strip()} to a DELETE of a " \
         "snapshot with this host's account: it is not append-only (403 wanted)"
 
 
-SERVER_STATE = "/var/lib/govbaseline/backup-server"
-SERVER_CLIENTS = "/etc/govbaseline/backup-server/clients.json"
-
-
 # The backup server's settings without the secrets in them (the clients' repository passwords):
-# every command's output is evidence in the report.
-SERVER_SETTINGS = f"""import json
-c = json.load(open({SERVER_CLIENTS!r}))
-print(json.dumps({{"transport": c["transport"], "sftp_dir": c["sftp_dir"],
-                  "clients": [{{"name": x["name"], "account": x.get("account")}} for x in c["clients"]]}}))"""
+# every command's output is evidence in the report. Its argument: the server's settings file
+# (roles/backup_server/vars ``__backup_server_clients_file``).
+SERVER_SETTINGS = """import json, sys
+c = json.load(open(sys.argv[1]))
+print(json.dumps({"transport": c["transport"], "sftp_dir": c["sftp_dir"],
+                  "clients": [{"name": x["name"], "account": x.get("account")} for x in c["clients"]]}))"""
 
 
-def _server_settings(host) -> dict:
-    out = host.run("python3 -c %s", SERVER_SETTINGS)
-    assert out.rc == 0, f"the backup server has no settings ({SERVER_CLIENTS}): the role has not run"
+def _server_settings(host, hostvars) -> dict:
+    clients = hostvars["__backup_server_clients_file"]
+    out = host.run("python3 -c %s %s", SERVER_SETTINGS, clients)
+    assert out.rc == 0, f"the backup server has no settings ({clients}): the role has not run"
     settings: dict = json.loads(out.stdout)
     return settings
 
 
-def _server_transport(host) -> str:
-    return str(_server_settings(host)["transport"])
+def _server_transport(host, hostvars) -> str:
+    return str(_server_settings(host, hostvars)["transport"])
 
 
 def _prune_results_ok(host, hostvars, evidence) -> None:
-    out = host.run("cat %s/prune.json", SERVER_STATE)
+    out = host.run("cat %s/prune.json", hostvars["__backup_server_state_dir"])
     finished = json.loads(out.stdout)["time"] if out.rc == 0 else None  # written when the prune ends
     alive(host, hostvars["__backup_server_prune_unit"], "pruning of the clients' repositories",
           period_hours(host, hostvars["backup_server_prune_calendar"]),
@@ -152,7 +147,7 @@ def _prune_results_ok(host, hostvars, evidence) -> None:
 def test_sftp_accounts_confined_and_every_snapshot_copied(host, hostvars, evidence):
     """sftp fallback: each client's account is SFTP-only in a root-owned chroot, and every snapshot a
     client has written is held in the server's own repository, out of the client's reach."""
-    config = _server_settings(host)
+    config = _server_settings(host, hostvars)
     if config["transport"] != "sftp":
         pytest.skip("this backup server serves REST (append-only): no SFTP accounts")
     data = host.file(hostvars["backup_server_data_dir"])
@@ -164,7 +159,8 @@ def test_sftp_accounts_confined_and_every_snapshot_copied(host, hostvars, eviden
         "delete them"
     alive(host, copy, "copy of new snapshots", period_hours(host, hostvars["__backup_server_copy_calendar"]), 0,
           evidence, wait=300)
-    state = json.loads(host.run("cat %s/copy.json 2>/dev/null || echo '{\"clients\": {}}'", SERVER_STATE).stdout)
+    state = json.loads(host.run("cat %s/copy.json 2>/dev/null || echo '{\"clients\": {}}'",
+                                hostvars["__backup_server_state_dir"]).stdout)
     for client in config["clients"]:
         account, name = client["account"], client["name"]
         chroot = host.file(f"{config['sftp_dir']}/{account}")
@@ -188,7 +184,7 @@ def test_sftp_accounts_confined_and_every_snapshot_copied(host, hostvars, eviden
 @pytest.mark.control("BAK-02")
 @pytest.mark.role("backup_server")
 def test_rest_server_append_only_private_tls(host, hostvars, evidence):
-    if _server_transport(host) != "rest":
+    if _server_transport(host, hostvars) != "rest":
         pytest.skip("this backup server is the SFTP fallback (Debian 12): no REST server")
     service = host.service("restic-rest-server.service")
     assert service.is_enabled and service.is_running, "restic-rest-server is not running"
@@ -196,7 +192,7 @@ def test_rest_server_append_only_private_tls(host, hostvars, evidence):
     argv = host.run("tr '\\0' ' ' < /proc/%s/cmdline", pid).stdout.split()
     missing = [flag for flag in ("--append-only", "--private-repos", "--tls") if flag not in argv]
     assert not missing, f"restic-rest-server runs without {', '.join(missing)}"
-    for path in ("/etc/restic-rest-server/users.htpasswd", "/etc/restic-rest-server/tls.key"):
+    for path in (hostvars["__backup_server_htpasswd"], hostvars["__backup_server_tls_key"]):
         f = host.file(path)
         assert f.exists and f.mode & 0o007 == 0, f"{path} is readable by every user (mode {oct(f.mode)})"
     data = host.file(hostvars["backup_server_data_dir"])
@@ -210,7 +206,8 @@ def test_restore_drill_recent_and_identical(host, hostvars, evidence):
     backup_unit = _job(hostvars, "backup")[0]
     wait_while_running(host, f"{backup_unit}.service", timeout=300)  # the first drill follows the first backup
     unit, calendar, delay, what = _job(hostvars, "drill")
-    state, hours, allowed = last_run(host, unit, f"{STATE_DIR}/drill.json", calendar, delay, what, evidence=evidence)
+    state, hours, allowed = last_run(host, unit, f"{hostvars['__backup_state_dir']}/drill.json", calendar, delay, what,
+                                     evidence=evidence)
     evidence("last restore drill", json.dumps({k: state.get(k) for k in (
         "status", "snapshot", "paths", "files", "bytes", "compared_with_live", "mismatches", "error")}),
         ok=state["status"] == "ok")

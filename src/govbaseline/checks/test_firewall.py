@@ -9,14 +9,14 @@ import pytest
 
 from govbaseline.checks import nft
 
-TABLE = "inet govbaseline"
 # A port no baseline opens; a listener is started on it to prove the drop, not just silence.
 CANARY_PORT = 47999
 
 
-def live_table(host):
-    out = host.run("nft -j list table %s %s", *TABLE.split())
-    assert out.rc == 0, f"table {TABLE} is not loaded: {out.stderr.strip()}"
+def live_table(host, table: str):
+    """The firewall role's loaded table ``table`` (roles/firewall/vars ``__firewall_nft_table``)."""
+    out = host.run("nft -j list table %s %s", *table.split())
+    assert out.rc == 0, f"table {table} is not loaded: {out.stderr.strip()}"
     return nft.parse(out.stdout)
 
 
@@ -25,15 +25,15 @@ def declared_ports(hostvars, proto):
 
 
 @pytest.mark.control("FW-01")
-def test_default_deny_inbound_and_forward(host):
-    table = live_table(host)
+def test_default_deny_inbound_and_forward(host, hostvars):
+    table = live_table(host, hostvars["__firewall_nft_table"])
     assert table.policy("input") == "drop", "inbound policy is not drop"
     assert table.policy("forward") == "drop", "forward policy is not drop"
 
 
 @pytest.mark.control("FW-01")
 def test_only_declared_ports_are_open(host, hostvars):
-    table = live_table(host)
+    table = live_table(host, hostvars["__firewall_nft_table"])
     ssh = hostvars["firewall_ssh_port"]
     for proto in ("tcp", "udp"):
         allowed = declared_ports(hostvars, proto) | ({ssh} if proto == "tcp" else set())
@@ -45,12 +45,14 @@ def test_only_declared_ports_are_open(host, hostvars):
 
 @pytest.mark.control("FW-01")
 def test_ruleset_loaded_at_boot(host, hostvars):
-    assert host.service("nftables").is_enabled, "nftables.service is not enabled: the ruleset is lost at reboot"
+    assert host.service(hostvars["__firewall_service_name"]).is_enabled, \
+        "nftables.service is not enabled: the ruleset is lost at reboot"
     path = hostvars["firewall_config_path"]
     check = host.run("nft -c -f %s", path)
     assert check.rc == 0, f"{path} does not load: {check.stderr.strip()}"
     text = host.file(path).content_string
-    assert f"table {TABLE} {{" in text and "policy drop" in text, f"{path} does not define the default-deny table"
+    assert f"table {hostvars['__firewall_nft_table']} {{" in text and "policy drop" in text, \
+        f"{path} does not define the default-deny table"
 
 
 @pytest.mark.control("FW-01")
@@ -87,7 +89,7 @@ def test_undeclared_port_unreachable_from_outside(host, hostvars, probe):
 
 @pytest.mark.control("FW-02")
 def test_ssh_only_from_management_networks(host, hostvars):
-    table = live_table(host)
+    table = live_table(host, hostvars["__firewall_nft_table"])
     ssh = hostvars["firewall_ssh_port"]
     allowed = [ipaddress.ip_network(c) for c in hostvars["firewall_management_cidrs"]]
     ssh_rules = [r for r in table.input_rules() if r.verdict == "accept" and ssh in r.ports("tcp")]
@@ -101,7 +103,7 @@ def test_ssh_only_from_management_networks(host, hostvars):
 
 @pytest.mark.control("FW-03")
 def test_icmp_echo_rate_limited(host, hostvars):
-    table = live_table(host)
+    table = live_table(host, hostvars["__firewall_nft_table"])
     echo = [r for r in table.input_rules() if r.verdict == "accept" and "echo-request" in r.text]
     if hostvars["firewall_icmp_rate_per_second"] == 0:
         assert not echo, "ping is answered although firewall_icmp_rate_per_second is 0"
@@ -112,8 +114,8 @@ def test_icmp_echo_rate_limited(host, hostvars):
 
 
 @pytest.mark.control("FW-03")
-def test_new_connection_flood_guard(host):
-    table = live_table(host)
+def test_new_connection_flood_guard(host, hostvars):
+    table = live_table(host, hostvars["__firewall_nft_table"])
     families = {r.per_source_limit() for r in table.input_rules() if r.verdict == "drop"} - {None}
     assert families == {"ip", "ip6"}, f"per-client new-connection limits missing for {sorted({'ip', 'ip6'} - families)}"
 
@@ -122,7 +124,7 @@ def test_new_connection_flood_guard(host):
 def test_dropped_packets_logged_with_limit(host, hostvars):
     if hostvars["firewall_log_drops_per_minute"] == 0:
         pytest.skip("drop logging is turned off (firewall_log_drops_per_minute: 0)")
-    table = live_table(host)
+    table = live_table(host, hostvars["__firewall_nft_table"])
     logs = [r for r in table.input_rules() if r.has("log")]
     assert logs, "dropped packets are not logged"
     assert all(r.has("limit") for r in logs), "drop logging has no rate limit"

@@ -15,10 +15,7 @@ from govbaseline.checks import tls_probe
 from govbaseline.checks.plugin import Probe
 from govbaseline.checks.schedule import alive, period_hours
 
-SERVICE = "fail2ban"
-SURICATA_CONF = "/etc/suricata/suricata.yaml"
 MERGED_RULES = "/var/lib/suricata/rules/suricata.rules"
-EVE = "/var/log/suricata/eve.json"
 # Opens an SSH connection, sends a client identification carrying the marker, reads the server's.
 SSH_PROBE = (
     "import socket,sys\n"
@@ -30,10 +27,10 @@ SHIPPED = ("sid:9100000;", "sid:9100010;", "sid:9100012;")  # the probe, path tr
 
 @pytest.mark.control("IDS-01")
 def test_suricata_inspects_the_public_interface_with_the_shipped_rules(host, hostvars, evidence):
-    unit = host.service("suricata")
+    unit = host.service(hostvars["__ids_suricata_service"])
     assert unit.is_running and unit.is_enabled, "suricata is not running (and enabled at boot): no traffic is inspected"
-    conf = host.file(SURICATA_CONF)
-    assert conf.exists and "Role ids: IDS-01" in conf.content_string, f"{SURICATA_CONF} is not govbaseline's"
+    conf = host.file(hostvars["__ids_suricata_conf"])
+    assert conf.exists and "Role ids: IDS-01" in conf.content_string, f"{conf.path} is not govbaseline's"
     listening = re.findall(r"^  - interface: (\S+)$", conf.content_string, re.M)
     # The engines' own choice: ids_suricata_interface, else the default route's (IPv4, else IPv6).
     wanted = hostfacts.suricata_interface(hostvars, hostfacts.parse(host.run(hostfacts.OBSERVE).stdout))
@@ -62,7 +59,7 @@ def test_suricata_inspects_the_public_interface_with_the_shipped_rules(host, hos
 @pytest.mark.control("IDS-01")
 @pytest.mark.outside
 def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, evidence):
-    forwarder = host.service("govbaseline-ids-alerts")
+    forwarder = host.service(hostvars["__ids_alerts_unit"])
     assert forwarder.is_running and forwarder.is_enabled, \
         "govbaseline-ids-alerts is not running (and enabled at boot): no IDS alert reaches anyone"
     # A request only the shipped probe rule matches (severity low: recorded, never forwarded).
@@ -82,7 +79,7 @@ def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, eviden
         assert rc == 0, f"the SSH probe at {probe.where} failed: {output[-500:]}"
     seen = ""
     for _ in range(20):
-        seen = host.run("grep -F %s %s | tail -1", marker, EVE).stdout.strip()
+        seen = host.run("grep -F %s %s | tail -1", marker, hostvars["__ids_eve"]).stdout.strip()
         if seen:
             break
         time.sleep(1)
@@ -96,7 +93,7 @@ def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, eviden
 def enabled_jails(hostvars) -> list[str]:
     web = hostvars["tls_enabled"]  # the web jails read nginx's logs: off where the tls role is
     wanted = {"sshd": hostvars["ids_ssh_jail"], "nginx-http-auth": hostvars["ids_web_auth_jail"] and web,
-              "govbaseline-nginx-4xx": hostvars["ids_web_4xx_jail"] and web}
+              hostvars["__ids_filter_4xx"]: hostvars["ids_web_4xx_jail"] and web}
     return [jail for jail, on in wanted.items() if on]
 
 
@@ -109,23 +106,24 @@ def running_jails(host) -> list[str]:
 
 @pytest.mark.control("IDS-02")
 def test_fail2ban_bans_into_its_own_nftables_table(host, hostvars, evidence):
-    unit = host.service(SERVICE)
+    unit = host.service(hostvars["__ids_service"])
     assert unit.is_running and unit.is_enabled, "fail2ban is not running (and enabled at boot): nothing is banned"
     jails = running_jails(host)
     wanted = enabled_jails(hostvars)
     missing = [j for j in wanted if j not in jails]
     assert not missing, f"fail2ban jails not running: {', '.join(missing)} (running: {', '.join(jails) or 'none'})"
-    firewall_table = host.file("/etc/nftables.conf").content_string
+    firewall_table = hostvars.get("__firewall_nft_table")  # absent where the firewall role is off
     for jail in wanted:
         actions = host.run("fail2ban-client get %s actions", jail).stdout
         assert "nftables" in actions, f"jail {jail} does not ban with nftables (actions: {actions.strip()})"
-        assert "govbaseline-alert" in actions, f"jail {jail} raises no alert when it bans (actions: {actions.strip()})"
+        assert hostvars["__ids_action_alert"] in actions, \
+            f"jail {jail} raises no alert when it bans (actions: {actions.strip()})"
         # Bans go into fail2ban's own table (created at the first ban), never the firewall role's
         # table, which every converge replaces whole. (A drop in any chain of the input hook is final.)
         table = host.run("fail2ban-client get %s action nftables table", jail).stdout.strip()
         priority = host.run("fail2ban-client get %s action nftables chain_priority", jail).stdout.strip()
         evidence(f"jail {jail} bans into", f"nftables table inet {table}, input hook priority {priority}")
-        assert table and f"table inet {table} " not in firewall_table and table != "govbaseline", \
+        assert table and f"inet {table}" != firewall_table, \
             f"jail {jail} bans into the firewall role's table {table}: the next converge would drop every ban"
     if "sshd" in wanted:
         # The SSH filter still reads what this host's sshd logs (OpenSSH 9.8+ logs as sshd-session).

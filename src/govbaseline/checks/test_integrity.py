@@ -8,11 +8,6 @@ import pytest
 
 from govbaseline.checks.schedule import last_run
 
-COMMAND = "/usr/local/sbin/govbaseline-integrity"
-AIDE_CONF = "/etc/govbaseline/integrity/aide.conf"
-AIDE_DB = "/var/lib/aide/aide.db"
-STATE = "/var/lib/govbaseline/integrity/aide.json"
-TAMPER_UNIT = "govbaseline-tamper"
 LISTED = 20
 
 
@@ -22,18 +17,20 @@ def named(paths: list[str]) -> str:
 
 @pytest.mark.control("FIM-01")
 def test_aide_database_is_current_and_no_file_changed(host, hostvars, evidence):
-    conf = host.file(AIDE_CONF)
+    aide_conf, aide_db = hostvars["__integrity_aide_conf"], hostvars["__integrity_aide_db"]
+    conf = host.file(aide_conf)
     assert conf.exists and "Role integrity: FIM-01" in conf.content_string, \
-        f"{AIDE_CONF} is missing or not govbaseline's: AIDE has no rules for this host"
+        f"{aide_conf} is missing or not govbaseline's: AIDE has no rules for this host"
     rules = [line for line in conf.content_string.splitlines() if line.endswith(" Govbaseline")]
     evidence("folders AIDE records", "\n".join(rules))
-    db = host.file(AIDE_DB)
+    db = host.file(aide_db)
     assert db.exists and db.user == "root" and db.mode & 0o077 == 0, \
-        f"no root-only AIDE database at {AIDE_DB}: nothing to compare the files with"
+        f"no root-only AIDE database at {aide_db}: nothing to compare the files with"
     masked = host.run("systemctl is-enabled dailyaidecheck.timer").stdout.strip()
     assert masked in ("masked", ""), f"Debian's daily AIDE check is {masked}, not masked: it would compare " \
                                      "govbaseline's database with Debian's rules and alert on every file"
-    last, hours, allowed = last_run(host, hostvars["__integrity_check_unit"], STATE,
+    last, hours, allowed = last_run(host, hostvars["__integrity_check_unit"],
+                                    f"{hostvars['__integrity_state_dir']}/aide.json",
                                     hostvars["integrity_check_calendar"],
                                     hostvars["integrity_check_randomized_delay_minutes"], "file integrity check",
                                     evidence=evidence)
@@ -51,11 +48,12 @@ def test_aide_database_is_current_and_no_file_changed(host, hostvars, evidence):
 
 @pytest.mark.control("FIM-02")
 def test_web_root_matches_the_known_good_copy_and_is_watched(host, hostvars, evidence):
-    watch = host.service(f"{TAMPER_UNIT}.service")
+    tamper_unit, command = hostvars["__integrity_tamper_unit"], hostvars["__integrity_command"]
+    watch = host.service(f"{tamper_unit}.service")
     assert watch.is_running and watch.is_enabled, \
-        f"{TAMPER_UNIT}.service is not running (and enabled at boot): tampering would go unnoticed"
-    out = host.run(f"{COMMAND} diff")
-    assert out.rc == 0, f"{COMMAND} diff failed: {(out.stderr or out.stdout)[-500:]}"
+        f"{tamper_unit}.service is not running (and enabled at boot): tampering would go unnoticed"
+    out = host.run(f"{command} diff")
+    assert out.rc == 0, f"{command} diff failed: {(out.stderr or out.stdout)[-500:]}"
     diff = json.loads(out.stdout)
     root = hostvars["integrity_web_root"]
     source = hostvars["integrity_known_good_dir"] if hostvars["integrity_tamper_restore"] else "the approved manifest"

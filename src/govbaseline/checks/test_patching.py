@@ -13,7 +13,6 @@ from govbaseline.checks.schedule import alive, period_hours
 # apt-get -s prints "Inst <pkg> [<installed>] (<candidate> <origin>:<release> [<arch>])"; the host's
 # govbaseline-patch-report parses the same format (it records first-seen times; this check decides).
 INST = re.compile(r"^Inst (\S+) \[([^\]]+)\] \((\S+) (.+?)(?: \[[^\]]+\])?\)")
-STATE = "/var/lib/govbaseline/patching/pending.json"
 
 
 def apt_config(host) -> str:
@@ -46,16 +45,16 @@ def test_unattended_upgrades_installs_security_updates_daily(host, hostvars, evi
 
 
 @pytest.mark.control("PATCH-01")
-def test_services_restarted_and_runs_reported(host):
+def test_services_restarted_and_runs_reported(host, hostvars):
     mode = host.run("perl -e 'our %nrconf; do $_ for glob(q{/etc/needrestart/conf.d/*.conf}); print $nrconf{restart}'")
     assert mode.stdout.strip() in ("a", "l"), \
         f"needrestart would ask interactively (restart mode {mode.stdout.strip() or 'unset'}): an unattended " \
         "upgrade leaves services on old libraries"
-    for unit in ("apt-daily", "apt-daily-upgrade"):
+    for unit in hostvars["__patching_apt_units"]:
         post = host.run("systemctl show -p ExecStopPost --value %s.service", unit)
         assert "govbaseline-patch-report" in post.stdout, \
             f"{unit}.service runs no govbaseline-patch-report: its runs are neither recorded nor reported"
-    report = host.file("/usr/local/sbin/govbaseline-patch-report")
+    report = host.file(hostvars["__patching_report_command"])
     assert report.exists and report.mode & 0o111, "govbaseline-patch-report is missing or not executable"
 
 
@@ -83,7 +82,7 @@ def test_no_security_update_pending_too_long(host, hostvars, evidence):
         f"the security archive's package lists are {list_age:.1f} days old (at most {list_days}): " \
         "pending updates are unknown"
     pending = pending_security(host)
-    state = host.run("cat %s", STATE)
+    state = host.run("cat %s/pending.json", hostvars["__patching_state_dir"])
     seen = json.loads(state.stdout).get("pending", {}) if state.rc == 0 and state.stdout.strip() else {}
     now = time.time()
     rows, late = [], []

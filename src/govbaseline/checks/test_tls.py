@@ -16,7 +16,6 @@ import pytest
 from govbaseline.checks.schedule import alive, period_hours
 from govbaseline.checks.tls_probe import LEGACY, handshake, http, resumption, tls12_suites_except
 
-SITE_CONF = "/etc/nginx/sites-enabled/govbaseline.conf"
 SENSITIVE_PROBES = ("/.git/config", "/.git/HEAD", "/.env", "/.svn/entries", "/.htpasswd", "/backup.sql",
                     "/site.tar.gz", "/db.sqlite", "/server.key", "/dump.sql.gz", "/index.html.bak")
 
@@ -33,17 +32,18 @@ def headers(got: dict) -> dict[str, str]:
     return {k.lower(): v for k, v in got["headers"].items()}
 
 
-def site_config(host) -> str:
-    """The site's configuration as nginx loaded it (nginx -T), limited to the govbaseline site."""
+def site_config(host, site_link: str) -> str:
+    """The site's configuration as nginx loaded it (nginx -T), limited to the govbaseline site
+    (enabled as ``site_link``, roles/tls/vars ``__tls_site_link``)."""
     out = host.run("nginx -T")
     assert out.rc == 0, f"nginx -T failed: {out.stderr[-500:]}"
-    section = out.stdout.split(f"# configuration file {SITE_CONF}:", 1)
-    assert len(section) == 2, f"nginx does not load {SITE_CONF}"
+    section = out.stdout.split(f"# configuration file {site_link}:", 1)
+    assert len(section) == 2, f"nginx does not load {site_link}"
     return section[1].split("# configuration file ", 1)[0]
 
 
-def https_server_block(host) -> str:
-    text = site_config(host)
+def https_server_block(host, site_link: str) -> str:
+    text = site_config(host, site_link)
     start = text.find("listen 443")
     assert start >= 0, "the govbaseline site has no HTTPS server (listen 443)"
     return text[start:]
@@ -166,7 +166,7 @@ def test_security_headers_present(host, hostvars, probe):
 
 @pytest.mark.control("TLS-03")
 def test_sensitive_paths_return_404(host, hostvars, probe):
-    config = https_server_block(host)
+    config = https_server_block(host, hostvars["__tls_site_link"])
     assert r"location ~ /\.(?!well-known" in config, "nginx has no rule refusing hidden files (.git, .env)"
     rule = re.search(r"location ~\* \\\.\(([^)]*)\)\$", config)
     listed = set(rule.group(1).split("|")) if rule else set()
@@ -232,7 +232,7 @@ def test_oversized_body_refused(host, hostvars, probe):
 
 @pytest.mark.control("TLS-04")
 def test_connection_and_timeout_limits_configured(host, hostvars):
-    config = https_server_block(host)
+    config = https_server_block(host, hostvars["__tls_site_link"])
     wanted = {"limit_conn": f"govbaseline_conn {hostvars['tls_connections_per_address']}",
               "client_body_timeout": f"{hostvars['tls_client_body_timeout']}s",
               "client_header_timeout": f"{hostvars['tls_client_header_timeout']}s",
@@ -262,6 +262,6 @@ def test_waf_stops_sql_injection(host, hostvars, probe):
         return
     assert got["status"] == 404, f"detection mode blocked the SQL injection probe ({got['status']})"
     # A transaction with warnings is written to ModSecurity's audit log whatever its status.
-    logged = host.run("grep -c %s /var/log/nginx/modsec_audit.log", marker)
+    logged = host.run("grep -c %s %s", marker, hostvars["__tls_waf_audit_log"])
     assert logged.stdout.strip() not in ("", "0"), \
         f"detection mode: the SQL injection probe ({attack}) is not in ModSecurity's audit log"

@@ -11,13 +11,11 @@ from govbaseline.checks.plugin import host_name, other_host
 from govbaseline.checks.schedule import GRACE_HOURS, alive, last_run, period_hours, wait_while_running
 from govbaseline.validation import declared_tcp_ports
 
-STATE = "/var/lib/govbaseline/vulnscan/last.json"
-PORTSCAN_RESULTS = "/var/lib/govbaseline/vulnscan/ports"
-
 
 @pytest.mark.control("VULN-01")
 def test_self_audit_recent_without_regressions(host, hostvars, evidence):
-    last, hours, allowed = last_run(host, hostvars["__vulnscan_unit"], STATE, hostvars["vulnscan_lynis_calendar"],
+    last, hours, allowed = last_run(host, hostvars["__vulnscan_unit"], f"{hostvars['__vulnscan_state_dir']}/last.json",
+                                    hostvars["vulnscan_lynis_calendar"],
                                     hostvars["vulnscan_lynis_randomized_delay_minutes"], "Lynis self-audit", wait=150,
                                     evidence=evidence)
     index, minimum = last["hardening_index"], hostvars["vulnscan_min_hardening_index"]
@@ -41,7 +39,7 @@ def test_fleet_scan_finds_only_declared_ports(request, host, hostvars, evidence)
     scanner = other_host(request, host, scanner_name)
     unit = hostvars["__vulnscan_portscan_unit"]
     wait_while_running(scanner, f"{unit}.service", timeout=240)  # the first scan starts at converge
-    out = scanner.run("cat %s", f"{PORTSCAN_RESULTS}/{name}.json")
+    out = scanner.run("cat %s", f"{hostvars['__vulnscan_portscan_results']}/{name}.json")
     assert out.rc == 0, f"the scanner {scanner_name} has no port scan of {name} ({out.stderr.strip()})"
     result = json.loads(out.stdout)
     hours = (time.time() - result["finished"]) / 3600
