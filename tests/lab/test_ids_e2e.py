@@ -85,11 +85,13 @@ def wait_for(condition, timeout: float, what: str) -> None:
 def test_failed_ssh_logins_and_a_404_flood_get_the_client_banned_then_unbanned(ansible_lab, tmp_path):
     lab = ansible_lab
     attacker, target = lab.hosts()[0], lab.hosts()[1]
+    # fail2ban's never-ban list narrowed to the controller, so it may ban the other lab host; that host
+    # still reaches SSH through the ruleset as converged (the lab subnet is its management network).
+    # (Listing 22 in firewall_allowed_tcp_ports, as this test once did, is now refused: SSH open to all.)
     exposed = inventory_with(lab, tmp_path, firewall_management_cidrs=[f"{lab.gateway}/32"],
-                             firewall_allowed_tcp_ports=[22, 80, 443], ids_ban_seconds=BAN_SECONDS,
-                             ids_max_retry=3, ids_web_4xx_max_retry=10)
+                             ids_ban_seconds=BAN_SECONDS, ids_max_retry=3, ids_web_4xx_max_retry=10)
     try:
-        done = run_ansible(exposed, tags="firewall,ids", limit=target.name, stream=False)
+        done = run_ansible(exposed, tags="ids", limit=target.name, stream=False)
         assert done.ok, done.output[-3000:]
         assert reachable(lab, attacker, target.address, 22), "SSH is not open to the attacking host before the attack"
         lab.clear_sink()
@@ -120,7 +122,7 @@ def test_failed_ssh_logins_and_a_404_flood_get_the_client_banned_then_unbanned(a
         assert result.status(target.name, "IDS-02") == "pass", result.output[-2000:]
     finally:
         sh(lab, target, "fail2ban-client unban --all >/dev/null")
-        back = run_ansible(lab.inventory, tags="firewall,ids", limit=target.name, stream=False)
+        back = run_ansible(lab.inventory, tags="ids", limit=target.name, stream=False)
         assert back.ok, back.output[-3000:]
 
 
