@@ -92,7 +92,7 @@ def test_a_control_switched_off_answers_no_clause():
     firewall = next(c for c in catalogue.clauses if c.id == "bureau-of-mines-security-measures:measures.2")
     behind = [c.id for c in catalogue.answering(firewall.id) if c.status == "implemented"]
     off = {**_result("web1", behind[0], "skipped"),
-           "message": f"{report.SWITCHED_OFF}firewall_enabled is false on this host: the role is not applied"}
+           "message": f"Skipped: {report.SWITCHED_OFF}firewall_enabled is false on this host: the role is not applied"}
     data = report.build([off, *[_result("web1", cid, "pass") for cid in behind[1:]]], ["web1"])
     jsonschema.validate(data, SCHEMA)
     entry = _clause(data, firewall.id)
