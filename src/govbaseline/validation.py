@@ -8,6 +8,7 @@ through the ``govbaseline_validate`` action plugin, the pyinfra side calls it di
 
 from __future__ import annotations
 
+import copy
 import functools
 import ipaddress
 import re
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -487,12 +489,20 @@ def calendar(name: str, value: Any) -> list[str]:
     change, so a controller without systemd skips nothing."""
     if not isinstance(value, str) or not value.strip() or not value.isprintable():
         return [f"{name} must be a systemd calendar expression such as daily or 'Mon *-*-* 02:00', not {value!r}"]
+    refusal = _controller_calendar_refusal(value)
+    return [f"{name} is not a systemd calendar expression: {value!r} ({refusal})"] if refusal is not None else []
+
+
+@functools.cache
+def _controller_calendar_refusal(value: str) -> str | None:
+    """systemd-analyze's refusal of a calendar on the controller (None if accepted or no systemd):
+    asked once per expression, as every host of a fleet usually shares its schedules."""
     analyze = shutil.which("systemd-analyze")
     if analyze:
         out = subprocess.run([analyze, "calendar", value], capture_output=True, text=True, check=False)
         if out.returncode != 0:
-            return [f"{name} is not a systemd calendar expression: {value!r} ({out.stderr.strip()})"]
-    return []
+            return out.stderr.strip()
+    return None
 
 
 def calendar_command(value: str) -> str:
@@ -1054,15 +1064,25 @@ def check_platform(role: str, distribution: str, major_version: str,
                                      "than the roles need (2.18); keep Debian 12 hosts in push mode"])
 
 
+@functools.cache
+def _parsed(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loaders only
+
+
+def load_yaml(path: Path) -> Any:
+    """A role file's data, parsed once per process (libyaml where present: the pure-Python parser
+    takes over a second for the files one verify reads); a copy, so callers may change it."""
+    return copy.deepcopy(_parsed(path))
+
+
 def argument_spec(role: str) -> dict[str, Any]:
-    path = ROLES_DIR / role / "meta" / "argument_specs.yml"
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(ROLES_DIR / role / "meta" / "argument_specs.yml")
     options: dict[str, Any] = data["argument_specs"]["main"]["options"]
     return options
 
 
 def role_defaults(role: str) -> dict[str, Any]:
-    data = yaml.safe_load((ROLES_DIR / role / "defaults" / "main.yml").read_text()) or {}
+    data = load_yaml(ROLES_DIR / role / "defaults" / "main.yml") or {}
     return dict(data)
 
 
@@ -1138,7 +1158,7 @@ def internal_vars(role: str) -> dict[str, Any]:
     for name in ("main.yml", "Debian.yml"):
         path = ROLES_DIR / role / "vars" / name
         if path.exists():
-            values.update(yaml.safe_load(path.read_text()) or {})
+            values.update(load_yaml(path) or {})
     return values
 
 

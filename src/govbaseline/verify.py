@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape
 
 from govbaseline import report
 from govbaseline.inventory import ResolvedInventory, Selection, ansible_env, select
-from govbaseline.paths import CHECKS_DIR
+from govbaseline.paths import CHECKS_DIR, cache_dir
 from govbaseline.waivers import Waiver, check_scope
 
 PYTEST_INI = """[pytest]
@@ -187,7 +187,7 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
     results: list[dict[str, Any]] = []
     proc = subprocess.CompletedProcess[str]([], 0, "", "")
     if reachable:
-        results, proc = _run_checks(inventory, applied, reachable, report_dir, forks, controls, checks, local)
+        results, proc = _run_checks(selection, applied, reachable, report_dir, forks, controls, checks, local)
     else:
         (report_dir / "junit.xml").unlink(missing_ok=True)
     clean = redact(results, secret_values(resolved.hostvars))
@@ -202,8 +202,52 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
                    bundle_sha256=digest, results=results)
 
 
-def _run_checks(inventory: Path, applied: dict[str, dict[str, Any]], hosts: list[str], report_dir: Path, forks: int,
-                controls: list[str] | None, checks: list[str] | None, local: bool = False,
+# Host variables that name another host a check looks from (a probe, the fleet scanner): that host
+# must be reachable by the checks even when --limit leaves it out of the run.
+VANTAGE_VARS = ("govbaseline_probe_host", "vulnscan_scanner_host")
+
+
+def connection_inventory(selection: Selection, applied: dict[str, dict[str, Any]],
+                         hosts: list[str]) -> dict[str, Any]:
+    """What testinfra's ``ansible://`` backend needs to reach ``hosts`` and their vantage points, in
+    ``ansible-inventory --list`` form: each host's ``ansible_*`` connection variables and its groups.
+    verify has resolved the inventory already; handing it over spares every checks process its own
+    ``ansible-inventory`` run (about half a second of CPU each)."""
+    wanted = set(hosts) | {str(applied[h][v]) for h in hosts for v in VANTAGE_VARS if applied[h].get(v)}
+    source = selection.hosts if wanted <= set(selection.hosts.hostvars) else selection.fleet
+    names = sorted(wanted & set(source.hostvars))
+    data: dict[str, Any] = {"_meta": {"hostvars": {
+        h: {k: v for k, v in source.hostvars[h].items() if k.startswith("ansible_")} for h in names}}}
+    for group, members in source.groups.items():
+        data[group] = {"hosts": sorted(set(members) & set(names))}
+    return data
+
+
+def check_seconds_file() -> Path:
+    """Where verify keeps the seconds each check took (under GOVBASELINE_CACHE, read at call time)."""
+    return cache_dir() / "check-seconds.json"
+
+
+def remember_check_seconds(results: list[dict[str, Any]]) -> None:
+    """Keep each check's longest time of this run (seconds, over its hosts) for the order of the
+    next run (``plugin._longest_first``); only the order depends on it, never a verdict."""
+    path = check_seconds_file()
+    try:
+        seconds: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        seconds = {}
+    ran: dict[str, float] = {}
+    for result in results:
+        if result["status"] in ("pass", "fail"):
+            ran[result["check"]] = max(ran.get(result["check"], 0.0), float(result["duration"]))
+    seconds.update({check: round(took, 3) for check, took in ran.items()})
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(seconds, indent=1, sort_keys=True))
+    temporary.replace(path)
+
+
+def _run_checks(selection: Selection, applied: dict[str, dict[str, Any]], hosts: list[str], report_dir: Path,
+                forks: int, controls: list[str] | None, checks: list[str] | None, local: bool = False,
                 ) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
     with tempfile.TemporaryDirectory(prefix="govbaseline-verify-") as tmp:
         work = Path(tmp)
@@ -213,13 +257,18 @@ def _run_checks(inventory: Path, applied: dict[str, dict[str, Any]], hosts: list
         hostvars_file.chmod(0o600)
         (work / "pytest.ini").write_text(PYTEST_INI)
         results_file = work / "results.json"
-        reach = inventory.resolve()
+        # testinfra reaches the hosts through this inventory (connection variables may hold secrets:
+        # private like the host variables); in pull mode on the host itself, without SSH.
+        reach = work / "inventory.json"
         if local:
-            # testinfra reaches the hosts through this inventory: on the host itself, without SSH.
-            reach = work / "local-inventory.json"
-            reach.write_text(json.dumps({"all": {"hosts": {h: {"ansible_connection": "local",
-                                                                "ansible_python_interpreter": sys.executable}
-                                                            for h in hosts}}}))
+            connections: dict[str, Any] = {
+                "_meta": {"hostvars": {h: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+                                       for h in hosts}},
+                "all": {"hosts": hosts}}
+        else:
+            connections = connection_inventory(selection, applied, hosts)
+        reach.write_text(json.dumps(connections))
+        reach.chmod(0o600)
         cmd = [sys.executable, "-m", "pytest", str(CHECKS_DIR), "-c", str(work / "pytest.ini"),
                "--rootdir", str(CHECKS_DIR), "-p", "govbaseline.checks.plugin",
                "--hosts", ",".join(f"ansible://{h}" for h in hosts),
@@ -227,7 +276,7 @@ def _run_checks(inventory: Path, applied: dict[str, dict[str, Any]], hosts: list
                f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_family=xunit2",
                "--govbaseline-results", str(results_file), "-q", "--no-header", "-rN"]
         # Two workers per host pay off for the whole suite; a few checks are faster without xdist.
-        workers = max(1, min(forks, len(hosts) * (1 if checks else 2)))
+        workers = max(1, min(forks, len(hosts) * (1 if checks else 4)))
         if workers > 1:
             cmd += ["-n", str(workers)]
         if controls:
@@ -239,10 +288,17 @@ def _run_checks(inventory: Path, applied: dict[str, dict[str, Any]], hosts: list
         env = ansible_env()
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["GOVBASELINE_HOSTVARS"] = str(hostvars_file)
+        env["GOVBASELINE_INVENTORY"] = str(reach)
+        # The checks are compiled (and their asserts rewritten by pytest) once per version, not on
+        # every run: about a second of CPU per checks process otherwise.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.setdefault("PYTHONPYCACHEPREFIX", str(cache_dir() / "bytecode"))
         if local:
             env["GOVBASELINE_VANTAGE"] = "host"
+        env["GOVBASELINE_CHECK_SECONDS"] = str(check_seconds_file())
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if not results_file.exists():
             raise RuntimeError(f"the checks did not run:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
         results: list[dict[str, Any]] = json.loads(results_file.read_text())
+    remember_check_seconds(results)
     return results, proc

@@ -21,6 +21,11 @@ import pytest
 from govbaseline.report import SWITCHED_OFF
 
 EVIDENCE_LIMIT = 4000  # characters of output kept per command
+# Seconds a TCP connection may take before a port counts as not answering (a firewall drops the SYN
+# rather than refusing it). Linux resends an unanswered SYN after 1 s and next after 3 s (RFC 6298's
+# initial RTO), so 2 s lets one lost SYN be resent and answered on any path with a round trip under
+# a second: as strong a test as any timeout below 3 s, and a dropped port costs 2 s, not 3.
+CONNECT_TIMEOUT = 2.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,10 +36,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _use_resolved_inventory()
     config.addinivalue_line("markers", "control(id): the catalogue control a check verifies")
     config.addinivalue_line("markers", "role(name): the role whose hosts a check concerns, when not its control's")
     config.addinivalue_line("markers", "outside: the check needs a view from outside the host, or the controller's "
                                        "scanner (skipped when a host checks itself in pull mode)")
+
+
+def _use_resolved_inventory() -> None:
+    """Hand testinfra the inventory verify resolved (``GOVBASELINE_INVENTORY``, the JSON of
+    ``ansible-inventory --list`` that ``--ansible-inventory`` names) instead of letting it run
+    ``ansible-inventory`` again in every checks process. ``AnsibleRunner.get_runner`` keeps one runner
+    per inventory file, and its ``inventory`` is a cached property: set, it is never computed. The
+    runner's SSH hosts then run their commands through one session per host (``session.attach``)."""
+    path = os.environ.get("GOVBASELINE_INVENTORY")
+    if not path:
+        return
+    from testinfra.utils.ansible_runner import AnsibleRunner
+
+    from govbaseline.checks import session
+
+    runner = AnsibleRunner.get_runner(path)
+    runner.__dict__["inventory"] = json.loads(Path(path).read_text())
+    session.attach(runner)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from govbaseline.checks import session
+
+    session.close_all()
 
 
 def _controls(item: pytest.Item) -> list[str]:
@@ -70,7 +100,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (keep if (not wanted or wanted & set(ids)) and _applies(item, ids) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = _longest_first(keep)
+
+
+def _longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The checks in the order of their seconds in earlier runs (``GOVBASELINE_CHECK_SECONDS``, kept
+    by verify), longest first, a check not timed yet among the first: the workers start the waits
+    (probes, scans, timeouts) at once and share the short checks at the end, so no worker is left
+    alone with a long check while the others idle. Every worker sorts the same list the same way."""
+    path = os.environ.get("GOVBASELINE_CHECK_SECONDS")
+    seconds: dict[str, float] = json.loads(Path(path).read_text()) if path and Path(path).exists() else {}
+    return sorted(items, key=lambda item: -seconds.get(getattr(item, "originalname", item.name), 1.0))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -135,7 +175,7 @@ class Probe:
     where: str
     remote: Any = None
 
-    def connects(self, address: str, port: int, timeout: float = 3.0) -> bool:
+    def connects(self, address: str, port: int, timeout: float = CONNECT_TIMEOUT) -> bool:
         if self.remote is None:
             try:
                 with socket.create_connection((address, port), timeout=timeout):
