@@ -1,51 +1,106 @@
 """Benchmark: first converge, no-change re-converge and verify, per engine, on fresh lab hosts.
 
-Prints wall-clock seconds and the pyinfra/Ansible ratio. Run: .venv/bin/python bench/converge.py
+For each engine a fresh lab (one web server and the backup server, from the lab image) is converged
+once, re-converged ``--runs`` times with nothing to change (the median is printed) and verified.
+Prints seconds, the tasks (Ansible: tasks reached and tasks that ran on a host) or operations
+(pyinfra) and seconds per task, the pyinfra/Ansible ratio of each step, the issue-18 targets, and
+the ten slowest tasks of an Ansible re-converge (bench/callback_plugins/govbaseline_timing.py).
+
+Run: .venv/bin/python bench/converge.py [--hosts 1] [--runs 3]
 Figures from one run on a shared machine are noisy: compare ratios within a run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from govbaseline.engines import apply
+from govbaseline.engines import EngineResult, apply, changed_count
 from govbaseline.lab import Lab
 from govbaseline.verify import verify
 
+HERE = Path(__file__).resolve().parent
+TARGETS = {"first converge": 90.0, "re-converge": 30.0}  # Ansible seconds, issue 18
 
-def timed(func):
+
+def timed_apply(lab: Lab, engine: str, timing: Path) -> tuple[float, EngineResult, list[dict[str, Any]]]:
+    """One converge; for Ansible also the per-task seconds from the timing callback."""
+    os.environ.update(ANSIBLE_CALLBACK_PLUGINS=str(HERE / "callback_plugins"),
+                      ANSIBLE_CALLBACKS_ENABLED="govbaseline_timing", GOVBASELINE_TIMING=str(timing))
+    timing.unlink(missing_ok=True)
     start = time.perf_counter()
-    result = func()
-    return time.perf_counter() - start, result
+    result = apply(lab.inventory, engine=engine, stream=False)
+    took = time.perf_counter() - start
+    assert result.ok, result.output[-3000:]
+    tasks = json.loads(timing.read_text()) if engine == "ansible" and timing.exists() else []
+    return took, result, tasks
 
 
-def measure(engine: str, hosts: int) -> dict[str, float]:
+def units(engine: str, result: EngineResult, tasks: list[dict[str, Any]]) -> tuple[int, str]:
+    """(count, description): Ansible tasks that ran on a host (of those reached), pyinfra operations."""
+    if engine == "ansible":
+        ran = sum(1 for t in tasks if t["ran"])
+        return ran, f"{ran} tasks ran ({len(tasks)} reached)"
+    ops = sum(int(n) for n in re.findall(r"Grand total\s+(\d+)", result.output))
+    return ops, f"{ops} operations"
+
+
+def measure(engine: str, hosts: int, runs: int) -> dict[str, Any]:
     lab = Lab(f"bench-{engine}")
     lab.up(hosts)
     try:
-        first, r1 = timed(lambda: apply(lab.inventory, engine=engine, stream=False))
-        again, r2 = timed(lambda: apply(lab.inventory, engine=engine, stream=False))
-        assert r1.ok and r2.ok, (r1.output + r2.output)[-2000:]
         with tempfile.TemporaryDirectory() as tmp:
-            check, outcome = timed(lambda: verify(lab.inventory, Path(tmp)))
-        assert outcome.passed, outcome.output[-2000:]
-        return {"first converge": first, "re-converge": again, "verify": check}
+            timing = Path(tmp) / "timing.json"
+            first, r1, t1 = timed_apply(lab, engine, timing)
+            again = [timed_apply(lab, engine, timing) for _ in range(runs)]
+            for _, result, _ in again:
+                assert changed_count(result) == 0, f"a re-converge changed something:\n{result.output[-3000:]}"
+            median = sorted(again, key=lambda run: run[0])[len(again) // 2]
+            start = time.perf_counter()
+            outcome = verify(lab.inventory, Path(tmp) / "report")
+            check = time.perf_counter() - start
+            assert outcome.passed, outcome.summary_line()
+        return {"first converge": (first, *units(engine, r1, t1)),
+                "re-converge": (statistics.median(r[0] for r in again), *units(engine, median[1], median[2])),
+                "verify": (check, len(outcome.results), f"{len(outcome.results)} checks"),
+                "slowest": sorted(median[2], key=lambda t: -t["seconds"])[:10]}
     finally:
         lab.down()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--hosts", type=int, default=2)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=1, help="web servers in each lab (default: %(default)s)")
+    parser.add_argument("--runs", type=int, default=3, help="no-change re-converges per engine (median printed)")
     args = parser.parse_args()
-    results = {engine: measure(engine, args.hosts) for engine in ("ansible", "pyinfra")}
-    print(f"{'step':<16}{'ansible s':>12}{'pyinfra s':>12}{'pyinfra/ansible':>18}   ({args.hosts} hosts)")
-    for step in results["ansible"]:
-        a, p = results["ansible"][step], results["pyinfra"][step]
-        print(f"{step:<16}{a:>12.2f}{p:>12.2f}{p / a:>18.2f}")
+    results = {engine: measure(engine, args.hosts, args.runs) for engine in ("ansible", "pyinfra")}
+    a_all, p_all = results["ansible"], results["pyinfra"]
+    print(f"\n{args.hosts} web server(s) and the backup server, fresh lab hosts; re-converge: median of {args.runs}")
+    print(f"{'step':<16}{'ansible s':>10}{'s/task':>8}{'pyinfra s':>11}{'s/op':>7}"
+          f"{'pyinfra/ansible':>17}   units")
+    for step in ("first converge", "re-converge", "verify"):
+        (a, an, adesc), (p, pn, pdesc) = a_all[step], p_all[step]
+        per_a = f"{a / an:.2f}" if an and step != "verify" else "-"
+        per_p = f"{p / pn:.2f}" if pn and step != "verify" else "-"
+        print(f"{step:<16}{a:>10.1f}{per_a:>8}{p:>11.1f}{per_p:>7}{p / a:>17.2f}   "
+              f"ansible: {adesc}; pyinfra: {pdesc}")
+    print("\ntargets (issue 18):")
+    for step, limit in TARGETS.items():
+        seconds = a_all[step][0]
+        verdict = "met" if seconds <= limit else "MISSED"
+        print(f"  ansible {step:<15} {seconds:6.1f} s  at most {limit:.0f} s: {verdict}")
+    ratio = p_all["re-converge"][0] / a_all["re-converge"][0]
+    print(f"  pyinfra re-converge / ansible  {ratio:5.2f}    at most 0.33: {'met' if ratio <= 1 / 3 else 'MISSED'}")
+    print("\nten slowest tasks of an Ansible re-converge (seconds, items run on hosts):")
+    for task in a_all["slowest"]:
+        print(f"  {task['seconds']:5.2f}  {task['ran']:>3}  {task['name']}")
 
 
 if __name__ == "__main__":

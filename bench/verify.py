@@ -1,15 +1,19 @@
-"""Benchmark: `govbaseline verify` over 1, 5 and 20 converged lab hosts, next to a Lynis audit of the
-same hosts run with the same parallelism.
+"""Benchmark: `govbaseline verify` of 1, 5 and 20 converged web servers, next to Lynis on the same
+hosts in the same run.
 
-One lab with the largest size is converged once (Ansible); each size verifies the first N hosts
-(--limit) and runs `lynis audit system --quick` on the same N hosts, `--forks` at a time. Prints
-wall-clock seconds and the verify/Lynis ratio. Run: .venv/bin/python bench/verify.py [--sizes 1,5,20]
+One lab of the largest size is converged once (Ansible) and left to settle (the first backups, scans
+and audits the converge starts). Each size verifies the first N web servers (--limit) at verify's
+default forks, twice (the first run only warms the order of the checks, like any second verify);
+then `lynis audit system --quick` runs on the same N hosts, as many at a time. Prints seconds, checks
+and commands run, the verify/Lynis ratio, how the time grows with the hosts, and the issue-18
+targets. Run: .venv/bin/python bench/verify.py [--sizes 1,5,20]
 Figures from one run on a shared machine are noisy: compare ratios within a run.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +22,8 @@ from pathlib import Path
 from govbaseline.engines import apply
 from govbaseline.lab import Lab
 from govbaseline.verify import verify
+
+DEFAULT_FORKS = int(inspect.signature(verify).parameters["forks"].default)
 
 
 def lynis_all(lab: Lab, hosts: list, forks: int) -> float:
@@ -45,10 +51,23 @@ def settle(lab: Lab, hosts: list, timeout: float = 900) -> float:
     return time.perf_counter() - start
 
 
+def timed_verify(lab: Lab, names: list[str], forks: int) -> tuple[float, int, int, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        outcome = verify(lab.inventory, Path(tmp), forks=forks, limit=",".join(names))
+        took = time.perf_counter() - start
+    summary = outcome.data["summary"]
+    assert summary["hosts"] == len(names) and not summary["unreachable"], outcome.summary_line()
+    assert outcome.passed, outcome.summary_line()
+    commands = sum(len(r["evidence"]) for r in outcome.results)
+    return took, len(outcome.results), commands, outcome.summary_line()
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="1,5,20", help="host counts to measure (default: %(default)s)")
-    parser.add_argument("--forks", type=int, default=4, help="checks (and Lynis audits) run at once")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1,5,20", help="web server counts to measure (default: %(default)s)")
+    parser.add_argument("--forks", type=int, default=DEFAULT_FORKS,
+                        help="checks (and Lynis audits) run at once (default: verify's, %(default)s)")
     args = parser.parse_args()
     sizes = sorted({int(s) for s in args.sizes.split(",")})
     lab = Lab("bench-verify")
@@ -56,22 +75,32 @@ def main() -> None:
     try:
         converged = apply(lab.inventory, engine="ansible", stream=False)
         assert converged.ok, converged.output[-3000:]
-        print(f"converged {max(sizes)} hosts; settled after {settle(lab, lab.hosts()):.0f} s", flush=True)
+        web = [h for h in lab.hosts() if h.kind == "web"]
+        print(f"converged {len(web)} web servers; settled after {settle(lab, lab.hosts()):.0f} s", flush=True)
         rows = []
         for size in sizes:
-            hosts = lab.hosts()[:size]
-            with tempfile.TemporaryDirectory() as tmp:
-                start = time.perf_counter()
-                outcome = verify(lab.inventory, Path(tmp), forks=args.forks, limit=",".join(h.name for h in hosts))
-                took = time.perf_counter() - start
-            assert outcome.data["summary"]["hosts"] == size and not outcome.data["summary"]["unreachable"], \
-                outcome.summary_line()
-            rows.append((size, took, lynis_all(lab, hosts, args.forks), outcome.summary_line()))
+            names = [h.name for h in web[:size]]
+            timed_verify(lab, names, args.forks)  # warms the longest-first order, as any earlier run does
+            took, checks, commands, summary = timed_verify(lab, names, args.forks)
+            rows.append((size, took, checks, commands, lynis_all(lab, web[:size], args.forks), summary))
+            print(f"  {size} hosts: verify {took:.1f} s", flush=True)
     finally:
         lab.down()
-    print(f"{'hosts':>6}{'verify s':>12}{'lynis s':>12}{'verify/lynis':>15}   (forks {args.forks})")
-    for size, took, lynis, summary in rows:
-        print(f"{size:>6}{took:>12.1f}{lynis:>12.1f}{took / lynis:>15.2f}   {summary}")
+    base = rows[0][1] / rows[0][0]
+    print(f"\n{'hosts':>6}{'verify s':>10}{'s/host':>8}{'growth':>8}{'checks':>8}{'commands':>10}{'lynis s':>9}"
+          f"{'verify/lynis':>14}   (forks {args.forks})")
+    for size, took, checks, commands, lynis, _ in rows:
+        print(f"{size:>6}{took:>10.1f}{took / size:>8.2f}{took / size / base:>8.2f}{checks:>8}{commands:>10}"
+              f"{lynis:>9.1f}{took / lynis:>14.2f}")
+    print("growth: seconds per host relative to the smallest size (below 1: less than linear)")
+    one = next((r for r in rows if r[0] == 1), None)
+    twenty = next((r for r in rows if r[0] == 20), None)
+    print("\ntargets (issue 18):")
+    if one:
+        print(f"  one host {one[1]:.1f} s, at most 3 s: {'met' if one[1] <= 3 else 'MISSED'}; "
+              f"{one[4] / one[1]:.1f}x faster than Lynis, at least 10x: {'met' if one[4] >= 10 * one[1] else 'MISSED'}")
+    if twenty:
+        print(f"  20 hosts {twenty[1]:.1f} s, at most 30 s: {'met' if twenty[1] <= 30 else 'MISSED'}")
 
 
 if __name__ == "__main__":
