@@ -17,7 +17,7 @@ from govbaseline.inventory import ResolvedInventory, Selection
 
 def ssh_backend(extra: str = "-o UserKnownHostsFile=/lab/known_hosts") -> SshBackend:
     host = testinfra.get_host("ssh://root@10.0.0.5:2222", ssh_identity_file="/lab/id_ed25519",
-                              ssh_extra_args=extra, controlpath="/tmp/cp-%C")
+                              ssh_extra_args=extra, controlpath="/run/cp-%C")
     backend: SshBackend = host.backend
     return backend
 
@@ -29,7 +29,7 @@ def test_a_session_uses_the_ssh_options_testinfra_would():
     words = ssh.removeprefix("ssh=").split()
     assert python == "/usr/bin/python3"
     assert words[-1] == "10.0.0.5"
-    for option in ("UserKnownHostsFile=/lab/known_hosts", "User=root", "Port=2222", "ControlPath=/tmp/cp-%C",
+    for option in ("UserKnownHostsFile=/lab/known_hosts", "User=root", "Port=2222", "ControlPath=/run/cp-%C",
                    "ControlMaster=auto"):
         assert option in words, option
     assert words[words.index("-i") + 1] == "/lab/id_ed25519"
