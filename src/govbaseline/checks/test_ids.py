@@ -140,7 +140,8 @@ def test_management_addresses_are_never_banned(host, hostvars, evidence):
     never = [*hostvars["firewall_management_cidrs"], *hostvars["ids_never_ban_cidrs"]]
     networks = [ipaddress.ip_network(c, strict=False) for c in never]
     problems = []
-    for jail in [j for j in enabled_jails(hostvars) if j in running_jails(host)]:
+    running = running_jails(host)
+    for jail in [j for j in enabled_jails(hostvars) if j in running]:
         ignored = host.run("fail2ban-client get %s ignoreip", jail).stdout
         listed = set(re.findall(r"[0-9A-Fa-f:.]+/\d+|[0-9A-Fa-f:.]{3,}", ignored))
         missing = [c for c in never if c not in listed and c.split("/")[0] not in listed]
