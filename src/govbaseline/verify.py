@@ -275,8 +275,9 @@ def _run_checks(selection: Selection, applied: dict[str, dict[str, Any]], hosts:
                "--ansible-inventory", str(reach),
                f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_family=xunit2",
                "--govbaseline-results", str(results_file), "-q", "--no-header", "-rN"]
-        # Two workers per host pay off for the whole suite; a few checks are faster without xdist.
-        workers = max(1, min(forks, len(hosts) * (1 if checks else 4)))
+        # Two workers per host pay off for the whole suite (more only add start-up and the host's CPU is
+        # the limit: measured in bench/README.md); a few checks are faster without xdist.
+        workers = max(1, min(forks, len(hosts) * (1 if checks else 2)))
         if workers > 1:
             cmd += ["-n", str(workers)]
         if controls:
