@@ -49,6 +49,12 @@ options:
         description: Owning group.
         type: str
         default: root
+      validate:
+        description:
+          - Command that checks a new content before it replaces the file (state C(file)); C(%s) is
+            the path of the new content, e.g. C(/usr/sbin/sshd -t -f %s). The file is left as it was
+            when the command fails; nothing is checked when the content is unchanged.
+        type: str
 notes:
   - Supports check mode and diff mode; C(changed_files) names every path changed (or that would be).
   - The parent folder of a file must exist (as with the template module).
@@ -75,9 +81,11 @@ changed_files:
 import grp
 import os
 import pwd
+import shlex
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ansible.module_utils.basic import AnsibleModule
@@ -94,6 +102,7 @@ class Wanted:
     mode: int | None = None
     uid: int = 0
     gid: int = 0
+    validate: str | None = None
 
 
 @dataclass
@@ -156,8 +165,9 @@ def diff_of(want: Wanted, found: Found, words: list[str]) -> dict[str, str]:
             "before_header": want.dest, "after_header": want.dest}
 
 
-def write_file(want: Wanted, found: Found) -> None:
-    """Write the content atomically, or correct owner and mode in place when only they differ."""
+def write_file(want: Wanted, found: Found, check: Callable[[str], None]) -> None:
+    """Write the content atomically, or correct owner and mode in place when only they differ.
+    ``check`` runs the validate command on the new content before it replaces the file."""
     if found.kind == "file" and found.content == want.content:
         os.chown(want.dest, want.uid, want.gid)
         if want.mode is not None:
@@ -177,6 +187,7 @@ def write_file(want: Wanted, found: Found) -> None:
         os.fsync(fd)
         os.close(fd)
         fd = -1
+        check(tmp)
         os.replace(tmp, want.dest)
     except BaseException:
         if fd >= 0:
@@ -185,7 +196,11 @@ def write_file(want: Wanted, found: Found) -> None:
         raise
 
 
-def apply(want: Wanted, found: Found) -> None:
+def no_check(path: str) -> None:
+    """Nothing to check before the rename (no validate command)."""
+
+
+def apply(want: Wanted, found: Found, check: Callable[[str], None] = no_check) -> None:
     if want.state == "absent":
         if found.kind == "directory":
             shutil.rmtree(want.dest)
@@ -200,7 +215,7 @@ def apply(want: Wanted, found: Found) -> None:
         if want.mode is not None:
             os.chmod(want.dest, want.mode)
     else:
-        write_file(want, found)
+        write_file(want, found, check)
 
 
 def parse(entry: dict) -> Wanted:
@@ -224,7 +239,20 @@ def parse(entry: dict) -> Wanted:
     except KeyError:
         raise ValueError(f"{dest}: owner {entry['owner']!r} or group {entry['group']!r} is not on the host") from None
     content = (entry.get("content") or "").encode("utf-8")
-    return Wanted(dest, state, content, mode, uid, gid)
+    validate = entry.get("validate")
+    if validate and "%s" not in validate:
+        raise ValueError(f"{dest}: validate {validate!r} must name the new content as %s")
+    return Wanted(dest, state, content, mode, uid, gid, validate or None)
+
+
+def validate(module: AnsibleModule, want: Wanted, path: str) -> None:
+    """Run the entry's validate command on the new content; fail (file untouched) when it refuses it."""
+    if not want.validate:
+        return
+    command = want.validate.replace("%s", shlex.quote(path))
+    rc, out, err = module.run_command(command, use_unsafe_shell=False, environ_update={"LANG": "C", "LC_ALL": "C"})
+    if rc != 0:  # write_file removes the new content
+        raise OSError(f"{command} refused the new content (rc={rc}): {(err or out).strip()}")
 
 
 def main() -> None:
@@ -236,6 +264,7 @@ def main() -> None:
             "mode": {"type": "str"},
             "owner": {"type": "str", "default": "root"},
             "group": {"type": "str", "default": "root"},
+            "validate": {"type": "str"},
         }}},
         supports_check_mode=True,
     )
@@ -254,7 +283,7 @@ def main() -> None:
             diffs.append(diff_of(want, found, words))
         if not module.check_mode:
             try:
-                apply(want, found)
+                apply(want, found, lambda path, want=want: validate(module, want, path))
             except OSError as exc:
                 module.fail_json(msg=f"cannot put {want.dest} in place: {exc}", changed_files=changed_files)
     module.exit_json(changed=bool(changed_files), changed_files=changed_files, diff=diffs)

@@ -22,6 +22,7 @@ options:
       - The paths, in order. Each entry has C(dest) and one of C(template) (a file in the role's
         templates/ folder), C(src) (a file in its files/ folder), C(content), or C(state) C(directory)
         or C(absent); C(mode) (octal string) unless absent; C(owner) and C(group) (default C(root));
+        C(validate), a command that checks new content (C(%s)) before it replaces the file;
         C(vars), variables for that template only (e.g. C(item), as a loop would have set it).
     type: list
     elements: dict
@@ -33,7 +34,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 SOURCES = ("template", "src", "content")
-KEYS = frozenset((*SOURCES, "dest", "state", "mode", "owner", "group", "vars"))
+KEYS = frozenset((*SOURCES, "dest", "state", "mode", "owner", "group", "validate", "vars"))
 
 
 class ActionModule(ActionBase):
@@ -77,7 +78,8 @@ class ActionModule(ActionBase):
             unknown = sorted(set(entry) - KEYS)
             if unknown:
                 raise AnsibleActionFail(f"govbaseline_files: {entry['dest']}: unknown keys {', '.join(unknown)}")
-            module_entry = {key: entry[key] for key in ("dest", "state", "mode", "owner", "group") if key in entry}
+            module_entry = {key: entry[key] for key in ("dest", "state", "mode", "owner", "group", "validate")
+                            if key in entry}
             content = self._content(entry, task_vars)
             if content is not None:
                 module_entry["content"] = content

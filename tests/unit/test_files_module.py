@@ -145,3 +145,21 @@ def test_a_run_writes_all_then_nothing_check_mode_writes_nothing(tmp_path):
     fixed = run(tmp_path)
     assert sorted(fixed["changed_files"]) == sorted([str(tmp_path / "etc" / "cmd"), str(tmp_path / "etc" / "old")])
     assert not (tmp_path / "etc" / "old").exists() and stat.S_IMODE((tmp_path / "etc" / "cmd").stat().st_mode) == 0o755
+
+
+def test_a_refused_content_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    dest = tmp_path / "sshd.conf"
+    dest.write_text("old\n")
+    seen = []
+
+    def refuse(path: str) -> None:
+        seen.append(Path(path).read_text())
+        raise OSError("sshd -t refused the new content")
+
+    with pytest.raises(OSError, match="refused"):
+        FILES.apply(wanted(dest, content=b"new\n", mode=0o600), FILES.observe(str(dest), read=True), refuse)
+    assert seen == ["new\n"], "the check did not see the new content"
+    assert dest.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["sshd.conf"]
+    with pytest.raises(ValueError, match="must name the new content as %s"):
+        FILES.parse({"dest": "/x", "state": "file", "content": "", "mode": "0644", "owner": USER, "group": GROUP,
+                     "validate": "sshd -t"})
