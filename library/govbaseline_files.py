@@ -107,7 +107,7 @@ class Wanted:
 
 @dataclass
 class Found:
-    kind: str  # "file", "directory", "absent" or "other"
+    kind: str  # "file", "directory", "absent" or "link or special file"
     content: bytes | None = None
     mode: int | None = None
     uid: int | None = None
@@ -120,7 +120,7 @@ def observe(dest: str, read: bool) -> Found:
         st = os.lstat(dest)
     except FileNotFoundError:
         return Found("absent")
-    kind = "file" if stat.S_ISREG(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode) else "other"
+    kind = "file" if stat.S_ISREG(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode) else "link or special file"
     content = None
     if kind == "file" and read:
         with open(dest, "rb") as handle:
