@@ -16,7 +16,7 @@ description:
     O(timer) (its own C(<timer>.d) folder, the prefix folders such as C(apt-.timer.d), and the
     C(timer.d) folder of all timers) and sets a C([Timer]) directive or a C([Unit]) condition, except
     those named in O(keep); it unmasks the timer and reloads systemd.
-  - Enabling and starting the timer is left to C(ansible.builtin.systemd_service), after this.
+  - With O(start) it also enables and starts the timer (otherwise left to C(ansible.builtin.systemd_service)).
 options:
   timer:
     description: The timer unit, e.g. C(apt-daily-upgrade.timer).
@@ -27,6 +27,20 @@ options:
     type: list
     elements: str
     default: []
+  start:
+    description:
+      - Also enable the timer and start it when it is not running, in the same module run (what an
+        C(ansible.builtin.systemd_service) task with C(enabled) and C(state=started) after this one did).
+    type: bool
+    default: false
+  daemon_reload:
+    description: Reload systemd first (the timer's unit files were just written).
+    type: bool
+    default: false
+  restart:
+    description: With O(start), restart the timer instead of only starting it (its unit files changed).
+    type: bool
+    default: false
   vendor:
     description:
       - The timer's unit file comes from a package (apt's timers, certbot's): a copy of it in
@@ -49,6 +63,11 @@ EXAMPLES = r"""
 RETURN = r"""
 removed:
   description: The drop-ins removed (or that would be), each with what it set.
+  type: list
+  elements: str
+  returned: always
+started:
+  description: The systemctl commands run (or that would be) to enable, start or restart the timer (O(start)).
   type: list
   elements: str
   returned: always
@@ -181,14 +200,31 @@ def plan(timer: str, state: str, dropins: dict[str, str], keep: list[str], copie
     return result
 
 
+def start_commands(timer: str, enabled: bool, active: bool, restart: bool) -> list[list[str]]:
+    """What leaves ``timer`` enabled and running (restarted when ``restart``: its unit files changed)."""
+    out = [] if enabled else [["systemctl", "enable", timer]]
+    if restart:
+        out.append(["systemctl", "restart", timer])
+    elif not active:
+        out.append(["systemctl", "start", timer])
+    return out
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={"timer": {"type": "str", "required": True},
                        "keep": {"type": "list", "elements": "str", "default": []},
-                       "vendor": {"type": "bool", "default": False}},
+                       "vendor": {"type": "bool", "default": False},
+                       "start": {"type": "bool", "default": False},
+                       "daemon_reload": {"type": "bool", "default": False},
+                       "restart": {"type": "bool", "default": False}},
         supports_check_mode=True,
     )
     timer = module.params["timer"]
+    if module.params["daemon_reload"] and not module.check_mode:
+        rc, _, err = module.run_command(["systemctl", "daemon-reload"])
+        if rc != 0:
+            module.fail_json(msg=f"systemctl daemon-reload failed: {err.strip()}")
     sh = module.get_bin_path("sh", required=True)
     rc, out, err = module.run_command([sh, "-c", survey_command(timer)])
     if rc != 0:
@@ -199,17 +235,31 @@ def main() -> None:
     diff = {"before": "".join(f"# {p}\n{c}" for p, c in listed) if wanted.changed else "",
             "after": "".join(f"# {p}\n{c}" for p, c in listed if p not in wanted.remove) if wanted.changed else "",
             "before_header": f"{timer} drop-ins", "after_header": f"{timer} drop-ins"}
-    if module.check_mode or not wanted.changed:
-        module.exit_json(changed=wanted.changed, removed=list(wanted.remove), unmasked=wanted.unmask is not None,
-                         reason=wanted.reason(done=False), diff=diff)
-    for command in wanted.commands():
-        rc, _, err = module.run_command(command)
-        if rc != 0:
-            module.fail_json(msg=f"{shlex.join(command)} failed: {err.strip()}")
-    # Named in every run's output, not only with --diff or -v: a removed file is news to its author.
-    module.warn(wanted.reason(done=True))
-    module.exit_json(changed=True, removed=list(wanted.remove), unmasked=wanted.unmask is not None,
-                     reason=wanted.reason(done=True), diff=diff)
+    if not module.check_mode:
+        for command in wanted.commands():
+            rc, _, err = module.run_command(command)
+            if rc != 0:
+                module.fail_json(msg=f"{shlex.join(command)} failed: {err.strip()}")
+        if wanted.changed:
+            # Named in every run's output, not only with --diff or -v: a removed file is news to its author.
+            module.warn(wanted.reason(done=True))
+    started: list[str] = []
+    if module.params["start"]:
+        # One module run instead of a systemd_service task after this one. A masked timer is unmasked
+        # above; in check mode it (or a timer not installed yet) reads as neither enabled nor active.
+        enabled = module.run_command(["systemctl", "is-enabled", "--quiet", timer])[0] == 0
+        active = module.run_command(["systemctl", "is-active", "--quiet", timer])[0] == 0
+        for command in start_commands(timer, enabled, active, module.params["restart"]):
+            started.append(shlex.join(command))
+            if not module.check_mode:
+                rc, _, err = module.run_command(command)
+                if rc != 0:
+                    module.fail_json(msg=f"{shlex.join(command)} failed: {err.strip()}")
+    reason = wanted.reason(done=not module.check_mode)
+    if started:
+        reason += ("; ran " if not module.check_mode else "; would run ") + ", ".join(started)
+    module.exit_json(changed=wanted.changed or bool(started), removed=list(wanted.remove),
+                     unmasked=wanted.unmask is not None, started=started, reason=reason, diff=diff)
 
 
 if __name__ == "__main__":

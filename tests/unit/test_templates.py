@@ -3,8 +3,10 @@ validator exists on this machine (nftables, sshd, visudo, auditctl, rsyslogd).""
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -156,16 +158,22 @@ def ours(role: str, case: str, template: str) -> str:
 def ansible_rendered(tmp_path_factory) -> Path:
     """Every case's templates rendered by Ansible in one run: each case is a host of its own (its
     values as host variables, group_vars/all.yml over them as in a real run), hosts in parallel. A
-    template that fails leaves its file missing."""
+    template that fails leaves its file missing. The roles' govbaseline_files action renders them
+    all again into files/ (one task per case: a failing template leaves them all missing)."""
     out = tmp_path_factory.mktemp("ansible-rendered")
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
     hosts = {}
     for role, case in ALL:
         folder = out / role / case
         folder.mkdir(parents=True)
+        (folder / "files").mkdir()
         hosts[f"{role}-{case}"] = {**values(role, case), "ansible_connection": "local",
                                    "ansible_python_interpreter": sys.executable,
                                    "render_jobs": [{"src": str(ROLES_DIR / role / "templates" / t),
-                                                    "dest": str(folder / t)} for t in templates(role)]}
+                                                    "dest": str(folder / t)} for t in templates(role)],
+                                   "files_jobs": [{"template": str(ROLES_DIR / role / "templates" / t),
+                                                   "dest": str(folder / "files" / t), "mode": "0600", "owner": user,
+                                                   "group": group} for t in templates(role)]}
     inventory = out / "inventory.json"
     inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
     playbook = out / "render.yml"
@@ -175,7 +183,8 @@ def ansible_rendered(tmp_path_factory) -> Path:
         # The loop variable is neither "item" nor "job": templates read those of their own (EXTRA).
         "tasks": [{"ansible.builtin.template": {"src": "{{ render_job.src }}", "dest": "{{ render_job.dest }}",
                                                 "mode": "0600"},
-                   "loop": "{{ render_jobs }}", "loop_control": {"loop_var": "render_job"}, "ignore_errors": True}]}]))
+                   "loop": "{{ render_jobs }}", "loop_control": {"loop_var": "render_job"}, "ignore_errors": True},
+                  {"govbaseline_files": {"files": "{{ files_jobs }}"}, "ignore_errors": True}]}]))
     bindir = Path(sys.executable).parent
     proc = subprocess.run(
         [str(bindir / "ansible-playbook"), "-i", str(inventory), "--forks", "4", str(playbook)],
@@ -190,6 +199,15 @@ def test_pyinfra_rendering_equals_ansible_rendering(role, case, ansible_rendered
         rendered = ansible_rendered / role / case / template
         assert rendered.exists(), f"Ansible could not render {template}: see {ansible_rendered / 'ansible.log'}"
         assert ours(role, case, template) == rendered.read_text(), template
+
+
+@pytest.mark.parametrize(("role", "case"), ALL)
+def test_files_action_writes_the_bytes_the_template_module_writes(role, case, ansible_rendered):
+    """The roles install most templates with govbaseline_files (one module run for many files)."""
+    for template in templates(role):
+        rendered, ours_ = ansible_rendered / role / case / template, ansible_rendered / role / case / "files" / template
+        assert ours_.exists(), f"govbaseline_files could not render {template}: see {ansible_rendered / 'ansible.log'}"
+        assert ours_.read_bytes() == rendered.read_bytes(), template
 
 
 def validator(argv: list[str], reason: str):

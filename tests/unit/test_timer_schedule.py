@@ -76,3 +76,11 @@ def test_a_timer_left_without_a_next_run_is_restarted():
     assert "restarted apt-daily-upgrade.timer (it had no next run)" in plan.reason(done=True)
     waiting, _, _ = TIMER.parse_survey("state=enabled\nsub=waiting\n")
     assert not TIMER.plan("apt-daily-upgrade.timer", waiting, {}, []).changed
+
+
+def test_start_enables_and_starts_only_what_is_not_so_and_restarts_after_a_change():
+    assert TIMER.start_commands("x.timer", enabled=True, active=True, restart=False) == []
+    assert TIMER.start_commands("x.timer", enabled=False, active=False, restart=False) == [
+        ["systemctl", "enable", "x.timer"], ["systemctl", "start", "x.timer"]]
+    assert TIMER.start_commands("x.timer", enabled=True, active=True, restart=True) == [
+        ["systemctl", "restart", "x.timer"]]
