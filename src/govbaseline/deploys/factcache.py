@@ -174,8 +174,11 @@ class FactCache:
         """Keep this run's questions (not the answers) for the next run's prefetch."""
         entries = [entry for entry in self.asked.values() if entry is not None]
         self.questions.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.questions.touch(mode=0o600)
-        self.questions.write_text(json.dumps(entries, indent=0))
+        # Written aside and renamed: a run reading it meanwhile sees the old list or the new one.
+        aside = self.questions.with_name(f".{self.questions.name}.{secrets.token_hex(4)}")
+        aside.touch(mode=0o600)
+        aside.write_text(json.dumps(entries, indent=0))
+        aside.replace(self.questions)
 
 
 def fact_command(fact: FactBase[Any], fact_kwargs: dict[str, Any], attribute: str = "command") -> Any:
