@@ -104,31 +104,31 @@ class FactCache:
             saved = json.loads(self.questions.read_text())
         except (OSError, ValueError):
             return
-        wanted: dict[str, tuple[FactBase[Any], dict[str, Any], dict[str, Any]]] = {}
+        wanted: dict[str, tuple[FactBase[Any], dict[str, Any], dict[str, Any], int]] = {}
         for entry in saved if isinstance(saved, list) else []:
             try:
                 module, name = entry["fact"].rsplit(".", 1)
                 cls = getattr(importlib.import_module(module), name)
                 key, fact_kwargs, how = self.normalise(cls, (), {**entry["kwargs"], **entry["how"]})
+                length = len(str(fact_command(cls(), fact_kwargs)))
             except Exception:  # noqa: S112  (a question this version of a fact cannot ask is not asked ahead)
                 continue
-            wanted.setdefault(key, (cls(), fact_kwargs, how))
-        groups: dict[str, list[tuple[str, FactBase[Any], dict[str, Any]]]] = {}
+            wanted.setdefault(key, (cls(), fact_kwargs, how, length))
+        groups: dict[str, list[tuple[str, FactBase[Any], dict[str, Any], int]]] = {}
         runs: dict[str, dict[str, Any]] = {}
-        for key, (fact, fact_kwargs, how) in wanted.items():
+        for key, (fact, fact_kwargs, how, length) in wanted.items():
             group = repr(sorted((k, repr(v)) for k, v in how.items()))
-            groups.setdefault(group, []).append((key, fact, fact_kwargs))
+            groups.setdefault(group, []).append((key, fact, fact_kwargs, length))
             runs[group] = how
         for group, facts in groups.items():
             batch: list[tuple[str, FactBase[Any], dict[str, Any]]] = []
             size = 0
-            for item in facts:
-                length = len(str(fact_command(item[1], item[2])))
+            for key, fact, fact_kwargs, length in facts:
                 if batch and size + length > BATCH_CHARS:
                     self.ask_together(batch, runs[group])
                     batch, size = [], 0
-                batch.append(item)
-                size += length + 200
+                batch.append((key, fact, fact_kwargs))
+                size += length + 200  # the markers around each command
             if batch:
                 self.ask_together(batch, runs[group])
 
