@@ -2,12 +2,17 @@
 
 import importlib
 
-from pyinfra.context import host
+from pyinfra.context import ctx_host, host
 from pyinfra.facts.server import LinuxDistribution
 
+from govbaseline.deploys import factcache
 from govbaseline.deploys.common import connection, observed
 from govbaseline.hostfacts import decide
 from govbaseline.validation import role_vars, roles_for, validate_roles
+
+# Each fact is read once while the run has not changed the host, and the questions the last run
+# asked are asked first, together (see factcache).
+factcache.install(ctx_host.get())  # type: ignore[no-untyped-call]  # pyinfra leaves get() untyped
 
 # Every role's variables, lockouts and the rules across roles, all problems at once, before any
 # operation is even planned (each role's deploy checks its own again, as each Ansible role does).
