@@ -6,18 +6,25 @@ import os
 
 import pytest
 
-# Tests sharing a session lab run in one pytest-xdist worker (scripts/test.sh runs two with
-# --dist loadgroup): a second worker would create the same-named lab and clear the first's hosts.
+# Tests sharing a lab (a session or module fixture named ``*_lab``: ansible_lab, pyinfra_lab, v6_lab)
+# run in one pytest-xdist worker (scripts/test.sh runs two with --dist loadgroup): a second worker
+# would create the same-named lab and clear the first's hosts. A test that asks for its lab by name
+# at run time carries the group itself (test_patching_e2e.py).
 SHARED_LABS = ("ansible_lab", "pyinfra_lab")
+
+
+def lab_group(fixturenames: list[str] | tuple[str, ...]) -> str | None:
+    """The xdist group of a test: the shared session labs first, then any other lab fixture."""
+    labs = [f for f in SHARED_LABS if f in fixturenames] or sorted(f for f in fixturenames if f.endswith("_lab"))
+    return labs[0] if labs else None
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        for fixture in SHARED_LABS:
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(fixture))
-                break
+        group = lab_group(tuple(getattr(item, "fixturenames", ())))
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
     if os.environ.get("GOVBASELINE_SKIP_LAB") == "1":
         skip = pytest.mark.skip(reason="GOVBASELINE_SKIP_LAB=1")
         for item in items:

@@ -86,7 +86,10 @@ def test_every_patching_check_fails_for_its_own_reason_when_broken(ansible_lab, 
     assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="patching")
 
 
-@pytest.mark.parametrize("engine", ["ansible", "pyinfra"])
+# Each case runs in the worker that holds its engine's shared lab (tests/conftest.py): a case that
+# asked for the lab in another worker would build a lab of the same name there and clear this one.
+@pytest.mark.parametrize("engine", [pytest.param(engine, marks=pytest.mark.xdist_group(f"{engine}_lab"))
+                                    for engine in ("ansible", "pyinfra")])
 def test_a_drop_in_that_stops_unattended_upgrades_fails_and_a_patch01_converge_removes_it(request, engine,
                                                                                         tmp_path):
     """The issue's example, in both engines: verify fails PATCH-01 naming the timer with no next run;
