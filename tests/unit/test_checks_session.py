@@ -50,6 +50,20 @@ def test_a_session_that_cannot_open_falls_back_to_the_command_testinfra_runs():
     assert calls == ["uname -s"] and result.stdout == "fallback" and s.broken
 
 
+def test_a_host_that_refuses_the_session_is_served_by_plain_ssh():
+    """A real failure to start: ssh to a closed loopback port exits at once; execnet reports the host
+    as not found, and the command goes to testinfra's own ssh (here: recorded) instead."""
+    host = testinfra.get_host("ssh://root@127.0.0.1:1", ssh_extra_args="-o BatchMode=yes")
+    backend: SshBackend = host.backend
+    calls: list[str] = []
+    backend.run_ssh = lambda command: calls.append(command) or backend.result(255, b"", b"", b"refused")
+    s = session.Session(backend, "python3")
+    assert s.spec() is not None
+    result = s.run("true")
+    assert s.broken and calls == ["true"] and result.rc == 255
+    s.close()
+
+
 def test_testinfra_gets_only_connection_variables_and_the_hosts_checks_look_from():
     hostvars = {
         "web1": {"ansible_host": "10.0.0.10", "ansible_user": "root", "backup_password": "s3cret",

@@ -20,6 +20,12 @@ import os
 import threading
 from typing import Any
 
+import execnet
+
+# What a session that cannot start or has died raises: the host is then served by plain ssh.
+SESSION_ERRORS = (OSError, EOFError, execnet.HostNotFound, execnet.RemoteError, execnet.DataFormatError,
+                  execnet.TimeoutError)
+
 # Runs on the host inside the execnet gateway: one command per message, (exit code, stdout, stderr)
 # back. The login shell is what sshd runs a command with; stdin is closed as under testinfra's ssh.
 REMOTE_LOOP = """
@@ -75,15 +81,13 @@ class Session:
         return f"ssh={' '.join([*words, b.host.name])}//python={self.python}"
 
     def _open(self) -> bool:
-        import execnet
-
         spec = self.spec()
         if spec is None:
             return False
         try:
             self.gateway = execnet.makegateway(spec)
             self.channel = self.gateway.remote_exec(REMOTE_LOOP)
-        except (OSError, EOFError, execnet.Error):
+        except SESSION_ERRORS:
             return False
         return True
 
@@ -92,12 +96,10 @@ class Session:
             if not self.broken and self.channel is None and not self._open():
                 self.broken = True
             if not self.broken:
-                import execnet
-
                 try:
                     self.channel.send(command)
                     rc, stdout, stderr = self.channel.receive()
-                except (OSError, EOFError, execnet.Error):
+                except SESSION_ERRORS:
                     self.broken = True
                     self.close()
                 else:
@@ -105,10 +107,8 @@ class Session:
         return self.fallback(command)
 
     def close(self) -> None:
-        import execnet
-
         # Closing a session that already died must not fail the run.
-        with contextlib.suppress(OSError, EOFError, execnet.Error):
+        with contextlib.suppress(*SESSION_ERRORS):
             if self.channel is not None and not self.channel.isclosed():
                 self.channel.send(None)
             if self.gateway is not None:
