@@ -260,7 +260,10 @@ def main() -> None:
         argument_spec={"files": {"type": "list", "elements": "dict", "required": True, "options": {
             "dest": {"type": "path", "required": True},
             "state": {"type": "str", "choices": ["file", "directory", "absent"], "default": "file"},
-            "content": {"type": "str"},
+            # Never in the host's journal (the module's invocation is logged there) nor in -vvv output:
+            # a file may hold a secret (a webhook URL, a password). The action plugin restores the new
+            # content in --diff, as the template module shows it.
+            "content": {"type": "str", "no_log": True},
             "mode": {"type": "str"},
             "owner": {"type": "str", "default": "root"},
             "group": {"type": "str", "default": "root"},

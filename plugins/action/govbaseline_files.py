@@ -34,6 +34,8 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 SOURCES = ("template", "src", "content")
+# What Ansible puts in a module's result in place of a no_log value (the whole value; part of a text).
+MASKED = ("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER", "********")
 KEYS = frozenset((*SOURCES, "dest", "state", "mode", "owner", "group", "validate", "vars"))
 
 
@@ -86,4 +88,10 @@ class ActionModule(ActionBase):
             entries.append(module_entry)
         result.update(self._execute_module(module_name="govbaseline_files", module_args={"files": entries},
                                            task_vars=task_vars))
+        # The module masks the contents it was given (no_log: they would reach the host's journal);
+        # a --diff shows the new content as ansible.builtin.template does, from the controller's copy.
+        contents = {e["dest"]: e["content"] for e in entries if "content" in e}
+        for diff in result.get("diff") or []:
+            if diff.get("after") in MASKED and diff.get("after_header") in contents:
+                diff["after"] = contents[diff["after_header"]]
         return result

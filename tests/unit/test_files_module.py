@@ -163,3 +163,22 @@ def test_a_refused_content_leaves_the_old_file_and_no_temporary_file(tmp_path):
     with pytest.raises(ValueError, match="must name the new content as %s"):
         FILES.parse({"dest": "/x", "state": "file", "content": "", "mode": "0644", "owner": USER, "group": GROUP,
                      "validate": "sshd -t"})
+
+
+def test_file_contents_never_reach_the_hosts_journal_yet_diff_shows_them(tmp_path):
+    """The module's invocation (arguments) is logged on the host: contents are no_log there, and the
+    action plugin restores the new content in --diff from its own copy (as the template module shows)."""
+    playbook = tmp_path / "p.yml"
+    dest = tmp_path / "x.conf"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"govbaseline_files": {"files": [{"dest": str(dest), "content": "webhook=https://hooks.example/s3cret\n",
+                                          "mode": "0600", "owner": USER, "group": GROUP}]}}]}]))
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-c", "local", "-i", "localhost,", "-vvv",
+            "-e", f"ansible_python_interpreter={sys.executable}", "--check", "--diff", str(playbook)]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, check=False,
+                          env=dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CFG)))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "invocation:" in proc.stdout, proc.stdout[-2000:]
+    invocation = proc.stdout.split("invocation:", 1)[1].split("\nTASK", 1)[0].split("\nPLAY", 1)[0]
+    assert "content: VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in invocation and "s3cret" not in invocation, invocation
+    assert "+webhook=https://hooks.example/s3cret" in proc.stdout, "the diff lost the new content"
