@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -234,7 +236,7 @@ def remember_check_seconds(results: list[dict[str, Any]]) -> None:
     path = check_seconds_file()
     try:
         seconds: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
-    except ValueError:
+    except (OSError, ValueError):
         seconds = {}
     ran: dict[str, float] = {}
     for result in results:
@@ -242,8 +244,9 @@ def remember_check_seconds(results: list[dict[str, Any]]) -> None:
             ran[result["check"]] = max(ran.get(result["check"], 0.0), float(result["duration"]))
     seconds.update({check: round(took, 3) for check, took in ran.items()})
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(seconds, indent=1, sort_keys=True))
-    temporary.replace(path)
+    with contextlib.suppress(OSError):  # a full or read-only cache costs the order, never the report
+        temporary.write_text(json.dumps(seconds, indent=1, sort_keys=True))
+        temporary.replace(path)
 
 
 def _run_checks(selection: Selection, applied: dict[str, dict[str, Any]], hosts: list[str], report_dir: Path,
@@ -296,7 +299,11 @@ def _run_checks(selection: Selection, applied: dict[str, dict[str, Any]], hosts:
         env.setdefault("PYTHONPYCACHEPREFIX", str(cache_dir() / "bytecode"))
         if local:
             env["GOVBASELINE_VANTAGE"] = "host"
-        env["GOVBASELINE_CHECK_SECONDS"] = str(check_seconds_file())
+        # A snapshot: every xdist worker must sort the same list, also while another verify rewrites it.
+        seconds = work / "check-seconds.json"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(check_seconds_file(), seconds)
+        env["GOVBASELINE_CHECK_SECONDS"] = str(seconds)
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if not results_file.exists():
             raise RuntimeError(f"the checks did not run:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
