@@ -27,7 +27,7 @@ def test_a_session_uses_the_ssh_options_testinfra_would():
     assert spec is not None
     ssh, _, python = spec.partition("//python=")
     words = ssh.removeprefix("ssh=").split()
-    assert python == "/usr/bin/python3"
+    assert python == "env PYTHONCOERCECLOCALE=0 /usr/bin/python3"
     assert words[-1] == "10.0.0.5"
     for option in ("UserKnownHostsFile=/lab/known_hosts", "User=root", "Port=2222", "ControlPath=/run/cp-%C",
                    "ControlMaster=auto"):

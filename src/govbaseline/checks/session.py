@@ -78,7 +78,9 @@ class Session:
                 words += ["-o", f"ControlPath={b.controlpath}"]
         if any(" " in w for w in words):
             return None
-        return f"ssh={' '.join([*words, b.host.name])}//python={self.python}"
+        # PYTHONCOERCECLOCALE=0: in a C-locale session Python would otherwise export LC_CTYPE=C.UTF-8
+        # to the commands it runs, which sshd would have run in C.
+        return f"ssh={' '.join([*words, b.host.name])}//python=env PYTHONCOERCECLOCALE=0 {self.python}"
 
     def _open(self) -> bool:
         spec = self.spec()
@@ -103,7 +105,12 @@ class Session:
                     self.broken = True
                     self.close()
                 else:
-                    return self.backend.result(rc, self.backend.encode(command), stdout, stderr)
+                    result = self.backend.result(rc, self.backend.encode(command), stdout, stderr)
+                    if rc == 255 or rc < 0:
+                        # Through ssh these read as a failed connection (a signal too is 255), and
+                        # testinfra raises: so does the session, so no check reads them as an answer.
+                        raise RuntimeError(result)
+                    return result
         return self.fallback(command)
 
     def close(self) -> None:
