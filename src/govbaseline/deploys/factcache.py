@@ -222,7 +222,9 @@ def install(host: Host) -> FactCache:
     host.__dict__["govbaseline_fact_cache"] = cache
     # Instance attributes: they shadow the class's methods for this host only.
     host.__dict__["get_fact"] = cache.get_fact
-    for method in ("run_shell_command", "put_file", "get_file"):
+    # Every way pyinfra reaches the host (a FunctionCommand that changes the host without one of
+    # these is not seen: the deploys use none).
+    for method in ("run_shell_command", "put_file", "get_file", "rsync"):
         host.__dict__[method] = cache.forget_on_change(getattr(host, method))
     if not any(isinstance(handler, SaveQuestions) for handler in host.state.callback_handlers):
         host.state.callback_handlers.append(SaveQuestions())
