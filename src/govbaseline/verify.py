@@ -260,18 +260,22 @@ def _run_checks(selection: Selection, applied: dict[str, dict[str, Any]], hosts:
         hostvars_file.chmod(0o600)
         (work / "pytest.ini").write_text(PYTEST_INI)
         results_file = work / "results.json"
-        # testinfra reaches the hosts through this inventory (connection variables may hold secrets:
-        # private like the host variables); in pull mode on the host itself, without SSH.
-        reach = work / "inventory.json"
+        # testinfra reaches the hosts through ``reach``, an inventory Ansible reads (it runs
+        # `ansible -m shell` with it for a connection testinfra cannot map), and is handed it already
+        # resolved (connection variables may hold secrets: private like the host variables). In pull
+        # mode the hosts are reached on the host itself, without SSH.
+        resolved = work / "inventory.json"
         if local:
-            connections: dict[str, Any] = {
-                "_meta": {"hostvars": {h: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-                                       for h in hosts}},
-                "all": {"hosts": hosts}}
+            local_vars = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+            reach = work / "local-inventory.json"
+            reach.write_text(json.dumps({"all": {"hosts": {h: local_vars for h in hosts}}}))
+            connections: dict[str, Any] = {"_meta": {"hostvars": {h: local_vars for h in hosts}},
+                                           "all": {"hosts": hosts}}
         else:
+            reach = selection.inventory.resolve()
             connections = connection_inventory(selection, applied, hosts)
-        reach.write_text(json.dumps(connections))
-        reach.chmod(0o600)
+        resolved.write_text(json.dumps(connections))
+        resolved.chmod(0o600)
         cmd = [sys.executable, "-m", "pytest", str(CHECKS_DIR), "-c", str(work / "pytest.ini"),
                "--rootdir", str(CHECKS_DIR), "-p", "govbaseline.checks.plugin",
                "--hosts", ",".join(f"ansible://{h}" for h in hosts),
@@ -292,7 +296,7 @@ def _run_checks(selection: Selection, applied: dict[str, dict[str, Any]], hosts:
         env = ansible_env()
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["GOVBASELINE_HOSTVARS"] = str(hostvars_file)
-        env["GOVBASELINE_INVENTORY"] = str(reach)
+        env["GOVBASELINE_INVENTORY"] = str(resolved)
         # The checks are compiled (and their asserts rewritten by pytest) once per version, not on
         # every run: about a second of CPU per checks process otherwise.
         env.pop("PYTHONDONTWRITEBYTECODE", None)

@@ -36,19 +36,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    _use_resolved_inventory()
+    _use_resolved_inventory(config)
     config.addinivalue_line("markers", "control(id): the catalogue control a check verifies")
     config.addinivalue_line("markers", "role(name): the role whose hosts a check concerns, when not its control's")
     config.addinivalue_line("markers", "outside: the check needs a view from outside the host, or the controller's "
                                        "scanner (skipped when a host checks itself in pull mode)")
 
 
-def _use_resolved_inventory() -> None:
-    """Hand testinfra the inventory verify resolved (``GOVBASELINE_INVENTORY``, the JSON of
-    ``ansible-inventory --list`` that ``--ansible-inventory`` names) instead of letting it run
-    ``ansible-inventory`` again in every checks process. ``AnsibleRunner.get_runner`` keeps one runner
-    per inventory file, and its ``inventory`` is a cached property: set, it is never computed. The
-    runner's SSH hosts then run their commands through one session per host (``session.attach``)."""
+def _use_resolved_inventory(config: pytest.Config) -> None:
+    """Hand testinfra the inventory verify resolved (``GOVBASELINE_INVENTORY``, in the form of
+    ``ansible-inventory --list``) instead of letting it run ``ansible-inventory`` again in every checks
+    process. ``AnsibleRunner.get_runner`` keeps one runner per ``--ansible-inventory`` path, and its
+    ``inventory`` is a cached property: set, it is never computed; the path itself stays what Ansible
+    reads where testinfra runs a command through Ansible. The runner's SSH hosts then run their
+    commands through one session per host (``session.attach``)."""
     path = os.environ.get("GOVBASELINE_INVENTORY")
     if not path:
         return
@@ -56,7 +57,7 @@ def _use_resolved_inventory() -> None:
 
     from govbaseline.checks import session
 
-    runner = AnsibleRunner.get_runner(path)
+    runner = AnsibleRunner.get_runner(config.getoption("ansible_inventory"))
     runner.__dict__["inventory"] = json.loads(Path(path).read_text())
     session.attach(runner)
 
