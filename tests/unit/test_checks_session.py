@@ -5,6 +5,9 @@ that runs verify: the checks and their negative twins run through them."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import testinfra
@@ -99,3 +102,27 @@ def test_checks_run_longest_first_by_their_seconds_in_earlier_runs(tmp_path, mon
     monkeypatch.setenv("GOVBASELINE_CHECK_SECONDS", str(tmp_path / "seconds.json"))
     order = [i.name for i in plugin._longest_first([Item("test_quick"), Item("test_new"), Item("test_probe")])]
     assert order == ["test_probe", "test_new", "test_quick"]
+
+
+def test_the_checks_run_where_execnet_is_not_installed(tmp_path):
+    """A host checking itself in pull mode has Debian's pytest and testinfra, not the controller's
+    execnet: the plugin must load, hand testinfra the inventory and finish without a session."""
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"_meta": {"hostvars": {}}, "all": {"hosts": ["localhost"]}}))
+    script = """
+import sys, types
+sys.modules["execnet"] = None  # import execnet raises ImportError, as on a host without it
+import pytest
+from govbaseline.checks import plugin
+config = types.SimpleNamespace(getoption=lambda name: "/nonexistent/inventory")
+plugin._use_resolved_inventory(config)
+plugin.pytest_unconfigure(config)
+from testinfra.utils.ansible_runner import AnsibleRunner
+assert AnsibleRunner.get_runner("/nonexistent/inventory").inventory["all"]["hosts"] == ["localhost"]
+assert "govbaseline.checks.session" not in sys.modules
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "GOVBASELINE_INVENTORY": str(inventory)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
