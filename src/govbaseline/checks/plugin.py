@@ -285,6 +285,7 @@ def _evidence(request: pytest.FixtureRequest) -> Iterator[None]:
             "stdout": result.stdout[:EVIDENCE_LIMIT],
             "stderr": result.stderr[:EVIDENCE_LIMIT],
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "seconds": round(time.time() - started, 3),  # wall time on the controller, transport included
         })
         return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shlex
 import time
 import uuid
 
@@ -90,6 +91,10 @@ def test_suricata_sees_a_probe_and_forwards_alerts(host, hostvars, probe, eviden
         f"Suricata raised no alert within 20 s for a request the shipped probe rule matches ({marker})"
 
 
+# The prompt of fail2ban-client's interactive mode, printed before each answer.
+PROMPT = "fail2ban> "
+
+
 def enabled_jails(hostvars) -> list[str]:
     web = hostvars["tls_enabled"]  # the web jails read nginx's logs: off where the tls role is
     wanted = {"sshd": hostvars["ids_ssh_jail"], "nginx-http-auth": hostvars["ids_web_auth_jail"] and web,
@@ -97,10 +102,25 @@ def enabled_jails(hostvars) -> list[str]:
     return [jail for jail, on in wanted.items() if on]
 
 
-def running_jails(host) -> list[str]:
-    out = host.run("fail2ban-client status")
-    assert out.rc == 0, f"fail2ban-client cannot reach the server: {(out.stderr or out.stdout).strip()[-300:]}"
-    found = re.search(r"Jail list:\s*(.*)$", out.stdout, re.M)
+def ask_fail2ban(host, *questions: str) -> dict[str, str]:
+    """fail2ban's answer to ``status`` and to each of ``questions`` (``get <jail> actions``, ...), as
+    ``fail2ban-client <question>`` prints it: one interactive client (``fail2ban-client -i``) asks them
+    all, where a client per question costs the host about 80 ms of Python start-up each.
+
+    Raises AssertionError when the client cannot reach the server (an unreachable server leaves every
+    answer empty: the status, which always names the jails, tells) or does not answer every question."""
+    asked = ["status", *questions]
+    out = host.run("printf %s " + shlex.quote("".join(f"{q}\n" for q in asked) + "exit\n") + " | fail2ban-client -i")
+    # The client prints a banner, then a "fail2ban> " prompt before each answer and one after the last.
+    answers = [a.strip() for a in out.stdout.split(PROMPT)[1:len(asked) + 1]]
+    assert out.rc == 0 and len(answers) == len(asked) and "Jail list:" in answers[0], \
+        f"fail2ban-client cannot reach the server: {(out.stderr or out.stdout).strip()[-300:]}"
+    return dict(zip(asked, answers, strict=True))
+
+
+def running_jails(status: str) -> list[str]:
+    """The jails of ``fail2ban-client status``'s answer."""
+    found = re.search(r"Jail list:\s*(.*)$", status, re.M)
     return [j.strip() for j in found.group(1).split(",") if j.strip()] if found else []
 
 
@@ -108,20 +128,20 @@ def running_jails(host) -> list[str]:
 def test_fail2ban_bans_into_its_own_nftables_table(host, hostvars, evidence):
     unit = host.service(hostvars["__ids_service"])
     assert unit.is_running and unit.is_enabled, "fail2ban is not running (and enabled at boot): nothing is banned"
-    jails = running_jails(host)
     wanted = enabled_jails(hostvars)
+    asked = ("actions", "action nftables table", "action nftables chain_priority")
+    answers = ask_fail2ban(host, *[f"get {jail} {q}" for jail in wanted for q in asked])
+    jails = running_jails(answers["status"])
     missing = [j for j in wanted if j not in jails]
     assert not missing, f"fail2ban jails not running: {', '.join(missing)} (running: {', '.join(jails) or 'none'})"
     firewall_table = hostvars.get("__firewall_nft_table")  # absent where the firewall role is off
     for jail in wanted:
-        actions = host.run("fail2ban-client get %s actions", jail).stdout
-        assert "nftables" in actions, f"jail {jail} does not ban with nftables (actions: {actions.strip()})"
+        actions, table, priority = (answers[f"get {jail} {q}"] for q in asked)
+        assert "nftables" in actions, f"jail {jail} does not ban with nftables (actions: {actions})"
         assert hostvars["__ids_action_alert"] in actions, \
-            f"jail {jail} raises no alert when it bans (actions: {actions.strip()})"
+            f"jail {jail} raises no alert when it bans (actions: {actions})"
         # Bans go into fail2ban's own table (created at the first ban), never the firewall role's
         # table, which every converge replaces whole. (A drop in any chain of the input hook is final.)
-        table = host.run("fail2ban-client get %s action nftables table", jail).stdout.strip()
-        priority = host.run("fail2ban-client get %s action nftables chain_priority", jail).stdout.strip()
         evidence(f"jail {jail} bans into", f"nftables table inet {table}, input hook priority {priority}")
         assert table and f"inet {table}" != firewall_table, \
             f"jail {jail} bans into the firewall role's table {table}: the next converge would drop every ban"
@@ -140,14 +160,16 @@ def test_management_addresses_are_never_banned(host, hostvars, evidence):
     never = [*hostvars["firewall_management_cidrs"], *hostvars["ids_never_ban_cidrs"]]
     networks = [ipaddress.ip_network(c, strict=False) for c in never]
     problems = []
-    running = running_jails(host)
-    for jail in [j for j in enabled_jails(hostvars) if j in running]:
-        ignored = host.run("fail2ban-client get %s ignoreip", jail).stdout
+    wanted = enabled_jails(hostvars)
+    answers = ask_fail2ban(host, *[f"get {jail} {q}" for jail in wanted for q in ("ignoreip", "banip")])
+    running = running_jails(answers["status"])
+    for jail in [j for j in wanted if j in running]:
+        ignored = answers[f"get {jail} ignoreip"]
         listed = set(re.findall(r"[0-9A-Fa-f:.]+/\d+|[0-9A-Fa-f:.]{3,}", ignored))
         missing = [c for c in never if c not in listed and c.split("/")[0] not in listed]
         if missing:
             problems.append(f"jail {jail} may ban management addresses {', '.join(missing)}")
-        banned = host.run("fail2ban-client get %s banip", jail).stdout.split()
+        banned = answers[f"get {jail} banip"].split()
         evidence(f"jail {jail}", f"never bans: {' '.join(sorted(listed))}; banned now: {' '.join(banned) or 'none'}")
         for address in banned:
             try:
