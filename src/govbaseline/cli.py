@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,16 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
     if args.batch_size is not None:
         print("govbaseline: --batch-size needs --canary", file=sys.stderr)
         return 2
+    if args.tags:
+        from govbaseline.engines import known_tags
+
+        known = known_tags()
+        unknown = sorted({t.strip() for t in args.tags.split(",")} - known)
+        if unknown:
+            print(f"govbaseline: unknown tag {', '.join(unknown)} in --tags: use control ids (e.g. fw-01) or role "
+                  f"names (e.g. firewall); `govbaseline controls` lists them", file=sys.stderr)
+            return 2
+    _selected(args)
     result = apply(Path(args.inventory), engine=args.engine, check=args.check, limit=args.limit,
                    tags=args.tags, waivers=waivers)
     if not result.ok and result.output.startswith("refused before any change"):
@@ -113,6 +124,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if waivers is None:
         return 2
     controls = list(args.control or [])
+    if controls:
+        from govbaseline.catalogue import load_catalogue
+
+        known_ids = {c.id for c in load_catalogue().controls}
+        unknown_ids = sorted(set(controls) - known_ids)
+        if unknown_ids:
+            print(f"govbaseline: unknown control {', '.join(unknown_ids)} in --control (`govbaseline controls` "
+                  "lists them, e.g. FW-01)", file=sys.stderr)
+            return 2
     if args.role:
         from govbaseline.catalogue import load_catalogue
 
@@ -138,6 +158,16 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     outcome = collect(Path(args.inventory), Path(args.report_dir), limit=args.limit, forks=args.forks,
                       max_age_hours=args.max_age_hours, waivers=waivers)
     return _reported(outcome)
+
+
+def _selected(args: argparse.Namespace) -> None:
+    """Refuse (ValueError, exit 2) an inventory, and --limit, that select no host: Ansible would end
+    with "no hosts matched" and exit 0, as if the baseline were applied."""
+    from govbaseline.inventory import select
+
+    if not select(Path(args.inventory), args.limit).hosts.hostvars:
+        where = f" matching --limit {args.limit}" if args.limit else ""
+        raise ValueError(f"inventory {args.inventory} has no hosts{where}")
 
 
 def _reported(outcome: Any) -> int:
@@ -188,9 +218,10 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="govbaseline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="govbaseline", description=__doc__, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"govbaseline {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     controls = sub.add_parser("controls", help="print the control catalogue")
     controls.add_argument("--format", choices=("table", "json"), default="table")
@@ -252,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect_p.set_defaults(func=_cmd_collect)
 
     # Run on a host in pull mode by /usr/local/sbin/govbaseline-pull, from its checkout: not for people.
-    result_p = sub.add_parser("pull-result", help=argparse.SUPPRESS)
+    result_p = sub.add_parser("pull-result")  # no help: left out of the command list
     result_p.add_argument("--inventory", required=True)
     result_p.add_argument("--host", required=True)
     result_p.add_argument("--out", required=True)
@@ -280,12 +311,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_CODES = """exit codes:
+  0    done: applied, or every check passed
+  1    a run failed, or a check failed (the report says which)
+  2    refused before anything ran: bad input, a missing file, an unknown control, tag or host
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (e.g. piped into head)"""
+
+# Options whose value is a path: resolved from the folder govbaseline is started in, before any
+# engine runs (ansible-playbook runs in the project's folder).
+PATH_OPTIONS = ("inventory", "report_dir", "waivers", "out", "apply_log")
+
+
+def _absolute_paths(args: argparse.Namespace) -> None:
+    """Make every path option absolute against the working folder; an inventory that does not exist
+    is refused (FileNotFoundError, exit 2) naming the path as given and as resolved."""
+    for name in PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if value:
+            setattr(args, name, os.path.abspath(os.path.expanduser(value)))
+    inventory = getattr(args, "inventory", None)
+    if inventory and not os.path.exists(inventory):
+        raise FileNotFoundError(f"inventory {inventory} does not exist (-i is read from {os.getcwd()})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        _absolute_paths(args)
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's own flush at exit
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`govbaseline controls | head`): no traceback, and no second error when
+        # Python flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"govbaseline: {exc}", file=sys.stderr)
         return 2
