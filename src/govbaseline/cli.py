@@ -217,7 +217,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shared_options() -> dict[str, argparse.ArgumentParser]:
+    """Options several commands take, each defined once (argparse parent parsers)."""
+    inventory = argparse.ArgumentParser(add_help=False)
+    inventory.add_argument("-i", "--inventory", required=True, help="the Ansible inventory (file or folder)")
+    limit = argparse.ArgumentParser(add_help=False)
+    limit.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
+    waivers = argparse.ArgumentParser(add_help=False)
+    waivers.add_argument("--waivers", metavar="FILE",
+                         help="waivers file: controls not enforced on some hosts until a date (see README)")
+    vault = argparse.ArgumentParser(add_help=False)
+    group = vault.add_argument_group("vault (as ansible-playbook's options; for every Ansible tool of the run)")
+    group.add_argument("--vault-id", action="append", metavar="ID",
+                       help="vault identity, label@file or label@prompt (repeatable)")
+    group.add_argument("--vault-password-file", action="append", metavar="FILE",
+                       help="file holding the vault password, or a script printing it (repeatable)")
+    group.add_argument("--ask-vault-pass", action="store_true", help="ask for the vault password")
+    return {"inventory": inventory, "limit": limit, "waivers": waivers, "vault": vault}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    shared = _shared_options()
+    run = [shared["inventory"], shared["limit"], shared["waivers"], shared["vault"]]
     parser = argparse.ArgumentParser(prog="govbaseline", description=__doc__, epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"govbaseline {__version__}")
@@ -241,14 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--hosts", type=int, default=1, help="how many hosts (default: %(default)s)")
     lab.set_defaults(func=_cmd_lab)
 
-    apply_p = sub.add_parser("apply", help="apply the baseline to an inventory")
-    apply_p.add_argument("-i", "--inventory", required=True)
+    apply_p = sub.add_parser("apply", help="apply the baseline to an inventory", parents=run)
     apply_p.add_argument("--engine", choices=("ansible", "pyinfra"), default="ansible")
     apply_p.add_argument("--check", action="store_true", help="report what would change, change nothing")
-    apply_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     apply_p.add_argument("--tags", help="only these controls, e.g. fw-01,fw-02 (Ansible engine)")
-    apply_p.add_argument("--waivers", metavar="FILE",
-                         help="waivers file: controls not enforced on some hosts until a date (see README)")
     apply_p.add_argument("--canary", type=_positive_int, metavar="N",
                          help="safe rollout: apply to N web servers (with the hosts they depend on), verify "
                               "them, then continue in batches; stop at the first batch that fails")
@@ -258,28 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
                          help="where each batch's verification report goes (with --canary)")
     apply_p.set_defaults(func=_cmd_apply)
 
-    verify_p = sub.add_parser("verify", help="check every host in an inventory and write the report")
-    verify_p.add_argument("-i", "--inventory", required=True)
+    verify_p = sub.add_parser("verify", help="check every host in an inventory and write the report", parents=run)
     verify_p.add_argument("--report-dir", default="reports")
-    verify_p.add_argument("--waivers", metavar="FILE",
-                          help="waivers file: controls not enforced on some hosts until a date (see README)")
     verify_p.add_argument("--forks", type=_positive_int, default=4,
                           help="checks run at once across the hosts (default 4)")
-    verify_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     verify_p.add_argument("--control", action="append", help="only this control id (repeatable)")
     verify_p.add_argument("--role", action="append", help="only the controls of this role, e.g. tls (repeatable)")
     verify_p.set_defaults(func=_cmd_verify)
 
-    collect_p = sub.add_parser("collect", help="gather the results of hosts in pull mode into one report")
-    collect_p.add_argument("-i", "--inventory", required=True)
+    collect_p = sub.add_parser("collect", help="gather the results of hosts in pull mode into one report", parents=run)
     collect_p.add_argument("--report-dir", default="reports/pull")
-    collect_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     collect_p.add_argument("--forks", type=_positive_int, default=10, help="hosts read at once (default 10)")
     collect_p.add_argument("--max-age-hours", type=float, default=6.0,
                            help="older results fail the host: above pull_calendar's interval plus its delay "
                                 "(default %(default)s)")
-    collect_p.add_argument("--waivers", metavar="FILE",
-                           help="waivers file: controls not enforced on some hosts until a date (see README)")
     collect_p.set_defaults(func=_cmd_collect)
 
     # Run on a host in pull mode by /usr/local/sbin/govbaseline-pull, from its checkout: not for people.
@@ -293,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     result_p.add_argument("--commit", default="")
     result_p.set_defaults(func=_cmd_pull_result)
 
-    restore_p = sub.add_parser("restore", help="restore a path from a host's backups (latest or a given snapshot)")
-    restore_p.add_argument("-i", "--inventory", required=True)
+    restore_p = sub.add_parser("restore", help="restore a path from a host's backups (latest or a given snapshot)",
+                               parents=[shared["inventory"], shared["vault"]])
     restore_p.add_argument("--host", required=True, help="the host whose backups to restore from (and onto)")
     restore_p.add_argument("--path", required=True, help="absolute path to restore, e.g. /var/www")
     restore_p.add_argument("--snapshot", default="latest", help="snapshot id (default: %(default)s)")
@@ -339,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _absolute_paths(args)
+        if hasattr(args, "vault_id"):
+            from govbaseline import vault
+
+            vault.configure(args.vault_id, args.vault_password_file, args.ask_vault_pass)
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not in Python's own flush at exit
         return code
