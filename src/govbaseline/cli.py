@@ -1,4 +1,7 @@
-"""The govbaseline command line: controls, lab, apply, verify, demo."""
+# PYTHON_ARGCOMPLETE_OK
+"""The govbaseline command line: controls, lab, apply, verify, demo.
+
+Shell completion (argcomplete): ``eval "$(register-python-argcomplete govbaseline)"`` in bash."""
 
 from __future__ import annotations
 
@@ -345,7 +348,12 @@ def _absolute_paths(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if argv is None:  # only a real command line completes (argcomplete reads the shell's variables)
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     try:
         _absolute_paths(args)
         if hasattr(args, "vault_id"):

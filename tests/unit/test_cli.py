@@ -93,3 +93,19 @@ def test_a_closed_pipe_ends_quietly():
               "from govbaseline.cli import main\nsys.exit(main(['controls']))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_the_shell_completes_commands_and_options(tmp_path):
+    # What bash's completion hook does for `govbaseline ver<TAB>` and `govbaseline verify --vau<TAB>`.
+    import os
+
+    def complete(line: str) -> list[str]:
+        out = tmp_path / "completions"
+        env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+               "_ARGCOMPLETE_STDOUT_FILENAME": str(out), "_ARGCOMPLETE_IFS": "\n"}
+        subprocess.run([sys.executable, "-c", "from govbaseline.cli import main; main()"], env=env, check=False,
+                       capture_output=True)
+        return [word.strip() for word in out.read_text().split("\n")]
+
+    assert "verify" in complete("govbaseline ver")
+    assert {"--vault-id", "--vault-password-file"} <= set(complete("govbaseline verify --vau"))
