@@ -1,9 +1,13 @@
-"""The govbaseline command line: controls, lab, apply, verify, demo."""
+# PYTHON_ARGCOMPLETE_OK
+"""The govbaseline command line: controls, lab, apply, verify, demo.
+
+Shell completion (argcomplete): ``eval "$(register-python-argcomplete govbaseline)"`` in bash."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,6 +103,16 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
     if args.batch_size is not None:
         print("govbaseline: --batch-size needs --canary", file=sys.stderr)
         return 2
+    if args.tags:
+        from govbaseline.engines import known_tags
+
+        known = known_tags()
+        unknown = sorted({t.strip() for t in args.tags.split(",")} - known)
+        if unknown:
+            print(f"govbaseline: unknown tag {', '.join(unknown)} in --tags: use control ids (e.g. fw-01) or role "
+                  f"names (e.g. firewall); `govbaseline controls` lists them", file=sys.stderr)
+            return 2
+    _selected(args)
     result = apply(Path(args.inventory), engine=args.engine, check=args.check, limit=args.limit,
                    tags=args.tags, waivers=waivers)
     if not result.ok and result.output.startswith("refused before any change"):
@@ -113,6 +127,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if waivers is None:
         return 2
     controls = list(args.control or [])
+    if controls:
+        from govbaseline.catalogue import load_catalogue
+
+        known_ids = {c.id for c in load_catalogue().controls}
+        unknown_ids = sorted(set(controls) - known_ids)
+        if unknown_ids:
+            print(f"govbaseline: unknown control {', '.join(unknown_ids)} in --control (`govbaseline controls` "
+                  "lists them, e.g. FW-01)", file=sys.stderr)
+            return 2
     if args.role:
         from govbaseline.catalogue import load_catalogue
 
@@ -138,6 +161,16 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     outcome = collect(Path(args.inventory), Path(args.report_dir), limit=args.limit, forks=args.forks,
                       max_age_hours=args.max_age_hours, waivers=waivers)
     return _reported(outcome)
+
+
+def _selected(args: argparse.Namespace) -> None:
+    """Refuse (ValueError, exit 2) an inventory, and --limit, that select no host: Ansible would end
+    with "no hosts matched" and exit 0, as if the baseline were applied."""
+    from govbaseline.inventory import select
+
+    if not select(Path(args.inventory), args.limit).hosts.hostvars:
+        where = f" matching --limit {args.limit}" if args.limit else ""
+        raise ValueError(f"inventory {args.inventory} has no hosts{where}")
 
 
 def _reported(outcome: Any) -> int:
@@ -187,10 +220,32 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shared_options() -> dict[str, argparse.ArgumentParser]:
+    """Options several commands take, each defined once (argparse parent parsers)."""
+    inventory = argparse.ArgumentParser(add_help=False)
+    inventory.add_argument("-i", "--inventory", required=True, help="the Ansible inventory (file or folder)")
+    limit = argparse.ArgumentParser(add_help=False)
+    limit.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
+    waivers = argparse.ArgumentParser(add_help=False)
+    waivers.add_argument("--waivers", metavar="FILE",
+                         help="waivers file: controls not enforced on some hosts until a date (see README)")
+    vault = argparse.ArgumentParser(add_help=False)
+    group = vault.add_argument_group("vault (as ansible-playbook's options; for every Ansible tool of the run)")
+    group.add_argument("--vault-id", action="append", metavar="ID",
+                       help="vault identity, label@file or label@prompt (repeatable)")
+    group.add_argument("--vault-password-file", action="append", metavar="FILE",
+                       help="file holding the vault password, or a script printing it (repeatable)")
+    group.add_argument("--ask-vault-pass", action="store_true", help="ask for the vault password")
+    return {"inventory": inventory, "limit": limit, "waivers": waivers, "vault": vault}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="govbaseline", description=__doc__)
+    shared = _shared_options()
+    run = [shared["inventory"], shared["limit"], shared["waivers"], shared["vault"]]
+    parser = argparse.ArgumentParser(prog="govbaseline", description=__doc__, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"govbaseline {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     controls = sub.add_parser("controls", help="print the control catalogue")
     controls.add_argument("--format", choices=("table", "json"), default="table")
@@ -210,14 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--hosts", type=int, default=1, help="how many hosts (default: %(default)s)")
     lab.set_defaults(func=_cmd_lab)
 
-    apply_p = sub.add_parser("apply", help="apply the baseline to an inventory")
-    apply_p.add_argument("-i", "--inventory", required=True)
+    apply_p = sub.add_parser("apply", help="apply the baseline to an inventory", parents=run)
     apply_p.add_argument("--engine", choices=("ansible", "pyinfra"), default="ansible")
     apply_p.add_argument("--check", action="store_true", help="report what would change, change nothing")
-    apply_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     apply_p.add_argument("--tags", help="only these controls, e.g. fw-01,fw-02 (Ansible engine)")
-    apply_p.add_argument("--waivers", metavar="FILE",
-                         help="waivers file: controls not enforced on some hosts until a date (see README)")
     apply_p.add_argument("--canary", type=_positive_int, metavar="N",
                          help="safe rollout: apply to N web servers (with the hosts they depend on), verify "
                               "them, then continue in batches; stop at the first batch that fails")
@@ -227,32 +278,24 @@ def build_parser() -> argparse.ArgumentParser:
                          help="where each batch's verification report goes (with --canary)")
     apply_p.set_defaults(func=_cmd_apply)
 
-    verify_p = sub.add_parser("verify", help="check every host in an inventory and write the report")
-    verify_p.add_argument("-i", "--inventory", required=True)
+    verify_p = sub.add_parser("verify", help="check every host in an inventory and write the report", parents=run)
     verify_p.add_argument("--report-dir", default="reports")
-    verify_p.add_argument("--waivers", metavar="FILE",
-                          help="waivers file: controls not enforced on some hosts until a date (see README)")
     verify_p.add_argument("--forks", type=_positive_int, default=4,
                           help="checks run at once across the hosts (default 4)")
-    verify_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     verify_p.add_argument("--control", action="append", help="only this control id (repeatable)")
     verify_p.add_argument("--role", action="append", help="only the controls of this role, e.g. tls (repeatable)")
     verify_p.set_defaults(func=_cmd_verify)
 
-    collect_p = sub.add_parser("collect", help="gather the results of hosts in pull mode into one report")
-    collect_p.add_argument("-i", "--inventory", required=True)
+    collect_p = sub.add_parser("collect", help="gather the results of hosts in pull mode into one report", parents=run)
     collect_p.add_argument("--report-dir", default="reports/pull")
-    collect_p.add_argument("--limit", help="only these hosts or groups (Ansible pattern)")
     collect_p.add_argument("--forks", type=_positive_int, default=10, help="hosts read at once (default 10)")
     collect_p.add_argument("--max-age-hours", type=float, default=6.0,
                            help="older results fail the host: above pull_calendar's interval plus its delay "
                                 "(default %(default)s)")
-    collect_p.add_argument("--waivers", metavar="FILE",
-                           help="waivers file: controls not enforced on some hosts until a date (see README)")
     collect_p.set_defaults(func=_cmd_collect)
 
     # Run on a host in pull mode by /usr/local/sbin/govbaseline-pull, from its checkout: not for people.
-    result_p = sub.add_parser("pull-result", help=argparse.SUPPRESS)
+    result_p = sub.add_parser("pull-result")  # no help: left out of the command list
     result_p.add_argument("--inventory", required=True)
     result_p.add_argument("--host", required=True)
     result_p.add_argument("--out", required=True)
@@ -262,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     result_p.add_argument("--commit", default="")
     result_p.set_defaults(func=_cmd_pull_result)
 
-    restore_p = sub.add_parser("restore", help="restore a path from a host's backups (latest or a given snapshot)")
-    restore_p.add_argument("-i", "--inventory", required=True)
+    restore_p = sub.add_parser("restore", help="restore a path from a host's backups (latest or a given snapshot)",
+                               parents=[shared["inventory"], shared["vault"]])
     restore_p.add_argument("--host", required=True, help="the host whose backups to restore from (and onto)")
     restore_p.add_argument("--path", required=True, help="absolute path to restore, e.g. /var/www")
     restore_p.add_argument("--snapshot", default="latest", help="snapshot id (default: %(default)s)")
@@ -280,12 +323,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_CODES = """exit codes:
+  0    done: applied, or every check passed
+  1    a run failed, or a check failed (the report says which)
+  2    refused before anything ran: bad input, a missing file, an unknown control, tag or host
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (e.g. piped into head)"""
+
+# Options whose value is a path: resolved from the folder govbaseline is started in, before any
+# engine runs (ansible-playbook runs in the project's folder).
+PATH_OPTIONS = ("inventory", "report_dir", "waivers", "out", "apply_log")
+
+
+def _absolute_paths(args: argparse.Namespace) -> None:
+    """Make every path option absolute against the working folder; an inventory that does not exist
+    is refused (FileNotFoundError, exit 2) naming the path as given and as resolved."""
+    for name in PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if value:
+            setattr(args, name, os.path.abspath(os.path.expanduser(value)))
+    inventory = getattr(args, "inventory", None)
+    if inventory and not os.path.exists(inventory):
+        raise FileNotFoundError(f"inventory {inventory} does not exist (-i is read from {os.getcwd()})")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if argv is None:  # only a real command line completes (argcomplete reads the shell's variables)
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        _absolute_paths(args)
+        if hasattr(args, "vault_id"):
+            from govbaseline import vault
+
+            vault.configure(args.vault_id, args.vault_password_file, args.ask_vault_pass)
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's own flush at exit
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`govbaseline controls | head`): no traceback, and no second error when
+        # Python flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"govbaseline: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from typing import Any
 
 from govbaseline import validation
 from govbaseline.inventory import ResolvedInventory, Selection, ansible_env, select, ssh_options, tool
-from govbaseline.paths import PACKAGE_DIR, PLAYBOOKS_DIR, PROJECT_ROOT
+from govbaseline.paths import PACKAGE_DIR, PLAYBOOKS_DIR, PROJECT_ROOT, ROLES_DIR
 from govbaseline.waivers import Waiver, check_scope
 from govbaseline.waivers import waived as waived_on
 
@@ -80,6 +80,30 @@ def apply(inventory: Path, engine: str = "ansible", check: bool = False, limit: 
     return EngineResult("ansible", code, "".join(outputs))
 
 
+# Tags Ansible itself gives a meaning to (``--tags always`` and the like).
+ANSIBLE_SPECIAL_TAGS = frozenset({"all", "always", "never", "tagged", "untagged"})
+
+
+def known_tags() -> set[str]:
+    """Every tag the site playbook and the roles' tasks carry (control ids in lower case, role
+    names), and Ansible's special tags: what ``--tags`` may name."""
+    found: set[str] = set(ANSIBLE_SPECIAL_TAGS)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            tags = node.get("tags")
+            found.update([tags] if isinstance(tags, str) else [str(t) for t in tags or [] if isinstance(tags, list)])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in [*PLAYBOOKS_DIR.glob("*.yml"), *ROLES_DIR.glob("*/tasks/*.yml"), *ROLES_DIR.glob("*/handlers/*.yml")]:
+        walk(validation.load_yaml(path))
+    return found
+
+
 def _run(cmd: list[str], env: dict[str, str] | None, stream: bool) -> tuple[int, str]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             cwd=PROJECT_ROOT)
@@ -96,7 +120,8 @@ def _run(cmd: list[str], env: dict[str, str] | None, stream: bool) -> tuple[int,
 def run_ansible(inventory: Path, check: bool = False, limit: str | None = None, tags: str | None = None,
                 playbook: str = "site.yml", stream: bool = True,
                 extra_vars: dict[str, Any] | None = None, skip_tags: str | None = None) -> EngineResult:
-    cmd = [tool("ansible-playbook"), "-i", str(inventory), str(PLAYBOOKS_DIR / playbook)]
+    # ansible-playbook runs in the project's folder: a relative inventory is the caller's, made absolute here.
+    cmd = [tool("ansible-playbook"), "-i", str(Path(inventory).absolute()), str(PLAYBOOKS_DIR / playbook)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     if check:

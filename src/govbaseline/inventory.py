@@ -1,7 +1,8 @@
 """One inventory for both engines: resolve the Ansible inventory once with ``ansible-inventory``.
 
-``ansible-inventory --list`` applies group_vars, host_vars and vault, so the pyinfra engine and
-verify see exactly the variables Ansible would.
+``ansible-inventory --list`` applies group_vars, host_vars and vault-encrypted files; inline ``!vault``
+values it leaves encrypted are opened by ``govbaseline.vault`` with the same secrets. So the pyinfra
+engine and verify see exactly the variables Ansible would.
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ def resolve(inventory: Path, limit: str | None = None) -> ResolvedInventory:
 
     walk("all")
     hosts = set(groups.get("all", []))
-    return ResolvedInventory(hostvars={h: hostvars.get(h, {}) for h in sorted(hosts)}, groups=groups)
+    from govbaseline import vault  # ansible-inventory leaves inline !vault values encrypted
+
+    return ResolvedInventory(hostvars=vault.decrypt({h: hostvars.get(h, {}) for h in sorted(hosts)}), groups=groups)
 
 
 def ssh_options(hostvars: dict[str, Any]) -> dict[str, str]:

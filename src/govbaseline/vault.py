@@ -1,0 +1,130 @@
+"""Ansible Vault for both engines: one set of vault secrets for every Ansible tool govbaseline starts
+and for the variables it reads itself.
+
+The command line's ``--vault-id``, ``--vault-password-file`` and ``--ask-vault-pass`` become
+Ansible's own settings in the environment (``ANSIBLE_VAULT_IDENTITY_LIST``,
+``ANSIBLE_VAULT_PASSWORD_FILE``), so ``ansible-playbook``, ``ansible-inventory`` and testinfra's
+Ansible runs all read them. ``ansible-inventory --list`` leaves inline ``!vault`` values encrypted;
+``decrypt`` opens them with the same secrets (ansible-core's own vault code) for the pyinfra engine,
+the validation and the checks, which read the resolved variables.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+VAULT_KEY = "__ansible_vault"  # how ansible-inventory --list writes an encrypted value
+
+
+class VaultError(ValueError):
+    """A vaulted value that cannot be opened: no vault secret given, or none that fits."""
+
+
+def configure(vault_ids: list[str] | None = None, password_files: list[str] | None = None,
+              ask: bool = False) -> None:
+    """Hand the vault options to every Ansible tool started from now on (environment variables, added
+    to any the user set). ``ask``: prompt once for the password (no echo) and keep it in a private
+    file (mode 0600) that is removed when the process ends. Paths are made absolute (the tools run
+    in other folders); a missing password file raises FileNotFoundError."""
+    identities = [i for i in os.environ.get("ANSIBLE_VAULT_IDENTITY_LIST", "").split(",") if i]
+    for vault_id in vault_ids or []:
+        label, sep, source = vault_id.rpartition("@")
+        if sep and source != "prompt":
+            source = _existing(source, "--vault-id")
+        identities.append(f"{label}@{source}" if sep else _existing(vault_id, "--vault-id"))
+    for path in password_files or []:
+        identities.append(_existing(path, "--vault-password-file"))
+    if ask:
+        identities.append(_prompted())
+    if identities:
+        os.environ["ANSIBLE_VAULT_IDENTITY_LIST"] = ",".join(identities)
+
+
+def _existing(path: str, option: str) -> str:
+    absolute = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(absolute):
+        raise FileNotFoundError(f"{option}: vault password file {absolute} does not exist")
+    return absolute
+
+
+def _prompted() -> str:
+    password = getpass.getpass("Vault password: ")
+    handle, name = tempfile.mkstemp(prefix="govbaseline-vault-")  # mode 0600
+    with os.fdopen(handle, "w") as out:
+        out.write(password + "\n")
+    atexit.register(lambda: Path(name).unlink(missing_ok=True))
+    return name
+
+
+def secrets() -> list[tuple[str, Any]]:
+    """The vault secrets of the environment's settings, loaded as Ansible loads them (a password
+    file, or a script that prints the password)."""
+    from ansible.cli import CLI
+    from ansible.parsing.dataloader import DataLoader
+
+    from govbaseline.inventory import ansible_env
+
+    env = ansible_env()
+    ids = [i for i in env.get("ANSIBLE_VAULT_IDENTITY_LIST", "").split(",") if i]
+    files = [env["ANSIBLE_VAULT_PASSWORD_FILE"]] if env.get("ANSIBLE_VAULT_PASSWORD_FILE") else []
+    if not ids and not files:
+        return []
+    options = {"vault_ids": ids, "vault_password_files": files, "ask_vault_pass": False, "auto_prompt": False}
+    try:  # ansible-core 2.19 also makes them the process's vault context, once only: not wanted here
+        return list(CLI.setup_vault_secrets(DataLoader(), initialize_context=False, **options))
+    except TypeError:  # ansible-core 2.18 has no such context
+        return list(CLI.setup_vault_secrets(DataLoader(), **options))
+
+
+def decrypt(hostvars: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``hostvars`` (host -> variables, from ansible-inventory) with every encrypted value opened, in
+    place. Raises VaultError naming the host and variable when no secret was given or none fits."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, host: str, name: str) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {VAULT_KEY}:
+                found.append((host, name))
+                return node
+            return {k: walk(v, host, name) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, host, name) for v in node]
+        return node
+
+    for host, variables in hostvars.items():
+        for name, value in variables.items():
+            walk(value, host, name)
+    if not found:
+        return hostvars
+    loaded = secrets()
+    if not loaded:
+        where = ", ".join(f"{h}: {n}" for h, n in found[:5])
+        raise VaultError(f"the inventory has vault-encrypted values ({where}): give --vault-password-file, "
+                         "--vault-id or --ask-vault-pass")
+    from ansible.errors import AnsibleError
+    from ansible.parsing.vault import VaultLib
+
+    vault = VaultLib(loaded)
+
+    def opened(node: Any, host: str, name: str) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {VAULT_KEY}:
+                try:
+                    return vault.decrypt(node[VAULT_KEY]).decode()
+                except AnsibleError as exc:
+                    raise VaultError(f"{host}: {name} cannot be decrypted with the vault secrets given "
+                                     f"({exc.message})") from None
+            return {k: opened(v, host, name) for k, v in node.items()}
+        if isinstance(node, list):
+            return [opened(v, host, name) for v in node]
+        return node
+
+    for host, variables in hostvars.items():
+        for name in list(variables):
+            variables[name] = opened(variables[name], host, name)
+    return hostvars

@@ -1,0 +1,111 @@
+"""The command line as a careful tool (govbaseline.cli): paths from the working folder, unknown names
+and empty selections refused before anything runs (exit 2, the message naming the option), help
+without hidden commands and with the exit codes, a closed pipe ending quietly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from govbaseline import cli, engines
+
+INVENTORY = """all:
+  children:
+    webservers:
+      hosts:
+        web1: {ansible_host: 192.0.2.10}
+"""
+
+
+@pytest.fixture
+def team(tmp_path, monkeypatch):
+    """A team's own folder, outside the checkout, with its inventory; the working folder."""
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "hosts.yml").write_text(INVENTORY)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_relative_inventory_is_the_working_folders(team, monkeypatch):
+    seen = {}
+
+    def fake_apply(inventory, **kwargs):
+        seen["inventory"] = inventory
+        return engines.EngineResult("ansible", 0, "")
+
+    monkeypatch.setattr(engines, "apply", fake_apply)
+    assert cli.main(["apply", "-i", "inventory/", "--check"]) == 0
+    assert seen["inventory"] == team / "inventory"
+
+
+def test_ansible_playbook_gets_an_absolute_inventory(team, monkeypatch):
+    ran = {}
+    monkeypatch.setattr(engines, "_run", lambda cmd, env, stream: (ran.setdefault("cmd", cmd), (0, ""))[1])
+    engines.run_ansible(Path("inventory"))
+    assert ran["cmd"][ran["cmd"].index("-i") + 1] == str(team / "inventory")
+
+
+@pytest.mark.parametrize("command", [["apply"], ["verify"], ["collect"]])
+def test_an_inventory_that_does_not_exist_is_refused(team, capsys, command):
+    assert cli.main([*command, "-i", "nowhere/hosts.yml"]) == 2
+    err = capsys.readouterr().err
+    assert f"inventory {team / 'nowhere/hosts.yml'} does not exist" in err
+
+
+def test_an_inventory_without_matching_hosts_is_refused_before_ansible_runs(team, capsys, monkeypatch):
+    monkeypatch.setattr(engines, "apply", lambda *a, **k: pytest.fail("the engine ran"))
+    assert cli.main(["apply", "-i", "inventory", "--limit", "db*"]) == 2
+    assert "has no hosts matching --limit db*" in capsys.readouterr().err
+
+
+def test_an_unknown_tag_is_refused(team, capsys, monkeypatch):
+    monkeypatch.setattr(engines, "apply", lambda *a, **k: pytest.fail("the engine ran"))
+    assert cli.main(["apply", "-i", "inventory", "--tags", "fw-01,nope-99"]) == 2
+    assert "unknown tag nope-99 in --tags" in capsys.readouterr().err
+
+
+def test_known_tags_are_the_controls_and_roles():
+    tags = engines.known_tags()
+    assert {"fw-01", "tls-05", "firewall", "backup_server", "always"} <= tags
+    assert "nope-99" not in tags
+
+
+def test_an_unknown_control_is_refused(team, capsys, monkeypatch):
+    import govbaseline.verify
+
+    monkeypatch.setattr(govbaseline.verify, "verify", lambda *a, **k: pytest.fail("verify ran"))
+    assert cli.main(["verify", "-i", "inventory", "--control", "NOPE-99"]) == 2
+    assert "unknown control NOPE-99 in --control" in capsys.readouterr().err
+
+
+def test_help_lists_no_hidden_command_and_states_the_exit_codes():
+    text = cli.build_parser().format_help()
+    assert "SUPPRESS" not in text and "pull-result" not in text
+    assert "exit codes:" in text and "141" in text
+
+
+def test_a_closed_pipe_ends_quietly():
+    # `govbaseline controls | head -1` once head has gone: stdout is a pipe nobody reads any more.
+    script = ("import os, sys\nr, w = os.pipe()\nos.close(r)\nos.dup2(w, 1)\n"
+              "from govbaseline.cli import main\nsys.exit(main(['controls']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_the_shell_completes_commands_and_options(tmp_path):
+    # What bash's completion hook does for `govbaseline ver<TAB>` and `govbaseline verify --vau<TAB>`.
+    import os
+
+    def complete(line: str) -> list[str]:
+        out = tmp_path / "completions"
+        env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+               "_ARGCOMPLETE_STDOUT_FILENAME": str(out), "_ARGCOMPLETE_IFS": "\n"}
+        subprocess.run([sys.executable, "-c", "from govbaseline.cli import main; main()"], env=env, check=False,
+                       capture_output=True)
+        return [word.strip() for word in out.read_text().split("\n")]
+
+    assert "verify" in complete("govbaseline ver")
+    assert {"--vault-id", "--vault-password-file"} <= set(complete("govbaseline verify --vau"))
