@@ -40,7 +40,7 @@ def test_a_server_that_does_not_answer_fails_the_check():
     # fail2ban stopped: the client prints only its prompts, exits 0 and logs the error on stderr.
     host = Host(BANNER + "fail2ban> fail2ban> fail2ban> ",
                 "ERROR   Failed to access socket path: /var/run/fail2ban/fail2ban.sock. Is fail2ban running?")
-    with pytest.raises(AssertionError, match="cannot reach the server: .*Failed to access socket"):
+    with pytest.raises(AssertionError, match=r"cannot reach the server: .*Failed to access socket"):
         ask_fail2ban(host, "get sshd ignoreip", "get sshd banip")
 
 
