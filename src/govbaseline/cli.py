@@ -107,14 +107,13 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
         from govbaseline.engines import known_tags
 
         known = known_tags()
-        unknown = sorted({t.strip() for t in args.tags.split(",")} - known)
+        unknown = sorted({t.strip() for t in args.tags.split(",") if t.strip()} - known)
         if unknown:
             print(f"govbaseline: unknown tag {', '.join(unknown)} in --tags: use control ids (e.g. fw-01) or role "
                   f"names (e.g. firewall); `govbaseline controls` lists them", file=sys.stderr)
             return 2
-    _selected(args)
     result = apply(Path(args.inventory), engine=args.engine, check=args.check, limit=args.limit,
-                   tags=args.tags, waivers=waivers)
+                   tags=args.tags, waivers=waivers, selection=_selected(args))
     if not result.ok and result.output.startswith("refused before any change"):
         print(result.output, file=sys.stderr, end="")
     return result.returncode
@@ -126,7 +125,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     waivers = _waivers(args)
     if waivers is None:
         return 2
-    controls = list(args.control or [])
+    # As the checks read them: upper case, several ids per option allowed (FW-01,FW-02).
+    controls = [c.strip().upper() for given in args.control or [] for c in given.split(",") if c.strip()]
     if controls:
         from govbaseline.catalogue import load_catalogue
 
@@ -163,14 +163,17 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return _reported(outcome)
 
 
-def _selected(args: argparse.Namespace) -> None:
-    """Refuse (ValueError, exit 2) an inventory, and --limit, that select no host: Ansible would end
-    with "no hosts matched" and exit 0, as if the baseline were applied."""
+def _selected(args: argparse.Namespace) -> Any:
+    """The hosts of the inventory and --limit (a ``Selection``, handed on to the engine); refuses
+    (ValueError, exit 2) a selection without hosts: Ansible would end with "no hosts matched" and
+    exit 0, as if the baseline were applied."""
     from govbaseline.inventory import select
 
-    if not select(Path(args.inventory), args.limit).hosts.hostvars:
+    selection = select(Path(args.inventory), args.limit)
+    if not selection.hosts.hostvars:
         where = f" matching --limit {args.limit}" if args.limit else ""
         raise ValueError(f"inventory {args.inventory} has no hosts{where}")
+    return selection
 
 
 def _reported(outcome: Any) -> int:
@@ -349,9 +352,12 @@ def _absolute_paths(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    if argv is None:  # only a real command line completes (argcomplete reads the shell's variables)
-        import argcomplete
-
+    if argv is None and "_ARGCOMPLETE" in os.environ:  # the shell asks for completions
+        # Only then: a host in pull mode runs `python3 -m govbaseline pull-result` with Debian's packages.
+        try:
+            import argcomplete
+        except ModuleNotFoundError:
+            return 0
         argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
     try:

@@ -14,11 +14,15 @@ from __future__ import annotations
 import atexit
 import getpass
 import os
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 VAULT_KEY = "__ansible_vault"  # how ansible-inventory --list writes an encrypted value
+# Every value this process decrypted: secrets whatever their variable is called (verify masks them).
+OPENED: set[str] = set()
 
 
 class VaultError(ValueError):
@@ -33,14 +37,18 @@ def configure(vault_ids: list[str] | None = None, password_files: list[str] | No
     in other folders); a missing password file raises FileNotFoundError."""
     identities = [i for i in os.environ.get("ANSIBLE_VAULT_IDENTITY_LIST", "").split(",") if i]
     for vault_id in vault_ids or []:
-        label, sep, source = vault_id.rpartition("@")
-        if sep and source != "prompt":
+        # As Ansible reads it: "label@source" or a bare source; the source is a file, a script or "prompt".
+        label, sep, source = vault_id.partition("@") if "@" in vault_id else ("", "", vault_id)
+        if source in ("prompt", "prompt_ask_vault_pass"):
+            # Asked here, once: each Ansible tool of the run would ask again, or fail without a terminal.
+            source = _prompted(label or "default")
+        else:
             source = _existing(source, "--vault-id")
-        identities.append(f"{label}@{source}" if sep else _existing(vault_id, "--vault-id"))
+        identities.append(f"{label}{sep}{source}")
     for path in password_files or []:
         identities.append(_existing(path, "--vault-password-file"))
     if ask:
-        identities.append(_prompted())
+        identities.append(_prompted("default"))
     if identities:
         os.environ["ANSIBLE_VAULT_IDENTITY_LIST"] = ",".join(identities)
 
@@ -52,12 +60,17 @@ def _existing(path: str, option: str) -> str:
     return absolute
 
 
-def _prompted() -> str:
-    password = getpass.getpass("Vault password: ")
-    handle, name = tempfile.mkstemp(prefix="govbaseline-vault-")  # mode 0600
+def _prompted(label: str) -> str:
+    """Ask for the password of vault id ``label`` (no echo) and keep it in a private file (mode 0600,
+    removed when the process ends) that the run's Ansible tools read; returns its path."""
+    password = getpass.getpass(f"Vault password ({label}): ")
+    # The user's runtime folder (memory, the user's only) where there is one; mode 0600 either way.
+    handle, name = tempfile.mkstemp(prefix="govbaseline-vault-", dir=os.environ.get("XDG_RUNTIME_DIR") or None)
     with os.fdopen(handle, "w") as out:
         out.write(password + "\n")
     atexit.register(lambda: Path(name).unlink(missing_ok=True))
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # a killed run still removes the file
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     return name
 
 
@@ -115,7 +128,9 @@ def decrypt(hostvars: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if isinstance(node, dict):
             if set(node) == {VAULT_KEY}:
                 try:
-                    return vault.decrypt(node[VAULT_KEY]).decode()
+                    plain = vault.decrypt(node[VAULT_KEY]).decode()
+                    OPENED.add(plain)
+                    return plain
                 except AnsibleError as exc:
                     raise VaultError(f"{host}: {name} cannot be decrypted with the vault secrets given "
                                      f"({exc.message})") from None

@@ -109,3 +109,30 @@ def test_the_shell_completes_commands_and_options(tmp_path):
 
     assert "verify" in complete("govbaseline ver")
     assert {"--vault-id", "--vault-password-file"} <= set(complete("govbaseline verify --vau"))
+
+
+def test_the_command_line_runs_where_argcomplete_is_not_installed(team):
+    # A host in pull mode runs `python3 -m govbaseline pull-result` with Debian's packages only.
+    script = ("import sys\nsys.modules['argcomplete'] = None\nsys.argv = ['govbaseline', 'controls']\n"
+              "from govbaseline.cli import main\nsys.exit(main())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "FW-01" in done.stdout, done.stderr
+
+
+def test_controls_are_read_as_the_checks_read_them(team, monkeypatch):
+    import govbaseline.verify
+
+    seen = {}
+
+    def fake_verify(inventory, **kwargs):
+        seen["controls"] = kwargs["controls"]
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(govbaseline.verify, "verify", fake_verify)
+    assert cli.main(["verify", "-i", "inventory", "--control", "fw-01,FW-02", "--control", "tls-01"]) == 2
+    assert seen["controls"] == ["FW-01", "FW-02", "TLS-01"]
+
+
+def test_an_empty_entry_in_tags_is_ignored(team, monkeypatch):
+    monkeypatch.setattr(engines, "apply", lambda *a, **k: engines.EngineResult("ansible", 0, ""))
+    assert cli.main(["apply", "-i", "inventory", "--tags", "fw-01,"]) == 0

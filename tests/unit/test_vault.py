@@ -4,6 +4,9 @@ line names, and is refused with a message naming the variable and the options wi
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 from ansible.parsing.vault import VaultLib, VaultSecret
 
@@ -17,7 +20,9 @@ PLAIN = "hunter2"  # the vaulted value: a test secret
 def vaulted(tmp_path, monkeypatch):
     """An inventory whose web1 has a vaulted backup_rest_password, and the vault password file."""
     for name in ("ANSIBLE_VAULT_IDENTITY_LIST", "ANSIBLE_VAULT_PASSWORD_FILE"):
-        monkeypatch.setenv(name, "unset")  # recorded, so the test's own value is undone afterwards
+        # setenv records the variable's state before the test (absent here): configure() writes it,
+        # and monkeypatch's undo restores that state; delenv then starts the test without it.
+        monkeypatch.setenv(name, "unset")
         monkeypatch.delenv(name)
     secret = VaultLib([("default", VaultSecret(b"correct horse"))]).encrypt(PLAIN).decode()
     inventory = tmp_path / "hosts.yml"
@@ -69,8 +74,6 @@ def test_the_command_line_hands_the_password_to_every_ansible_tool(vaulted, monk
     seen = {}
 
     def fake_verify(inventory, **kwargs):
-        import os
-
         seen["identities"] = os.environ["ANSIBLE_VAULT_IDENTITY_LIST"]
         seen["value"] = resolve(inventory).hostvars["web1"]["backup_rest_password"]
         raise RuntimeError("stop here")
@@ -80,3 +83,27 @@ def test_the_command_line_hands_the_password_to_every_ansible_tool(vaulted, monk
     monkeypatch.setattr(govbaseline.verify, "verify", fake_verify)
     assert cli.main(["verify", "-i", inventory.name, "--vault-password-file", password.name]) == 2
     assert seen == {"identities": str(password), "value": PLAIN}
+
+
+def test_a_prompted_vault_id_is_asked_once_for_every_tool(vaulted, monkeypatch):
+    inventory, _ = vaulted
+    asked = []
+    monkeypatch.setattr(vault.getpass, "getpass", lambda prompt: asked.append(prompt) or "correct horse")
+    vault.configure(vault_ids=["prod@prompt"])
+    label, _, path = os.environ["ANSIBLE_VAULT_IDENTITY_LIST"].partition("@")
+    assert (label, asked) == ("prod", ["Vault password (prod): "])
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # ansible-inventory (a child process) and govbaseline's own reading both open the value, no prompt.
+    assert resolve(inventory).hostvars["web1"]["backup_rest_password"] == PLAIN
+    assert len(asked) == 1
+
+
+def test_a_decrypted_value_is_masked_whatever_its_name(vaulted):
+    from govbaseline.verify import masker, secret_values
+
+    inventory, password = vaulted
+    vault.configure(password_files=[str(password)])
+    hostvars = resolve(inventory).hostvars
+    hostvars["web1"]["greeting"] = hostvars["web1"].pop("backup_rest_password")  # a name no rule knows
+    assert PLAIN in secret_values(hostvars)
+    assert PLAIN not in masker(secret_values(hostvars))(f"the output said {PLAIN}")

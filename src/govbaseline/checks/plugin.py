@@ -60,7 +60,9 @@ def _use_resolved_inventory(config: pytest.Config) -> None:
     runner.__dict__["inventory"] = json.loads(Path(path).read_text())
     try:  # execnet is the controller's: a host checking itself in pull mode has its own packages
         from govbaseline.checks import session
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "execnet":
+            raise
         return
     session.attach(runner)
 
@@ -277,7 +279,7 @@ def _evidence(request: pytest.FixtureRequest) -> Iterator[None]:
     original = host.backend.run
 
     def recording_run(command: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.time()
+        started, clock = time.time(), time.monotonic()
         result = original(command, *args, **kwargs)
         records.append({
             "command": host.backend.get_command(command, *args),
@@ -285,7 +287,7 @@ def _evidence(request: pytest.FixtureRequest) -> Iterator[None]:
             "stdout": result.stdout[:EVIDENCE_LIMIT],
             "stderr": result.stderr[:EVIDENCE_LIMIT],
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "seconds": round(time.time() - started, 3),  # wall time on the controller, transport included
+            "seconds": round(time.monotonic() - clock, 3),  # wall time on the controller, transport included
         })
         return result
 
