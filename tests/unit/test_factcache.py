@@ -62,7 +62,10 @@ def test_one_command_answers_each_fact_as_its_own_command_would(tmp_path: Path) 
     cache.ask_together(questions, {})
     assert len(host.commands) == 1 and cache.commands == 1
     for key, fact, kwargs in questions[:5]:
-        assert cache.known[key] == alone(LocalHost(), fact, kwargs), key
+        answer = alone(LocalHost(), fact, kwargs)
+        if key == "file":  # the batched sha1 read the file after its stat: the access time may differ
+            answer["atime"] = cache.known[key]["atime"]
+        assert cache.known[key] == answer, key
     assert cache.known["absent"] is None
     assert cache.known["no-final-newline"] == "x\ny"
     # Left to pyinfra, which reports the failure or the missing program as it always does.
