@@ -16,7 +16,11 @@ from govbaseline.checks.schedule import alive, period_hours
 INST = re.compile(r"^Inst (\S+) \[([^\]]+)\] \((\S+) (.+?)(?: \[[^\]]+\])?\)")
 
 # Prints "Allowed origins are: <pattern>, ..." as unattended-upgrades computes them (its program has no .py name).
+# Run with python3 -B: importing the program would otherwise write /usr/bin/__pycache__, a change to
+# the host that the integrity check (FIM-01) rightly reports; a check must leave the host as it was.
 ALLOWED_ORIGINS = """
+import sys
+sys.dont_write_bytecode = True
 import importlib.machinery, importlib.util
 loader = importlib.machinery.SourceFileLoader("unattended_upgrade", "/usr/bin/unattended-upgrade")
 module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
@@ -40,7 +44,7 @@ def test_unattended_upgrades_installs_security_updates_daily(host, hostvars, evi
         assert f'{key} "1";' in config, f"{key} is not 1: apt does not do it every day"
     # Ask unattended-upgrades itself which origins it would install from: its own get_allowed_origins()
     # on apt's configuration, what a run logs as "Allowed origins are" (a dry run costs a second to open apt's cache).
-    origins = host.run(f"python3 -c {shlex.quote(ALLOWED_ORIGINS)}")
+    origins = host.run(f"python3 -B -c {shlex.quote(ALLOWED_ORIGINS)}")
     assert "-security" in origins.stdout, \
         f"unattended-upgrades does not take the security archive: {(origins.stdout or origins.stderr).strip()[-500:]}"
     # apt's own timers, held to Debian's schedule: a foreign drop-in that moves or stops them fails.
