@@ -127,25 +127,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         return 2
     # As the checks read them: upper case, several ids per option allowed (FW-01,FW-02).
     controls = [c.strip().upper() for given in args.control or [] for c in given.split(",") if c.strip()]
-    if controls:
+    if controls or args.role:
         from govbaseline.catalogue import load_catalogue
 
-        known_ids = {c.id for c in load_catalogue().controls}
-        unknown_ids = sorted(set(controls) - known_ids)
+        catalogue = load_catalogue().controls
+        unknown_ids = sorted(set(controls) - {c.id for c in catalogue})
         if unknown_ids:
             print(f"govbaseline: unknown control {', '.join(unknown_ids)} in --control (`govbaseline controls` "
                   "lists them, e.g. FW-01)", file=sys.stderr)
             return 2
-    if args.role:
-        from govbaseline.catalogue import load_catalogue
-
-        known = {c.role for c in load_catalogue().controls}
-        unknown = sorted(set(args.role) - known)
+        known = {c.role for c in catalogue}
+        unknown = sorted(set(args.role or []) - known)
         if unknown:
             print(f"govbaseline: unknown role {', '.join(unknown)} (roles: {', '.join(sorted(known))})",
                   file=sys.stderr)
             return 2
-        controls += [c.id for c in load_catalogue().controls if c.role in args.role and c.status == "implemented"]
+        controls += [c.id for c in catalogue if c.role in (args.role or []) and c.status == "implemented"]
     # A waiver outside the inventory (WaiverError, a ValueError) is reported by main(), exit 2.
     outcome = verify(Path(args.inventory), report_dir=Path(args.report_dir), forks=args.forks,
                      limit=args.limit, controls=controls or None, waivers=waivers)

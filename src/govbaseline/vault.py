@@ -94,24 +94,34 @@ def secrets() -> list[tuple[str, Any]]:
         return list(CLI.setup_vault_secrets(DataLoader(), **options))
 
 
-def decrypt(hostvars: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``hostvars`` (host -> variables, from ansible-inventory) with every encrypted value opened, in
-    place. Raises VaultError naming the host and variable when no secret was given or none fits."""
-    found: list[tuple[str, str]] = []
+def _each_vaulted(hostvars: dict[str, dict[str, Any]], replace: Any) -> None:
+    """Replace, in place, every encrypted value in ``hostvars`` (at any depth) by
+    ``replace(ciphertext, host, variable)``."""
 
     def walk(node: Any, host: str, name: str) -> Any:
         if isinstance(node, dict):
             if set(node) == {VAULT_KEY}:
-                found.append((host, name))
-                return node
+                return replace(node[VAULT_KEY], host, name)
             return {k: walk(v, host, name) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v, host, name) for v in node]
         return node
 
     for host, variables in hostvars.items():
-        for name, value in variables.items():
-            walk(value, host, name)
+        for name in list(variables):
+            variables[name] = walk(variables[name], host, name)
+
+
+def decrypt(hostvars: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``hostvars`` (host -> variables, from ansible-inventory) with every encrypted value opened, in
+    place. Raises VaultError naming the host and variable when no secret was given or none fits."""
+    found: list[tuple[str, str]] = []
+
+    def note(ciphertext: str, host: str, name: str) -> dict[str, str]:
+        found.append((host, name))
+        return {VAULT_KEY: ciphertext}
+
+    _each_vaulted(hostvars, note)
     if not found:
         return hostvars
     loaded = secrets()
@@ -124,22 +134,14 @@ def decrypt(hostvars: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
     vault = VaultLib(loaded)
 
-    def opened(node: Any, host: str, name: str) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {VAULT_KEY}:
-                try:
-                    plain = vault.decrypt(node[VAULT_KEY]).decode()
-                    OPENED.add(plain)
-                    return plain
-                except AnsibleError as exc:
-                    raise VaultError(f"{host}: {name} cannot be decrypted with the vault secrets given "
-                                     f"({exc.message})") from None
-            return {k: opened(v, host, name) for k, v in node.items()}
-        if isinstance(node, list):
-            return [opened(v, host, name) for v in node]
-        return node
+    def opened(ciphertext: str, host: str, name: str) -> str:
+        try:
+            plain: str = vault.decrypt(ciphertext).decode()
+        except AnsibleError as exc:
+            raise VaultError(f"{host}: {name} cannot be decrypted with the vault secrets given "
+                             f"({exc.message})") from None
+        OPENED.add(plain)
+        return plain
 
-    for host, variables in hostvars.items():
-        for name in list(variables):
-            variables[name] = opened(variables[name], host, name)
+    _each_vaulted(hostvars, opened)
     return hostvars
