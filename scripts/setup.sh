@@ -13,7 +13,8 @@ fi
 packages=(podman runc netavark aardvark-dns iptables debootstrap nftables iproute2 openssh-client
           python3-venv git ca-certificates
           auditd sudo aide  # the unit tests load the audit rules, check sudoers and AIDE rules here
-          chromium-headless-shell)  # a lab test renders report.html in a real browser and keeps a screenshot
+          chromium-headless-shell  # a lab test renders report.html in a real browser and keeps a screenshot
+          qemu-system-x86 qemu-utils)  # VM lab hosts (lab up --vm): a kernel of their own
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -43,3 +44,5 @@ if ! wait "$debian12"; then
 fi
 echo "setup: lab image $(tail -1 "$images_log")"
 rm -f "$images_log"
+# The VM hosts' disk, kernel and initramfs, made from the Debian 13 image (about a minute, cached).
+echo "setup: lab VM disk $(.venv/bin/govbaseline lab image --vm)"

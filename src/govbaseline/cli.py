@@ -33,9 +33,9 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
     lab = Lab(args.name, distro=getattr(args, "distro", None) or DEFAULT_DISTRO)
     if args.lab_command == "up":
-        hosts = lab.up(args.hosts, distro=args.distro)
+        hosts = lab.up(args.hosts, distro=args.distro, vm=args.vm)
         for host in hosts:
-            print(f"{host.name}\t{host.address}\t{host.distro}")
+            print(f"{host.name}\t{host.address}\t{host.distro}{' (VM)' if host.machine == 'vm' else ''}")
         backup = "backup server :8000" if lab.sink.distro != "debian12" else "backup server: SFTP"
         print(f"{lab.sink.name}\t{lab.sink.address}\tsink (SMTP :25, webhook :8025; {backup})")
         print(f"inventory: {lab.inventory}")
@@ -56,7 +56,12 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     elif args.lab_command == "image":
         from govbaseline.lab.image import ensure_image
 
-        print(ensure_image(args.distro or DEFAULT_DISTRO))
+        if args.vm:
+            from govbaseline.lab.vm import ensure_base
+
+            print(ensure_base(args.distro or DEFAULT_DISTRO, log=False).disk)
+        else:
+            print(ensure_image(args.distro or DEFAULT_DISTRO))
     return 0
 
 
@@ -251,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     controls.add_argument("--format", choices=("table", "json"), default="table")
     controls.set_defaults(func=_cmd_controls)
 
-    lab = sub.add_parser("lab", help="disposable Debian test hosts (podman + systemd)")
+    lab = sub.add_parser("lab", help="disposable Debian test hosts (podman + systemd, or QEMU VMs)")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     for name, text in (("up", "start hosts (removing this lab's old ones first)"), ("down", "remove hosts"),
                        ("status", "list hosts"), ("inventory", "print the inventory file's path"),
@@ -263,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"Debian release of the hosts (default: {DEFAULT_DISTRO})")
         if name == "up":
             p.add_argument("--hosts", type=int, default=1, help="how many hosts (default: %(default)s)")
+        if name in ("up", "image"):
+            p.add_argument("--vm", action="store_true",
+                           help="web servers as QEMU virtual machines (kernel-level controls, reboots); "
+                                "KVM where it works, software emulation otherwise" if name == "up" else
+                                "the VM hosts' disk, kernel and initramfs instead of the container image")
     lab.set_defaults(func=_cmd_lab)
 
     apply_p = sub.add_parser("apply", help="apply the baseline to an inventory", parents=run)

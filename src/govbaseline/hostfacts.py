@@ -25,6 +25,14 @@ OBSERVE = "; ".join((
     # systemd runs the host when this folder exists (sd_booted(3)); every control is a systemd unit.
     # A container has no audit system of its own (auditd cannot run there); "none" on a machine.
     "echo \"container=$(systemd-detect-virt --container 2>/dev/null)\"",
+    # The kernel's audit switch: 2 when the rules are locked until reboot (auditctl -e 2); empty in a
+    # container or where auditd is not installed yet.
+    "echo \"audit_enabled=$(auditctl -s 2>/dev/null | sed -n 's/^enabled //p')\"",
+    # How many audit rules the kernel holds and how many the installed rules files give (augenrules
+    # compiles /etc/audit/rules.d/*.rules, one kernel rule per -w or -a line): a kernel whose rules
+    # were deleted (auditctl -D) gets them loaded again although no file changed.
+    "echo \"audit_loaded=$(auditctl -l 2>/dev/null | grep -c '^-[aw] ')\"",
+    "echo \"audit_installed=$(cat /etc/audit/rules.d/*.rules 2>/dev/null | grep -c '^-[aw] ')\"",
     # The machine's architecture: 32-bit system calls exist (and must be audited) on x86_64.
     "echo \"arch=$(uname -m)\"",
     "if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi",
@@ -55,6 +63,8 @@ def parse(text: str) -> dict[str, Any]:
         "security_sources": int(security) if security.isdigit() else 0,
         "container": "" if raw.get("container", "").strip() in ("", "none") else raw["container"].strip(),
         "architecture": raw.get("arch", "").strip(),
+        "audit_locked": raw.get("audit_enabled", "").strip() == "2",
+        "audit_rules": (raw.get("audit_loaded", "").strip(), raw.get("audit_installed", "").strip()),
     }
 
 
@@ -99,7 +109,18 @@ def _patching(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[d
 
 def _audit(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return {"__audit_container": observed.get("container", ""),
-            "__audit_b32": observed.get("architecture") == "x86_64"}, []
+            "__audit_b32": observed.get("architecture") == "x86_64",
+            # The kernel refuses rule changes until reboot: a changed rules file loads at the next boot.
+            "__audit_locked": bool(observed.get("audit_locked")),
+            # The kernel's rules are not the installed ones (deleted, or never loaded): load them.
+            "__audit_reload": _audit_reload(observed)}, []
+
+
+def _audit_reload(observed: Mapping[str, Any]) -> bool:
+    loaded, installed = observed.get("audit_rules", ("", ""))
+    if not (loaded.isdigit() and installed.isdigit()) or observed.get("container"):
+        return False  # no audit system to ask (a container, auditd not installed yet)
+    return int(loaded) != int(installed)
 
 
 DECIDERS = {"audit": _audit, "ids": _ids, "patching": _patching}

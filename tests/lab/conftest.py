@@ -50,9 +50,9 @@ def expected_status(lab: Lab, host, control: str) -> str:
 def lab_factory():
     labs: list[Lab] = []
 
-    def make(name: str, hosts: int = 2, distro: str = "debian13", ipv6: bool = False) -> Lab:
+    def make(name: str, hosts: int = 2, distro: str = "debian13", ipv6: bool = False, vm: bool = False) -> Lab:
         lab = Lab(name, distro=distro, ipv6=ipv6)
-        lab.up(hosts)
+        lab.up(hosts, vm=vm)
         labs.append(lab)
         return lab
 

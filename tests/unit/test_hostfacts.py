@@ -83,13 +83,33 @@ def test_every_problem_of_the_baseline_at_once():
 def test_an_unreadable_answer_reads_as_nothing():
     seen = hostfacts.parse("route4=[{broken\nlinks=not json\nsecurity=\n")
     assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0,
-                    "container": "", "architecture": ""}
+                    "container": "", "architecture": "", "audit_locked": False,
+                    "audit_rules": ("", "")}
 
 
 def test_the_audit_role_learns_whether_it_runs_in_a_container_and_on_which_architecture():
-    seen = hostfacts.parse(answer(V4) + "container=podman\narch=x86_64\n")
+    seen = hostfacts.parse(answer(V4) + "container=podman\narch=x86_64\naudit_enabled=\n")
     assert hostfacts.decide({"audit": role_vars("audit", {})}, seen) == {"__audit_container": "podman",
-                                                                        "__audit_b32": True}
-    seen = hostfacts.parse(answer(V4) + "container=none\narch=aarch64\n")
+                                                                        "__audit_b32": True, "__audit_locked": False,
+                                                                        "__audit_reload": False}
+    seen = hostfacts.parse(answer(V4) + "container=none\narch=aarch64\naudit_enabled=1\n")
     assert hostfacts.decide({"audit": role_vars("audit", {})}, seen) == {"__audit_container": "",
-                                                                        "__audit_b32": False}
+                                                                        "__audit_b32": False, "__audit_locked": False,
+                                                                        "__audit_reload": False}
+
+
+def test_the_audit_role_learns_that_the_kernel_locked_its_rules_until_reboot():
+    # auditctl -s prints "enabled 2" once -e 2 was loaded (audit_rules_immutable).
+    seen = hostfacts.parse(answer(V4) + "container=none\narch=x86_64\naudit_enabled=2\n")
+    assert hostfacts.decide({"audit": role_vars("audit", {})}, seen)["__audit_locked"] is True
+
+
+def test_the_audit_role_loads_the_rules_again_when_the_kernel_lost_them():
+    def reload(answer_lines: str) -> bool:
+        seen = hostfacts.parse(answer(V4) + answer_lines)
+        return hostfacts.decide({"audit": role_vars("audit", {})}, seen)["__audit_reload"]
+
+    assert reload("container=none\naudit_loaded=0\naudit_installed=31\n") is True  # auditctl -D
+    assert reload("container=none\naudit_loaded=31\naudit_installed=31\n") is False
+    assert reload("container=none\naudit_loaded=\naudit_installed=\n") is False  # auditd not installed yet
+    assert reload("container=podman\naudit_loaded=0\naudit_installed=31\n") is False  # no audit system here

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import posixpath
+import re
+from collections import Counter
 
 import pytest
 
@@ -52,6 +54,40 @@ def test_auditd_running_with_the_rules_loaded(host, hostvars):
     missing = [key for key in hostvars["__audit_rule_keys"]
                if f"-k {key}" not in loaded.stdout and f"key={key}" not in loaded.stdout]
     assert not missing, f"the kernel has no audit rule for {missing} (rules installed but not loaded)"
+    status = host.run("auditctl -s")
+    locked = audit_enabled(status.stdout) == "2"
+    installed = rule_keys(installed_rules(host, rules_dir(hostvars)))
+    differ = rules_differ(installed, rule_keys(loaded.stdout))
+    assert not differ, (f"the kernel's audit rules are not the installed ones ({differ})"
+                        + ("; they are locked until reboot: reboot the host to load them" if locked else ""))
+    if hostvars["audit_rules_immutable"]:
+        assert locked, f"the rules can be changed until reboot (audit_rules_immutable, but {status.stdout.strip()!r})"
+
+
+RULE_KEY = re.compile(r"(?:-k |-F key=|key=)(\S+)\s*$")
+
+
+def rule_keys(text: str) -> Counter[str]:
+    """How many audit rules each key has, from a rules file or ``auditctl -l`` (which writes a
+    file's ``-k KEY`` as ``-F key=KEY`` for system-call rules); lines without a key count as ``-``."""
+    keys: Counter[str] = Counter()
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(("-w ", "-a ")):
+            found = RULE_KEY.search(line)
+            keys[found.group(1) if found else "-"] += 1
+    return keys
+
+
+def rules_differ(installed: Counter[str], loaded: Counter[str]) -> str:
+    """How the loaded rules differ from the installed ones, per key ("" when they match)."""
+    return ", ".join(f"{key}: {installed[key]} installed, {loaded[key]} loaded"
+                     for key in sorted(set(installed) | set(loaded)) if installed[key] != loaded[key])
+
+
+def audit_enabled(status: str) -> str:
+    """``auditctl -s``'s "enabled" value: 0 off, 1 on, 2 on and locked until reboot."""
+    return next((line.split()[1] for line in status.splitlines() if line.startswith("enabled ")), "")
 
 
 def journald_settings(host) -> dict[str, str]:

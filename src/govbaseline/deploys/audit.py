@@ -36,7 +36,13 @@ def auditd(v: dict[str, Any]) -> None:
                   f"machine): the rules are installed in {v['__audit_rules_file']} and load on a real host; "
                   "the daemon is not started here")
         return
-    if rules.will_change:
+    # A changed file, or a kernel whose rules are not the installed ones (deleted with auditctl -D).
+    load = rules.will_change or v["__audit_reload"]
+    if load and v["__audit_locked"]:
+        host.noop(f"the kernel's audit rules are locked until reboot (audit_rules_immutable loaded -e 2), so the "
+                  f"changed rules in {v['__audit_rules_file']} cannot be loaded now: reboot the host to load them "
+                  "(verify's LOG-01 check fails until then)")
+    elif load:
         server.shell(name="LOG-01 | Load the rules into the kernel", commands=["augenrules --load"])
     systemd.service(name="LOG-01 | Run auditd now and at boot", service="auditd", running=True, enabled=True)
 

@@ -6,6 +6,7 @@ import concurrent.futures
 import ipaddress
 import json
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import urllib.parse
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +28,7 @@ from govbaseline.lab.podman import PodmanError, podman, podman_json
 from govbaseline.paths import state_dir
 
 BOOT_TIMEOUT = 90.0
+MAX_VMS = 4  # about 1 GiB of memory each, and QEMU's emulation is CPU-bound
 FIRST_HOST_OFFSET = 10
 SINK_OFFSET = 5
 SINK_SPOOL = "/var/lib/govbaseline-sink"
@@ -70,6 +73,7 @@ class LabHost:
     container: str
     distro: str
     kind: str = "web"  # "web": a baseline host in group webservers; "sink": the lab's receiver
+    machine: str = "container"  # "container": a podman container; "vm": a QEMU virtual machine (lab/vm.py)
 
 
 class Lab:
@@ -119,12 +123,17 @@ class Lab:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def up(self, hosts: int = 1, distro: str | None = None) -> list[LabHost]:
-        if not 1 <= hosts <= 50:
-            raise LabError(f"--hosts must be between 1 and 50, not {hosts}")
+    def up(self, hosts: int = 1, distro: str | None = None, vm: bool = False) -> list[LabHost]:
+        """Start ``hosts`` web servers and the sink on a new private network, removing this lab's
+        old hosts first; ``vm``: the web servers are virtual machines (the sink stays a container)."""
+        if not 1 <= hosts <= (MAX_VMS if vm else 50):
+            raise LabError(f"--hosts must be between 1 and {MAX_VMS if vm else 50}{' with --vm' if vm else ''}, "
+                           f"not {hosts}")
         distro = distro or self.distro
         self.down()
         image = ensure_image(distro)
+        if vm:
+            return self._up_vms(hosts, distro, image)
         self.dir.mkdir(parents=True, exist_ok=True)
         # A fresh CA for every incarnation of the lab: nothing issued by an older one stays trusted.
         shutil.rmtree(self.dir / "ca", ignore_errors=True)
@@ -141,8 +150,92 @@ class Lab:
         self._start_sink(sink)
         self._write_known_hosts([*made, sink])
         self._write_inventory(made, sink)
-        (self.dir / "hosts.json").write_text(json.dumps([asdict(h) for h in [*made, sink]], indent=2))
+        self._write_hosts([*made, sink])
         return made
+
+    def _up_vms(self, hosts: int, distro: str, image: str) -> list[LabHost]:
+        from govbaseline.lab import vm
+
+        base = vm.ensure_base(distro)
+        accel = vm.accelerator(base)
+        print(f"lab: VM hosts run under {'KVM' if accel == 'kvm' else 'QEMU software emulation (TCG)'}", flush=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.dir / "ca", ignore_errors=True)
+        self._ensure_key()
+        ipv6 = ["--ipv6", "--subnet", str(self.subnet6)] if self.subnet6 else []
+        podman("network", "create", "--subnet", str(self.subnet), *ipv6, "--label", f"{LABEL}={self.name}",
+               self.network)
+        # The sink first: its container brings the network's bridge up, which the VMs' taps join.
+        sink = self._start(0, image, distro)
+        self._wait([sink])
+        bridge = podman_json("network", "inspect", self.network)[0]["network_interface"]
+        made = []
+        for index in range(1, hosts + 1):
+            name = f"{self.name}-{index}"
+            address = str(self.subnet.network_address + FIRST_HOST_OFFSET + index - 1)
+            vm.Machine(self.name, name, self.dir / "vms").start(
+                base, accel, bridge, address, self.subnet.prefixlen, self.gateway,
+                (self.key.with_suffix(".pub")).read_text(), index)
+            made.append(LabHost(name=name, address=address, container="", distro=distro, kind="web", machine="vm"))
+        self._write_hosts([*made, sink])
+        self._wait_vms(made)
+        self._write_known_hosts([*made, sink])
+        self._update(made)
+        self._start_sink(sink)
+        self._write_inventory(made, sink)
+        return made
+
+    def _machine(self, host: LabHost) -> Any:
+        from govbaseline.lab import vm
+
+        return vm.Machine(self.name, host.name, self.dir / "vms")
+
+    def _wait_vms(self, hosts: list[LabHost]) -> None:
+        """Wait until every VM printed its host key, answers SSH with it and has finished booting."""
+        from govbaseline.lab import vm
+
+        deadline = time.monotonic() + vm.BOOT_TIMEOUT
+        pending = list(hosts)
+        while pending:
+            for host in list(pending):
+                machine = self._machine(host)
+                if not machine.running():
+                    raise LabError(f"lab VM {host.name} stopped while booting; its console: {machine.console}")
+                if machine.host_key() and _port_open(host.address, 22):
+                    self._write_known_hosts([h for h in hosts if self._machine(h).host_key()])
+                    state = self.exec(host, "systemctl", "is-system-running", "--wait", check=False)
+                    if state.stdout.decode().strip() in ("running", "degraded"):
+                        pending.remove(host)
+            if pending and time.monotonic() > deadline:
+                raise LabError(f"lab VM(s) {', '.join(h.name for h in pending)} did not boot in "
+                               f"{vm.BOOT_TIMEOUT:.0f}s; consoles in {self.dir / 'vms'}")
+            time.sleep(1)
+
+    def reboot(self, host: LabHost) -> float:
+        """Reboot a VM host (``systemctl reboot``) and wait until it has booted again: a new boot id,
+        SSH answering with its pinned key, systemd done starting. Returns the seconds it took."""
+        from govbaseline.lab import vm
+
+        if host.machine != "vm":
+            raise LabError(f"{host.name} is a container: it shares the controller's kernel and cannot reboot")
+        start = time.monotonic()
+        before = self.exec(host, "cat", "/proc/sys/kernel/random/boot_id").stdout
+        self.exec(host, "systemctl", "reboot", check=False)
+        deadline = start + vm.BOOT_TIMEOUT
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            if not self._machine(host).running():
+                raise LabError(f"lab VM {host.name} stopped instead of rebooting; its console: "
+                               f"{self._machine(host).console}")
+            now = self.exec(host, "cat", "/proc/sys/kernel/random/boot_id", check=False)
+            if now.returncode == 0 and now.stdout != before:
+                state = self.exec(host, "systemctl", "is-system-running", "--wait", check=False)
+                if state.stdout.decode().strip() in ("running", "degraded"):
+                    return time.monotonic() - start
+        raise LabError(f"lab VM {host.name} did not come back from a reboot in {vm.BOOT_TIMEOUT:.0f}s")
+
+    def _write_hosts(self, hosts: list[LabHost]) -> None:
+        (self.dir / "hosts.json").write_text(json.dumps([asdict(h) for h in hosts], indent=2))
 
     def _update(self, hosts: list[LabHost]) -> None:
         """Fetch the package lists and install the updates published since the image was built, on
@@ -153,7 +246,7 @@ class Lab:
                   "-o Dpkg::Options::=--force-confold >/dev/null")
 
         def update(host: LabHost) -> None:
-            proc = podman("exec", host.container, "sh", "-c", script, check=False)
+            proc = self.exec(host, "sh", "-c", script, check=False)
             if proc.returncode != 0:
                 raise LabError(f"updating {host.name} failed: {proc.stderr.decode()[-1500:]}")
 
@@ -162,6 +255,10 @@ class Lab:
 
     def down(self) -> None:
         """Remove this lab's hosts and network, including any left by a killed run."""
+        from govbaseline.lab import vm
+
+        vm.stop_all(self.name)  # before the network: their taps are on its bridge
+        shutil.rmtree(self.dir / "vms", ignore_errors=True)
         stale = podman_json("ps", "-a", "--filter", f"label={LABEL}={self.name}", "--format", "json")
         ids = [c["Id"] for c in stale]
         if ids:
@@ -224,6 +321,12 @@ class Lab:
             host = by_name.get(name)
             out.append({"container": name, "state": row.get("State", "?"),
                         "address": host.address if host else "?", "host": host.name if host else "?"})
+        for host in self._all_hosts():
+            if host.machine == "vm":
+                machine = self._machine(host)
+                state = f"running (VM, pid {machine.pid()})" if machine.running() else "stopped (VM)"
+                out.append({"container": f"vm {host.name}", "state": state, "address": host.address,
+                            "host": host.name})
         return sorted(out, key=lambda r: r["container"])
 
     # -- helpers -------------------------------------------------------------------------------
@@ -301,7 +404,10 @@ class Lab:
     def _write_known_hosts(self, hosts: list[LabHost]) -> None:
         lines = []
         for host in hosts:
-            key = podman("exec", host.container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.decode()
+            if host.machine == "vm":
+                key = self._machine(host).host_key() or ""  # from its serial console (lab/vm.py)
+            else:
+                key = podman("exec", host.container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.decode()
             lines.append(f"{host.address} {' '.join(key.split()[:2])}")
         self.known_hosts.write_text("\n".join(lines) + "\n")
 
@@ -434,11 +540,27 @@ class Lab:
         self.exec(host, "ip", "-6", "route", "flush", "default", check=False)
 
     def exec(self, host: LabHost, *argv: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        """Run a command inside a lab host through podman (for tests that break a control)."""
+        """Run a command inside a lab host (for tests that break a control): through podman in a
+        container, over SSH (the lab's key, the pinned host key) in a VM."""
+        if host.machine == "vm":
+            proc = subprocess.run(self.ssh_argv(host, shlex.join(argv)), capture_output=True, check=False)
+            if check and proc.returncode != 0:
+                raise LabError(f"{' '.join(argv[:3])} on {host.name} failed ({proc.returncode}): "
+                               f"{proc.stderr.decode(errors='replace').strip()[-1500:]}")
+            return proc
         try:
             return podman("exec", host.container, *argv, check=check)
         except PodmanError as exc:
             raise LabError(str(exc)) from exc
+
+
+    def ssh_argv(self, host: LabHost, command: str) -> list[str]:
+        """The ``ssh`` command line that runs the shell ``command`` on ``host`` as root, with the lab's
+        key and pinned host keys, over one multiplexed connection per host."""
+        return ["ssh", "-i", str(self.key), "-o", f"UserKnownHostsFile={self.known_hosts}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                "-o", "ControlMaster=auto", "-o", f"ControlPath={self.dir}/ssh-%C", "-o", "ControlPersist=60s",
+                f"root@{host.address}", command]
 
 
 def _backup_secrets(sftp: bool = False) -> dict[str, str]:
