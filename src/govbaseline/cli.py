@@ -212,7 +212,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from govbaseline.demo import demo
 
-    return demo(Path(args.report_dir), engine=args.engine, distro=args.distro)
+    return demo(Path(args.report_dir), engine=args.engine, distro=args.distro, vm=args.vm)
 
 
 def _positive_int(text: str) -> int:
@@ -329,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_p.add_argument("--report-dir", default="reports/demo")
     demo_p.add_argument("--engine", choices=("ansible", "pyinfra"), default="ansible")
     demo_p.add_argument("--distro", choices=sorted(DISTROS), default=DEFAULT_DISTRO)
+    demo_p.add_argument("--vm", action="store_true", help="the web servers are QEMU virtual machines (slower: "
+                        "software emulation where KVM does not work)")
     demo_p.set_defaults(func=_cmd_demo)
     return parser
 

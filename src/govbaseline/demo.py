@@ -10,10 +10,13 @@ from govbaseline.lab.image import DEFAULT_DISTRO
 from govbaseline.verify import verify
 
 
-def demo(report_dir: Path, engine: str = "ansible", distro: str = DEFAULT_DISTRO) -> int:
+def demo(report_dir: Path, engine: str = "ansible", distro: str = DEFAULT_DISTRO, vm: bool = False) -> int:
+    """Start two lab web servers (``vm``: virtual machines) and the sink, apply the baseline, verify,
+    write the report; returns verify's exit code (1 when apply or a check failed)."""
     lab = Lab("demo", distro=distro)
-    print(f"demo: starting 2 lab hosts ({distro}) ...", flush=True)
-    hosts = lab.up(2)
+    kind = "virtual machines" if vm else "hosts"
+    print(f"demo: starting 2 lab {kind} ({distro}) ...", flush=True)
+    hosts = lab.up(2, vm=vm)
     print("demo: " + ", ".join(f"{h.name} at {h.address}" for h in hosts), flush=True)
     print(f"demo: applying the baseline with {engine} ...", flush=True)
     result = apply(lab.inventory, engine=engine)

@@ -61,7 +61,8 @@ def test_audit_rules_load_into_the_kernel_and_record_with_their_keys(vm_lab, tmp
                      "sh -c 'echo 1000 > /proc/self/loginuid && exec /usr/bin/passwd -S root' >/dev/null")
     deadline = time.monotonic() + 30
     while True:
-        found = {key: vm_lab.exec(host, "ausearch", "-i", "-k", key, check=False).stdout.decode()
+        # --input-logs: the log files, not stdin (ausearch reads stdin when it is no terminal).
+        found = {key: vm_lab.exec(host, "ausearch", "--input-logs", "-i", "-k", key, check=False).stdout.decode()
                  for key in ("webroot", "identity", "privileged")}
         if marker in found["webroot"] and "passwd" in found["identity"] and "passwd" in found["privileged"]:
             break

@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,7 +39,7 @@ from govbaseline.lab.image import DISTROS, ensure_image
 from govbaseline.lab.podman import podman
 from govbaseline.paths import cache_dir
 
-VM_RECIPE_VERSION = 1
+VM_RECIPE_VERSION = 2
 LABEL_ENV = "GOVBASELINE_LAB"
 MEMORY_MIB = 1024
 DISK_GIB = 8
@@ -66,7 +67,11 @@ for word in $(cat /proc/cmdline); do
       printf 'nameserver %s\\n' "${word#govbaseline.nameserver=}" > /etc/resolv.conf ;;
   esac
 done
-echo "govbaseline-hostkey: $(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" > /dev/ttyS0
+# Kernel and systemd messages share the console and may cut into a line: the key goes out three
+# times with its SHA-256, and the controller takes a line whose sum matches.
+key=$(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)
+sum=$(printf '%s' "$key" | sha256sum | cut -c1-64)
+for _ in 1 2 3; do printf '\ngovbaseline-hostkey: %s %s\n' "$key" "$sum" > /dev/ttyS0; done
 """
 FIRSTBOOT_UNIT = """[Unit]
 Description=govbaseline lab VM: authorized key and DNS from the kernel command line; host key to the console
@@ -82,6 +87,9 @@ WantedBy=multi-user.target
 """
 # The container image masks units a container cannot use; a VM has a console, logins and a clock.
 UNMASKED = ("systemd-logind.service", "getty@tty1.service", "systemd-timesyncd.service", "e2scrub_reap.service")
+
+
+HOSTKEY_LINE = re.compile(r"govbaseline-hostkey: (ssh-ed25519 [A-Za-z0-9+/]+=*) ([0-9a-f]{64})")
 
 
 class VMError(RuntimeError):
@@ -323,9 +331,9 @@ class Machine:
             text = self.console.read_text(errors="replace")
         except OSError:
             return None
-        found = [line.split("govbaseline-hostkey:", 1)[1].strip() for line in text.splitlines()
-                 if "govbaseline-hostkey:" in line]
-        return found[-1] if found and found[-1].startswith("ssh-ed25519 ") else None
+        keys = [key for key, digest in HOSTKEY_LINE.findall(text)
+                if hashlib.sha256(key.encode()).hexdigest() == digest]
+        return keys[-1] if keys else None
 
     def pid(self) -> int | None:
         try:
