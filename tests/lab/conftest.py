@@ -52,8 +52,8 @@ def lab_factory():
 
     def make(name: str, hosts: int = 2, distro: str = "debian13", ipv6: bool = False, vm: bool = False) -> Lab:
         lab = Lab(name, distro=distro, ipv6=ipv6)
+        labs.append(lab)  # before up(): a lab that fails to start is removed too (a VM keeps running)
         lab.up(hosts, vm=vm)
-        labs.append(lab)
         return lab
 
     yield make
