@@ -6,10 +6,10 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 
-echo "== ruff";        ruff check src tests library plugins bench
+echo "== ruff";        ruff check src tests bench
 echo "== mypy";        mypy
 echo "== yamllint";    yamllint -s .
-echo "== ansible-lint"; ansible-lint --profile production --offline playbooks roles
+echo "== ansible-lint"; ansible-lint --profile production --offline src/ansible_collections/govbaseline/baseline
 echo "== pytest"
 # Two workers: lab tests wait on hosts much of the time, so two run side by side in about the time
 # of one. Tests sharing a lab stay in one worker (tests/conftest.py). GOVBASELINE_TEST_WORKERS=0

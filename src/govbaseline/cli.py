@@ -343,7 +343,7 @@ EXIT_CODES = """exit codes:
   141  the output was closed early (e.g. piped into head)"""
 
 # Options whose value is a path: resolved from the folder govbaseline is started in, before any
-# engine runs (ansible-playbook runs in the project's folder).
+# engine runs, whatever folder the engines' tools are started in.
 PATH_OPTIONS = ("inventory", "report_dir", "waivers", "out", "apply_log")
 
 

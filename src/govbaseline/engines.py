@@ -13,7 +13,7 @@ from typing import Any
 
 from govbaseline import validation
 from govbaseline.inventory import ResolvedInventory, Selection, ansible_env, select, ssh_options, tool
-from govbaseline.paths import PACKAGE_DIR, PLAYBOOKS_DIR, PROJECT_ROOT, ROLES_DIR
+from govbaseline.paths import PACKAGE_DIR, PLAYBOOKS_DIR, ROLES_DIR
 from govbaseline.waivers import Waiver, check_scope
 from govbaseline.waivers import waived as waived_on
 
@@ -105,8 +105,7 @@ def known_tags() -> set[str]:
 
 
 def _run(cmd: list[str], env: dict[str, str] | None, stream: bool) -> tuple[int, str]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            cwd=PROJECT_ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -120,7 +119,6 @@ def _run(cmd: list[str], env: dict[str, str] | None, stream: bool) -> tuple[int,
 def run_ansible(inventory: Path, check: bool = False, limit: str | None = None, tags: str | None = None,
                 playbook: str = "site.yml", stream: bool = True,
                 extra_vars: dict[str, Any] | None = None, skip_tags: str | None = None) -> EngineResult:
-    # ansible-playbook runs in the project's folder: a relative inventory is the caller's, made absolute here.
     cmd = [tool("ansible-playbook"), "-i", str(Path(inventory).absolute()), str(PLAYBOOKS_DIR / playbook)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]

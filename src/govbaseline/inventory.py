@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from govbaseline.paths import ANSIBLE_CFG, PLAYBOOKS_DIR
+from govbaseline.paths import ANSIBLE_CFG, COLLECTIONS_ROOT, PLAYBOOKS_DIR
 
 
 @dataclass
@@ -67,8 +67,16 @@ def tool(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+# Ansible's own default collections path, searched after the collection shipped with this package.
+DEFAULT_COLLECTIONS_PATH = "~/.ansible/collections:/usr/share/ansible/collections"
+
+
 def ansible_env() -> dict[str, str]:
-    return dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CFG), ANSIBLE_NOCOLOR="1")
+    """Environment of the Ansible commands govbaseline runs: its settings, and its own copy of the
+    collection govbaseline.baseline found first (the roles whose defaults and rules it reads)."""
+    searched = os.environ.get("ANSIBLE_COLLECTIONS_PATH", DEFAULT_COLLECTIONS_PATH)
+    return dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CFG), ANSIBLE_NOCOLOR="1",
+                ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([str(COLLECTIONS_ROOT), searched]))
 
 
 def resolve(inventory: Path, limit: str | None = None) -> ResolvedInventory:

@@ -1,7 +1,10 @@
-"""Where the project's non-Python parts live.
+"""Where govbaseline's non-Python parts are found at run time: the one place that says it.
 
-The roles, playbooks, modules and templates are read in place from the source tree, which is why
-govbaseline is installed in editable mode (``pip install -e .``); both engines read the same files.
+The roles, playbooks, modules and templates are the Ansible collection ``govbaseline.baseline``,
+installed beside this package: ``src/ansible_collections/`` in a checkout (editable install), the
+``ansible_collections/`` folder of site-packages from the wheel. Both engines read the same files,
+and ansible-core finds the same collection there (it looks for ``ansible_collections`` on
+``sys.path``; ``inventory.ansible_env`` puts this copy first). Nothing here assumes the source tree.
 """
 
 from __future__ import annotations
@@ -10,14 +13,18 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = Path(os.environ.get("GOVBASELINE_ROOT", PACKAGE_DIR.parent.parent)).resolve()
-ROLES_DIR = PROJECT_ROOT / "roles"
-PLAYBOOKS_DIR = PROJECT_ROOT / "playbooks"
-LIBRARY_DIR = PROJECT_ROOT / "library"
-ANSIBLE_CFG = PROJECT_ROOT / "ansible.cfg"
+# The folder holding ``ansible_collections/`` (what Ansible's collections_path names).
+COLLECTIONS_ROOT = PACKAGE_DIR.parent
+COLLECTION_NAME = "govbaseline.baseline"
+COLLECTION_DIR = COLLECTIONS_ROOT.joinpath("ansible_collections", *COLLECTION_NAME.split("."))
+ROLES_DIR = COLLECTION_DIR / "roles"
+PLAYBOOKS_DIR = COLLECTION_DIR / "playbooks"
+MODULES_DIR = COLLECTION_DIR / "plugins" / "modules"
+# Ansible's settings for the runs the CLI starts and for the checks (ssh's control_path); the
+# repository's ansible.cfg is a link to it.
+ANSIBLE_CFG = PACKAGE_DIR / "ansible.cfg"
 CHECKS_DIR = PACKAGE_DIR / "checks"
 CATALOGUE_FILE = PACKAGE_DIR / "catalogue.yml"
-POLICIES_DIR = Path(os.environ.get("GOVBASELINE_POLICIES", PROJECT_ROOT.parent / "shared" / "policies"))
 
 
 def state_dir() -> Path:

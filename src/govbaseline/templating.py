@@ -54,12 +54,13 @@ def environment(role: str) -> jinja2.Environment:
     env.filters["bool"] = _bool  # Ansible's bool
     env.filters["regex_escape"] = re.escape  # Ansible's regex_escape (re_type python)
     env.tests["search"] = search
-    env.filters["govbaseline_sftp_account"] = backup.sftp_account  # plugins/filter/govbaseline_filters.py
+    # The collection's filter (plugins/filter/govbaseline_filters.py), by the name the templates call it.
+    env.filters["govbaseline.baseline.govbaseline_sftp_account"] = backup.sftp_account
     return env
 
 
 def shared_vars() -> dict[str, Any]:
-    """Variables every play sees (``playbooks/group_vars/all.yml``), e.g. ``ansible_managed``."""
+    """Variables every play sees (the collection's ``playbooks/group_vars/all.yml``), e.g. ``ansible_managed``."""
     data = yaml.safe_load((PLAYBOOKS_DIR / "group_vars" / "all.yml").read_text()) or {}
     return dict(data)
 

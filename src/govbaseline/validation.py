@@ -1116,7 +1116,9 @@ def site_plays() -> tuple[tuple[str, tuple[str, ...]], ...]:
     """(host group, roles) of each play of ``playbooks/site.yml``, in order: what both engines apply
     where (web servers get the baseline, backup servers the backup server)."""
     plays = yaml.safe_load((PLAYBOOKS_DIR / "site.yml").read_text())
-    return tuple((str(play["hosts"]), tuple(r["role"] if isinstance(r, dict) else r for r in play.get("roles", [])))
+    # The playbook names the collection's roles by their full names (govbaseline.baseline.firewall).
+    return tuple((str(play["hosts"]), tuple((r["role"] if isinstance(r, dict) else r).rpartition(".")[2]
+                                            for r in play.get("roles", [])))
                  for play in plays)
 
 

@@ -81,8 +81,9 @@ def test_ruleset_that_cuts_ssh_is_rolled_back(ansible_lab):
                "table inet govbaseline {\n chain input {\n  type filter hook input priority filter; policy drop;\n"
                "  iif \"lo\" accept\n }\n}\n")
     args = f"table='inet govbaseline' rollback_timeout=15 content='{cutting}'"
-    load = subprocess.run([tool("ansible"), "-i", str(ansible_lab.inventory), host.name, "-m", "nftables_table",
-                           "-a", args], capture_output=True, text=True, env=ansible_env(), check=False)
+    load = subprocess.run([tool("ansible"), "-i", str(ansible_lab.inventory), host.name,
+                           "-m", "govbaseline.baseline.nftables_table", "-a", args],
+                          capture_output=True, text=True, env=ansible_env(), check=False)
     assert load.returncode == 0 and "CHANGED" in load.stdout, load.stdout + load.stderr
     subprocess.run([tool("ansible"), "-i", str(ansible_lab.inventory), host.name, "-m", "meta",
                     "-a", "reset_connection"], capture_output=True, env=ansible_env(), check=False)

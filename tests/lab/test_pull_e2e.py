@@ -19,15 +19,18 @@ import yaml
 
 from govbaseline.engines import apply
 from govbaseline.inventory import tool
-from govbaseline.paths import PACKAGE_DIR, PROJECT_ROOT
+from govbaseline.paths import PACKAGE_DIR
 from govbaseline.pull import RESULT_PATH, collect
 from govbaseline.verify import verify
 from tests.lab.conftest import LAB_PREFIX, implemented_controls, report_text, sh
+from tests.paths import ROOT
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("pull_lab")]
 
 # What the repository holds: the project as the organisation keeps it (no tests, no venv).
-SHIPPED = ("ansible.cfg", "playbooks/", "roles/", "plugins/", "library/", "src/")
+# The collection (roles, plugins, playbooks) is under src/ansible_collections/, found on the PYTHONPATH
+# govbaseline-pull gives (src/).
+SHIPPED = ("ansible.cfg", "src/")
 VAULT_PASSWORD = "lab-pull-vault-password"  # noqa: S105 - the lab's throwaway vault password
 
 
@@ -40,9 +43,9 @@ def git(*args: str, cwd) -> str:
 def repository(tmp_path, inventory: dict) -> tuple:
     """The organisation's repository: this project's shipped files and the inventory, vault-encrypted."""
     work = tmp_path / "work"
-    listed = git("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=PROJECT_ROOT).split("\0")
+    listed = git("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=ROOT).split("\0")
     for name in listed:
-        source = PROJECT_ROOT / name
+        source = ROOT / name
         if name.startswith(SHIPPED) and source.is_file() and "__pycache__" not in name:
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, work / name)

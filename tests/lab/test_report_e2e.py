@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from govbaseline import report
-from govbaseline.paths import PROJECT_ROOT
 from govbaseline.verify import verify
 from tests.lab.conftest import sh
+from tests.paths import ROOT
 
 pytestmark = pytest.mark.lab
 
-ARTEFACTS = Path(os.environ.get("GOVBASELINE_TEST_ARTEFACTS", PROJECT_ROOT / "reports" / "test-artefacts"))
+ARTEFACTS = Path(os.environ.get("GOVBASELINE_TEST_ARTEFACTS", ROOT / "reports" / "test-artefacts"))
 # A file name is evidence the report shows (the inventory path): this one would run script if the
 # page let markup through.
 HOSTILE_NAME = "<img src=x onerror=document.title=1>.yml"

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from govbaseline.catalogue import STATUSES, load_catalogue
-from govbaseline.paths import PACKAGE_DIR, POLICIES_DIR, ROLES_DIR
+from govbaseline.paths import PACKAGE_DIR, ROLES_DIR
+from tests.paths import POLICIES_DIR
 
 CATALOGUE = load_catalogue()
 

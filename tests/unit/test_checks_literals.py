@@ -5,16 +5,15 @@ literal in src/govbaseline/checks/, so a renamed path cannot leave a check readi
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from govbaseline import validation
+from govbaseline.paths import CHECKS_DIR, ROLES_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
-CHECKS = ROOT / "src" / "govbaseline" / "checks"
-ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").exists())
+CHECKS = CHECKS_DIR
+ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if (p / "defaults" / "main.yml").exists())
 
 # Literals that equal a role's value but name something else: (file, literal), each with the reason.
 ALLOWED: set[tuple[str, str]] = set()
@@ -39,7 +38,7 @@ def _role_names() -> dict[str, str]:
             for text in _strings(value):
                 if "{{" not in text and (text.startswith("/") or "govbaseline" in text):
                     names.setdefault(text, var)
-        defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+        defaults = yaml.safe_load((ROLES_DIR / role / "defaults" / "main.yml").read_text()) or {}
         for var, value in defaults.items():
             for text in _strings(value):
                 if text.startswith("/") and "{{" not in text:

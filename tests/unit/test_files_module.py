@@ -1,4 +1,4 @@
-"""The govbaseline_files module (library/) and action (plugins/action/): many files in one module
+"""The govbaseline_files module (plugins/modules/) and action (plugins/action/): many files in one module
 run. Its bytes equal the template module's for every role's templates (test_templates.py); here:
 what it decides, and a real run on this machine for check mode, idempotence, diff and handlers."""
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from govbaseline.paths import ANSIBLE_CFG, LIBRARY_DIR
+from govbaseline.paths import ANSIBLE_CFG, MODULES_DIR
 
-spec = importlib.util.spec_from_file_location("govbaseline_files_module", LIBRARY_DIR / "govbaseline_files.py")
+spec = importlib.util.spec_from_file_location("govbaseline_files_module", MODULES_DIR / "govbaseline_files.py")
 assert spec and spec.loader
 FILES = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = FILES  # its dataclasses look their module up there
@@ -100,7 +100,7 @@ def run(tmp_path: Path, *args: str) -> dict:
     (role / "tasks").mkdir(exist_ok=True)
     (role / "tasks" / "main.yml").write_text(yaml.safe_dump([
         {"name": "Install", "register": "out", "notify": "Say",
-         "govbaseline_files": {"files": [
+         "govbaseline.baseline.govbaseline_files": {"files": [
              {"dest": str(tmp_path / "etc"), "state": "directory", "mode": "0750", "owner": USER, "group": GROUP},
              {"template": "a.conf.j2", "dest": str(tmp_path / "etc" / "a.conf"), "mode": "0640", "owner": USER,
               "group": GROUP, "vars": {"v": "{{ value }}"}},
@@ -171,7 +171,7 @@ def test_file_contents_never_reach_the_hosts_journal_yet_diff_shows_them(tmp_pat
     playbook = tmp_path / "p.yml"
     dest = tmp_path / "x.conf"
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
-        {"govbaseline_files": {"files": [{"dest": str(dest), "content": "webhook=https://hooks.example/s3cret\n",
+        {"govbaseline.baseline.govbaseline_files": {"files": [{"dest": str(dest), "content": "webhook=https://hooks.example/s3cret\n",
                                           "mode": "0600", "owner": USER, "group": GROUP}]}}]}]))
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-c", "local", "-i", "localhost,", "-vvv",
             "-e", f"ansible_python_interpreter={sys.executable}", "--check", "--diff", str(playbook)]

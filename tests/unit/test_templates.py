@@ -184,7 +184,7 @@ def ansible_rendered(tmp_path_factory) -> Path:
         "tasks": [{"ansible.builtin.template": {"src": "{{ render_job.src }}", "dest": "{{ render_job.dest }}",
                                                 "mode": "0600"},
                    "loop": "{{ render_jobs }}", "loop_control": {"loop_var": "render_job"}, "ignore_errors": True},
-                  {"govbaseline_files": {"files": "{{ files_jobs }}"}, "ignore_errors": True}]}]))
+                  {"govbaseline.baseline.govbaseline_files": {"files": "{{ files_jobs }}"}, "ignore_errors": True}]}]))
     bindir = Path(sys.executable).parent
     proc = subprocess.run(
         [str(bindir / "ansible-playbook"), "-i", str(inventory), "--forks", "4", str(playbook)],

@@ -13,11 +13,12 @@ import pytest
 from govbaseline import report
 from govbaseline.deploys.common import part_controls
 from govbaseline.inventory import ResolvedInventory
-from govbaseline.paths import PACKAGE_DIR, PROJECT_ROOT, ROLES_DIR
+from govbaseline.paths import PACKAGE_DIR, ROLES_DIR
 from govbaseline.waivers import WaiverError, check_scope, find, load, state, waived
+from tests.paths import ROOT
 
 TODAY = dt.date(2026, 11, 23)
-EXAMPLE = PROJECT_ROOT / "examples" / "waivers.yml"
+EXAMPLE = ROOT / "examples" / "waivers.yml"
 GOOD = """\
 # waivers of the web fleet
 - control: AV-02

@@ -2,11 +2,12 @@
 
 import gevent
 
-# The deploys share Ansible's module_utils with the roles (library/*.py). Their first import probes
-# whether socket.getaddrinfo takes an int subclass as port (ansible.module_utils._internal._patches.
-# _socket_patch) and expects an OSError; under pyinfra, gevent's resolver thread raises it and the
-# hub prints it as a traceback ("Int or String expected") before handing it back to the probe.
-# Import them here with the hub's error printing off for that one probe.
+# The deploys share Ansible's module_utils with the roles (the collection's plugins/modules/*.py).
+# Their first import probes whether socket.getaddrinfo takes an int subclass as port
+# (ansible.module_utils._internal._patches._socket_patch) and expects an OSError; under pyinfra,
+# gevent's resolver thread raises it and the hub prints it as a traceback ("Int or String expected")
+# before handing it back to the probe. Import them here with the hub's error printing off for that one
+# probe.
 _hub = gevent.get_hub()
 _hub.exception_stream = None
 try:

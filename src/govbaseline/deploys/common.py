@@ -174,7 +174,7 @@ def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, templat
     if host.get_fact(File, path=first_run_marker):
         host.noop(f"{control} | the {what} has run before: its timer runs the next one")
         return
-    # As library/first_run.py: not again while the first run is still going on a busy host.
+    # As plugins/modules/first_run.py: not again while the first run is still going on a busy host.
     started = host.get_fact(Command, f"systemctl show -p InactiveExitTimestampMonotonic --value {unit}.service")
     if (started or "0").strip() not in ("", "0"):
         host.noop(f"{control} | the first {what} has started since boot")
@@ -184,7 +184,7 @@ def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, templat
 
 
 def restore_schedule(control: str, timer: str, what: str, vendor: bool = False) -> None:
-    """The schedule the inventory declares, not one a foreign drop-in or a mask made (library/timer_schedule.py);
+    """The schedule the inventory declares, not one a foreign drop-in or a mask made (module timer_schedule);
     ``vendor``: a package ships the timer, so a copy of its unit file in /etc or /run is foreign too."""
     timers.schedule(name=f"{control} | Restore the declared schedule of the {what} (foreign drop-ins, mask)",
                     timer=timer, vendor=vendor)

@@ -1,4 +1,5 @@
-"""pyinfra facts and operations for one nftables table, twin of ``library/nftables_table.py``.
+"""pyinfra facts and operations for one nftables table, twin of the Ansible module
+``govbaseline.baseline.nftables_table``.
 
 The state layout on the host (recorded listing, rollback files, rollback timer) and the rollback
 command come from the Ansible module itself, imported here, so a host converged by one engine is
@@ -8,10 +9,8 @@ seen as converged by the other.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import shlex
 from io import StringIO
-from types import ModuleType
 from typing import Any
 
 from pyinfra.api.command import FileUploadCommand
@@ -19,18 +18,8 @@ from pyinfra.api.facts import FactBase
 from pyinfra.api.operation import operation
 from pyinfra.context import host
 
-from govbaseline.paths import LIBRARY_DIR
+from ansible_collections.govbaseline.baseline.plugins.modules import nftables_table as NFT
 
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("govbaseline_nftables_table", LIBRARY_DIR / "nftables_table.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-NFT = _module()
 ABSENT = "absent"
 
 

@@ -1,4 +1,5 @@
-"""pyinfra operation that gives a timer back its declared schedule, twin of ``library/timer_schedule.py``.
+"""pyinfra operation that gives a timer back its declared schedule, twin of the Ansible module
+``govbaseline.baseline.timer_schedule``.
 
 The survey command, the decision (which drop-ins change the schedule, whether to unmask) and the
 commands come from the Ansible module itself, imported here: both engines repair the same things.
@@ -6,10 +7,7 @@ commands come from the Ansible module itself, imported here: both engines repair
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
-import sys
-from types import ModuleType
 from typing import Any
 
 from pyinfra import logger
@@ -17,19 +15,7 @@ from pyinfra.api.operation import operation
 from pyinfra.context import host
 from pyinfra.facts.server import Command
 
-from govbaseline.paths import LIBRARY_DIR
-
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("govbaseline_timer_schedule", LIBRARY_DIR / "timer_schedule.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclass looks its module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-TIMER = _module()
+from ansible_collections.govbaseline.baseline.plugins.modules import timer_schedule as TIMER
 
 
 @operation()

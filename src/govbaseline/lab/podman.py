@@ -7,9 +7,9 @@ import os
 import subprocess
 from typing import Any
 
-from govbaseline.paths import PROJECT_ROOT
+from govbaseline.paths import PACKAGE_DIR
 
-CONTAINERS_CONF = PROJECT_ROOT / "lab" / "containers.conf"
+CONTAINERS_CONF = PACKAGE_DIR / "lab" / "containers.conf"
 
 
 class PodmanError(RuntimeError):
