@@ -209,6 +209,17 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return result.returncode
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from govbaseline.starter import init
+
+    target = Path(args.dir)
+    written = init(target)
+    for path in written:
+        print(path)
+    print(f"init: {len(written)} files in {target}; next steps: {target / 'README.md'}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from govbaseline.demo import demo
 
@@ -325,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--in-place", action="store_true", help="restore over the live files")
     restore_p.set_defaults(func=_cmd_restore)
 
+    init_p = sub.add_parser("init", help="write a starting repository for your organisation "
+                            "(inventory, vault skeletons, ansible.cfg, collection requirements)")
+    init_p.add_argument("dir", help="a new or empty folder (existing files are never overwritten)")
+    init_p.set_defaults(func=_cmd_init)
+
     demo_p = sub.add_parser("demo", help="lab host -> apply -> verify -> report")
     demo_p.add_argument("--report-dir", default="reports/demo")
     demo_p.add_argument("--engine", choices=("ansible", "pyinfra"), default="ansible")
@@ -344,7 +360,7 @@ EXIT_CODES = """exit codes:
 
 # Options whose value is a path: resolved from the folder govbaseline is started in, before any
 # engine runs, whatever folder the engines' tools are started in.
-PATH_OPTIONS = ("inventory", "report_dir", "waivers", "out", "apply_log")
+PATH_OPTIONS = ("inventory", "report_dir", "waivers", "out", "apply_log", "dir")
 
 
 def _absolute_paths(args: argparse.Namespace) -> None:

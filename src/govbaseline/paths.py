@@ -25,6 +25,8 @@ MODULES_DIR = COLLECTION_DIR / "plugins" / "modules"
 ANSIBLE_CFG = PACKAGE_DIR / "ansible.cfg"
 CHECKS_DIR = PACKAGE_DIR / "checks"
 CATALOGUE_FILE = PACKAGE_DIR / "catalogue.yml"
+# What `govbaseline init` copies: a starting repository for an organisation (starter.py).
+STARTER_DIR = PACKAGE_DIR / "starter"
 
 
 def state_dir() -> Path:
