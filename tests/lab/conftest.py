@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import os
+import re
 import tarfile
 import time
 from pathlib import Path
@@ -136,7 +137,8 @@ def changed_steps(output: str) -> list[str]:
     for line in output.splitlines():
         if line.startswith("TASK [") or line.startswith("--> Starting operation:"):
             header = line.rstrip("* ")
-        elif header and (line.startswith("changed:") or line.rstrip().endswith("] Success")):
+        # pyinfra pads host names to one width: "[web-1]    Success" beside "[web-sink] Success".
+        elif header and (line.startswith("changed:") or re.search(r"\]\s+Success$", line.rstrip())):
             steps.append(f"{header}\n    {line.strip()[:300]}")
     return steps
 
