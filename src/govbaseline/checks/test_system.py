@@ -175,7 +175,7 @@ SEARCH = ("timeout {seconds} find {mounts} -xdev \\( -path /proc -o -path /sys \
 def test_no_world_writable_or_unowned_files(host, hostvars):
     area(hostvars, "system_permissions_enabled")
     seconds = hostvars["system_file_search_seconds"]
-    mounts = host.run("df --local -P --output=target | tail -n +2 | sort -u").stdout.split()
+    mounts = host.run("df --local --output=target | tail -n +2 | sort -u").stdout.split()
     assert mounts, "no local file system found"
     out = host.run(SEARCH.format(seconds=seconds, mounts=" ".join(f"'{m}'" for m in mounts)))
     found = out.stdout.splitlines()
