@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
@@ -34,6 +35,12 @@ class Control:
     role: str
     checks: list[str]
     status: str
+    # CIS Debian Linux Benchmark sections the control implements, each naming the benchmark and its
+    # version, e.g. "CIS Debian Linux 12 Benchmark v1.1.0 3.3 Configure Network Kernel Parameters".
+    cis: list[str] = field(default_factory=list)
+    # Why the control answers no policy clause (none of the policies asks for it): it stands on the
+    # CIS benchmark alone. Empty for a control that answers clauses.
+    unasked: str = ""
 
     @property
     def tag(self) -> str:
@@ -71,13 +78,31 @@ def load_catalogue() -> Catalogue:
     )
 
 
+CIS_BENCHMARK = re.compile(r"^CIS .*? Benchmark v[\d.]+,? ")
+
+
+def cis_section(ref: str) -> str:
+    """A CIS reference as short as a table column wants it: its section number ("3.3"), or for a
+    reference in words its title without the explanation ("System Auditing")."""
+    section = CIS_BENCHMARK.sub("", ref)
+    number = re.match(r"\d+(\.\d+)*\b", section)
+    return number.group(0) if number else section.split(" (", 1)[0]
+
+
 def render_table(catalogue: Catalogue) -> str:
-    rows = [("ID", "STATUS", "ROLE", "CHECKS", "TITLE")]
-    rows += [(c.id, c.status, c.role, str(len(c.checks)), c.title) for c in catalogue.controls]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+    rows = [("ID", "STATUS", "ROLE", "CHECKS", "ISO 27001", "CIS", "TITLE")]
+    rows += [(c.id, c.status, c.role, str(len(c.checks)), ",".join(c.iso27001),
+              ", ".join(cis_section(ref) for ref in c.cis) or "-", c.title) for c in catalogue.controls]
+    last = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(last)) + "  " + r[last] for r in rows]
     answered = sum(1 for c in catalogue.clauses if c.server)
+    benchmarks = sorted({CIS_BENCHMARK.match(ref).group(0).rstrip(", ")  # type: ignore[union-attr]
+                         for c in catalogue.controls for ref in c.cis if CIS_BENCHMARK.match(ref)})
+    unasked = sum(1 for c in catalogue.controls if not c.clauses and c.unasked)
     lines.append(f"\n{len(catalogue.controls)} controls "
                  f"({sum(c.status == 'implemented' for c in catalogue.controls)} implemented); "
-                 f"{answered} policy clauses a server can satisfy, all answered.")
+                 f"{answered} policy clauses a server can satisfy, all answered"
+                 + (f"; {unasked} controls no clause asks for, on the CIS benchmark alone" if unasked else "") + "."
+                 + (f"\nCIS: {', '.join(benchmarks)}." if benchmarks else ""))
     return "\n".join(lines)

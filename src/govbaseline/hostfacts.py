@@ -123,7 +123,12 @@ def _audit_reload(observed: Mapping[str, Any]) -> bool:
     return int(loaded) != int(installed)
 
 
-DECIDERS = {"audit": _audit, "ids": _ids, "patching": _patching}
+def _system(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    # A container shares the machine's kernel: its kernel.* and fs.* parameters are not applied there.
+    return {"__system_container": observed.get("container", "")}, []
+
+
+DECIDERS = {"audit": _audit, "ids": _ids, "patching": _patching, "system": _system}
 
 
 def decide(values: Mapping[str, Mapping[str, Any]], observed: Mapping[str, Any]) -> dict[str, Any]:

@@ -791,6 +791,63 @@ def pull_repository(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
+# The allowed values of the kernel parameters the system role sets by default (by the last part of
+# the name; 0/1 switches unless listed). A parameter not listed takes any whole number.
+SYSCTL_RANGES = {"rp_filter": (0, 2), "accept_ra": (0, 2), "tcp_syncookies": (0, 2), "randomize_va_space": (0, 2),
+                 "kptr_restrict": (0, 2), "ptrace_scope": (0, 3), "protected_fifos": (0, 2),
+                 "protected_regular": (0, 2), "suid_dumpable": (0, 2), "unprivileged_bpf_disabled": (0, 2),
+                 **dict.fromkeys(("ip_forward", "forwarding", "send_redirects", "accept_redirects", "secure_redirects",
+                                  "accept_source_route", "log_martians", "icmp_echo_ignore_broadcasts",
+                                  "icmp_ignore_bogus_error_responses", "dmesg_restrict", "protected_hardlinks",
+                                  "protected_symlinks", "kexec_load_disabled"), (0, 1))}
+
+
+def sysctl_parameters(prefixes: tuple[str, ...]) -> Rule:
+    """A dict of kernel parameters (``net.ipv4.tcp_syncookies: 1``) whose names start with one of
+    ``prefixes`` and whose values are whole numbers the kernel accepts for them."""
+    def rule(name: str, value: Any) -> list[str]:
+        if not isinstance(value, dict) or not value:
+            return [f"{name} must map kernel parameters to values (e.g. {prefixes[0]}...: 1), not {value!r}; "
+                    f"to set none, switch the area off"]
+        problems = []
+        for key, setting in value.items():
+            if not isinstance(key, str) or not re.fullmatch(r"[a-z]+(\.[A-Za-z0-9_/-]+)+", key) \
+                    or not key.startswith(prefixes):
+                problems.append(f"{name} has {key!r}: a parameter name must start with {' or '.join(prefixes)} "
+                                "and be written with dots (as sysctl prints it)")
+                continue
+            text = str(setting) if isinstance(setting, int) and not isinstance(setting, bool) else setting
+            if not isinstance(text, str) or not re.fullmatch(r"-?\d{1,10}", text):
+                problems.append(f"{name}[{key!r}] must be a whole number, not {setting!r}")
+                continue
+            low, high = SYSCTL_RANGES.get(key.rsplit(".", 1)[-1], (-2**31, 2**31 - 1))
+            if not low <= int(text) <= high:
+                problems.append(f"{name}[{key!r}] must be between {low} and {high}, not {setting}")
+        return problems
+
+    return rule
+
+
+def cron_allow_users(name: str, value: Any) -> list[str]:
+    problems = each(username)(name, value)
+    if not problems and "root" not in value:
+        problems.append(f"{name} must list root: with /etc/cron.allow present, an account not listed cannot use "
+                        "cron or at, and root's own jobs would be refused. Add root")
+    return problems
+
+
+def no_suid_dumps(values: Mapping[str, Any]) -> list[str]:
+    """SYS-03 keeps set-uid programs from dumping core through SYS-02's fs.suid_dumpable."""
+    if not (values.get("system_coredumps_enabled") and values.get("system_kernel_enabled")):
+        return []
+    kernel = values.get("system_sysctl_kernel")
+    if isinstance(kernel, dict) and str(kernel.get("fs.suid_dumpable")) != "0":
+        return [f"system_sysctl_kernel has fs.suid_dumpable {kernel.get('fs.suid_dumpable')!r}, but core dumps are "
+                "off (system_coredumps_enabled): a set-uid program's dump would hold another user's secrets. "
+                "Set fs.suid_dumpable: 0 in system_sysctl_kernel, or system_coredumps_enabled: false"]
+    return []
+
+
 def derived(role: str, values: Mapping[str, Any], major_version: str) -> dict[str, Any]:
     """Internal variables that follow from validated values and the host's Debian version, the
     same for both engines (Ansible gets them as facts from the validation task)."""
@@ -972,6 +1029,12 @@ RULES: dict[str, dict[str, Rule]] = {
         "pull_calendar": calendar,
         "pull_randomized_delay_minutes": int_range(0, 1440),
     },
+    "system": {
+        "system_sysctl_network": sysctl_parameters(("net.",)),
+        "system_sysctl_kernel": sysctl_parameters(("kernel.", "fs.")),
+        "system_cron_allow_users": cron_allow_users,
+        "system_file_search_seconds": int_range(10, 3600),
+    },
     "backup_server": {
         "backup_server_port": int_range(1, 65535),
         "backup_server_data_dir": absolute_path,
@@ -1045,6 +1108,7 @@ CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
     "backup": [backup_secrets, backup_retention, drill_inside_backup, drill_not_excluded],
     "backup_server": [backup_server_tls],
     "pull": [pull_repository],
+    "system": [no_suid_dumps],
 }
 
 SUPPORTED = {"Debian": ("12", "13")}

@@ -86,3 +86,36 @@ def test_every_check_is_listed_in_the_catalogue():
         for name in dir(module):
             if name.startswith("test_"):
                 assert f"{path.stem}::{name}" in listed, f"check {path.stem}::{name} is in no control"
+
+
+# Issue 21: every implemented control carries a CIS reference eventually; these roles' already do.
+CIS_ROLES = ("system",)
+
+
+@pytest.mark.parametrize("control", [c for c in IMPLEMENTED if c.role in CIS_ROLES], ids=lambda c: c.id)
+def test_implemented_control_of_the_os_roles_cites_the_cis_benchmark(control):
+    assert control.cis, f"{control.id} cites no CIS Debian Linux Benchmark section"
+
+
+def test_cis_references_name_the_benchmark_and_its_version():
+    wrong = [(c.id, ref) for c in CATALOGUE.controls for ref in c.cis
+             if not re.match(r"CIS Debian Linux 1[23] Benchmark v\d+\.\d+\.\d+,? \S", ref)]
+    assert not wrong, f"CIS references must start with the benchmark and its version: {wrong}"
+
+
+def test_a_control_answering_no_clause_says_why_and_cites_cis():
+    for control in CATALOGUE.controls:
+        if control.clauses:
+            assert not control.unasked, f"{control.id} answers clauses and says no clause asks for it"
+        else:
+            assert control.unasked.strip(), f"{control.id} answers no clause: say why in unasked"
+            assert control.cis, f"{control.id} answers no clause: it must cite the CIS benchmark it stands on"
+
+
+def test_the_controls_table_shows_iso_and_cis():
+    from govbaseline.catalogue import render_table
+
+    table = render_table(CATALOGUE)
+    assert "ISO 27001" in table.splitlines()[0] and "CIS" in table.splitlines()[0]
+    row = next(line for line in table.splitlines() if line.startswith("SYS-01 "))
+    assert "A.8.20" in row and " 3.3 " in row, row

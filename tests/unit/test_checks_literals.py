@@ -16,7 +16,8 @@ CHECKS = CHECKS_DIR
 ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if (p / "defaults" / "main.yml").exists())
 
 # Literals that equal a role's value but name something else: (file, literal), each with the reason.
-ALLOWED: set[tuple[str, str]] = set()
+# test_audit.py: the audit rules must watch the account files, whose modes the system role sets.
+ALLOWED: set[tuple[str, str]] = {("test_audit.py", "/etc/passwd"), ("test_audit.py", "/etc/shadow")}
 
 
 def _strings(value: Any) -> list[str]:

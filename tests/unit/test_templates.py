@@ -59,6 +59,12 @@ CASES: dict[str, dict[str, dict]] = {
                        "audit_log_ca_cert": CA, "audit_watch_paths": ["/srv/app"], "audit_rules_immutable": True},
         "local-only": {},
     },
+    "system": {
+        "defaults": {},
+        "slaac-host-and-more-cron-users": {"system_sysctl_network": {"net.ipv6.conf.all.accept_ra": 2,
+                                                                     "net.ipv4.tcp_syncookies": "1"},
+                                           "system_cron_allow_users": ["root", "deploy"]},
+    },
     "tls": {
         "files-intermediate": {"tls_server_names": ["www.example.gov", "example.gov"],
                                "tls_certificate": SITE_CERT, "tls_private_key": SITE_KEY,

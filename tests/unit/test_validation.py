@@ -57,8 +57,8 @@ def test_lockout_is_refused():
 
 
 def test_baseline_roles_come_from_the_site_playbook():
-    assert baseline_roles() == ["backup_server", "pull", "firewall", "alerts", "access", "audit", "tls", "ids",
-                                "integrity", "patching", "antivirus", "vulnscan", "backup"]
+    assert baseline_roles() == ["backup_server", "pull", "firewall", "alerts", "access", "system", "audit", "tls",
+                                "ids", "integrity", "patching", "antivirus", "vulnscan", "backup"]
     assert roles_for(["backup_servers"]) == ["backup_server", "pull"]
     assert roles_for(["webservers", "other"]) == [*baseline_roles()[2:], "pull"]
     assert roles_for(["other"]) == []
@@ -127,6 +127,23 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("vulnscan", {}, {"vulnscan_port_scan_ports": "1-70000"}, "vulnscan_port_scan_ports must be ports and ranges"),
     ("vulnscan", {}, {"vulnscan_port_scan_ports": "80,https"}, "vulnscan_port_scan_ports must be ports and ranges"),
     ("vulnscan", {}, {"vulnscan_scanner_host": "scan ner"}, "vulnscan_scanner_host must be a host's name"),
+    ("system", {}, {"system_sysctl_network": {"kernel.kptr_restrict": 2}},
+     "system_sysctl_network has 'kernel.kptr_restrict': a parameter name must start with net."),
+    ("system", {}, {"system_sysctl_network": {"net.ipv4.conf.all.rp_filter": 3}},
+     "system_sysctl_network['net.ipv4.conf.all.rp_filter'] must be between 0 and 2, not 3"),
+    ("system", {}, {"system_sysctl_network": {"net.ipv4.tcp_syncookies": "on"}},
+     "system_sysctl_network['net.ipv4.tcp_syncookies'] must be a whole number, not 'on'"),
+    ("system", {}, {"system_sysctl_network": {"net.ipv4 tcp_syncookies; reboot": 1}}, "written with dots"),
+    ("system", {}, {"system_sysctl_network": {}}, "to set none, switch the area off"),
+    ("system", {}, {"system_sysctl_kernel": {"net.ipv4.ip_forward": 0}},
+     "a parameter name must start with kernel. or fs."),
+    ("system", {}, {"system_sysctl_kernel": {"kernel.randomize_va_space": True}},
+     "system_sysctl_kernel['kernel.randomize_va_space'] must be a whole number"),
+    ("system", {}, {"system_sysctl_kernel": {"fs.suid_dumpable": 2}},
+     "Set fs.suid_dumpable: 0 in system_sysctl_kernel, or system_coredumps_enabled: false"),
+    ("system", {}, {"system_cron_allow_users": ["deploy"]}, "system_cron_allow_users must list root"),
+    ("system", {}, {"system_cron_allow_users": ["root", "Bad User"]}, "system_cron_allow_users[1] must be an account"),
+    ("system", {}, {"system_file_search_seconds": 5}, "system_file_search_seconds must be between 10 and 3600"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)
@@ -539,3 +556,12 @@ def test_every_engine_reads_the_listening_ports_with_the_same_shell():
     for path in (PLAYBOOKS_DIR / "site.yml", ROLES_DIR / "firewall" / "tasks" / "preflight.yml"):
         assert LISTENING_TCP_PORTS in path.read_text(), path
     assert LISTENING_TCP_PORTS in common.CONNECTION
+
+
+def test_kernel_parameters_the_operator_takes_over_are_accepted():
+    """An area switched off demands nothing of the other; a router's values are accepted as given."""
+    values = validated_vars("system", {"system_coredumps_enabled": False,
+                                       "system_sysctl_kernel": {"fs.suid_dumpable": 2},
+                                       "system_sysctl_network": {"net.ipv4.ip_forward": 1,
+                                                                 "net.ipv4.conf.eth0/100.rp_filter": 2}})
+    assert values["system_sysctl_network"]["net.ipv4.ip_forward"] == 1

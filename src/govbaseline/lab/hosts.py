@@ -353,6 +353,7 @@ class Lab:
             "-v", f"{self.key}.pub:/root/.ssh/authorized_keys:ro",
             image,
         )
+        _own_network_parameters(container)
         return LabHost(name=name, address=address, container=container, distro=distro,
                        kind="web" if index else "sink")
 
@@ -578,3 +579,18 @@ def _port_open(address: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _own_network_parameters(container: str) -> None:
+    """Let the host set its own kernel network parameters (the system role's SYS-01), as a machine does.
+
+    The kernel keeps net.* per network namespace and each lab host has its own, but podman mounts
+    /proc/sys read-only all the same. /proc/sys/net alone is bind-mounted onto itself read-write in
+    the host's mount namespace, from outside (as root, so the mount is not locked): kernel.* and fs.*
+    stay read-only, the machine's (the controller's) to set, and a VM host proves those."""
+    pid = podman("inspect", "-f", "{{.State.Pid}}", container).stdout.decode().strip()
+    done = subprocess.run(["nsenter", "-t", pid, "-m", "sh", "-c",
+                           "mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net"],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        raise LabError(f"could not make /proc/sys/net writable in {container}: {done.stderr.decode().strip()}")

@@ -1,0 +1,185 @@
+"""Checks for the operating system's hardening SYS-01 .. SYS-05 (role ``system``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from govbaseline import hostfacts
+from govbaseline.report import SWITCHED_OFF
+
+
+def area(hostvars, switch: str) -> None:
+    """Skip a check whose area of the role is switched off on this host, naming the switch."""
+    if not hostvars[switch]:
+        pytest.skip(f"{SWITCHED_OFF}{switch} is false on this host: the control is not applied here")
+
+
+def in_container(host) -> str:
+    """The engines' own answer (govbaseline.hostfacts): the container's kind, or "" on a machine."""
+    return str(hostfacts.parse(host.run(hostfacts.OBSERVE).stdout)["container"])
+
+
+def boot_values(host) -> dict[str, tuple[str, str]]:
+    """What systemd-sysctl sets at boot: each parameter's last value across /etc, /run and /usr/lib's
+    sysctl.d (and /etc/sysctl.conf through Debian's 99-sysctl.conf), with the file it comes from."""
+    out = host.run("systemd-analyze cat-config sysctl.d")
+    assert out.rc == 0, f"systemd-analyze cat-config sysctl.d failed: {out.stderr.strip()}"
+    values: dict[str, tuple[str, str]] = {}
+    source = ""
+    for line in out.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("# /"):
+            source = line[2:]
+        elif line and not line.startswith(("#", ";")) and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip().lstrip("-")] = (value.strip(), source)
+    return values
+
+
+def persisted_problems(host, wanted: dict) -> list[str]:
+    boot = boot_values(host)
+    return [f"{key} is {boot[key][0]} at boot (from {boot[key][1]}), {value} wanted" if key in boot
+            else f"{key} is not set at boot (no sysctl.d file has it), {value} wanted"
+            for key, value in wanted.items() if boot.get(key, ("",))[0] != str(value)]
+
+
+def live_problems(host, wanted: dict) -> list[str]:
+    problems = []
+    for key, value in wanted.items():
+        out = host.run("sysctl -n %s", key)
+        live = out.stdout.strip() if out.rc == 0 else f"missing ({out.stderr.strip()})"
+        if live != str(value):
+            problems.append(f"{key} is {live} live, {value} wanted")
+    return problems
+
+
+@pytest.mark.control("SYS-01")
+def test_kernel_network_parameters_persisted_and_live(host, hostvars):
+    area(hostvars, "system_network_enabled")
+    wanted = hostvars["system_sysctl_network"]
+    # A container host has a network namespace of its own: its net.* parameters are its own too.
+    problems = persisted_problems(host, wanted) + live_problems(host, wanted)
+    assert not problems, "kernel network parameters differ: " + "; ".join(problems)
+
+
+@pytest.mark.control("SYS-02")
+def test_kernel_process_parameters_persisted(host, hostvars):
+    area(hostvars, "system_kernel_enabled")
+    problems = persisted_problems(host, hostvars["system_sysctl_kernel"])
+    assert not problems, "kernel process-hardening parameters are not persisted: " + "; ".join(problems)
+
+
+@pytest.mark.control("SYS-02")
+def test_kernel_process_parameters_live(host, hostvars):
+    area(hostvars, "system_kernel_enabled")
+    container = in_container(host)
+    if container:
+        pytest.skip(f"a {container} container shares the machine's kernel, whose kernel.* and fs.* parameters are "
+                    "the machine's to set: the persisted values are checked by "
+                    "test_kernel_process_parameters_persisted, the live ones on a VM or a real host")
+    problems = live_problems(host, hostvars["system_sysctl_kernel"])
+    assert not problems, "kernel process-hardening parameters differ: " + "; ".join(problems)
+
+
+LIMIT = re.compile(r"^\s*(\S+)\s+(hard|-)\s+core\s+(\S+)", re.MULTILINE)
+
+
+@pytest.mark.control("SYS-03")
+def test_core_dumps_off(host, hostvars):
+    area(hostvars, "system_coredumps_enabled")
+    limits = host.run("grep -H '' /etc/security/limits.conf /etc/security/limits.d/*.conf 2>/dev/null")
+    hard = [(line.split(":", 1)[0], m.groups()) for line in limits.stdout.splitlines()
+            if (m := LIMIT.match(line.split(":", 1)[-1]))]
+    for who in ("*", "root"):
+        set_for = [(path, value) for path, (domain, _, value) in hard if domain == who]
+        assert set_for and set_for[-1][1] == "0", \
+            f"login sessions of {who} may dump core: hard core limit {set_for or 'unset'} in /etc/security/limits*"
+    session = host.run("sh -c 'ulimit -Hc'")
+    assert session.stdout.strip() == "0", f"a login session's hard core limit is {session.stdout.strip()}, not 0"
+    manager = host.run("systemctl show -p DefaultLimitCORE --value")
+    assert manager.stdout.strip() == "0", \
+        f"services may dump core: systemd's DefaultLimitCORE is {manager.stdout.strip() or 'unset'}, not 0"
+    coredump = host.run("systemd-analyze cat-config systemd/coredump.conf")
+    settings = dict(line.split("=", 1) for line in coredump.stdout.splitlines()
+                    if "=" in line and not line.startswith(("#", ";")))
+    assert settings.get("Storage") == "none" and settings.get("ProcessSizeMax") == "0", \
+        f"systemd-coredump would keep dumps: Storage={settings.get('Storage')}, " \
+        f"ProcessSizeMax={settings.get('ProcessSizeMax')}"
+
+
+def stat_lines(host, paths: list[str]) -> dict[str, str]:
+    out = host.run("stat -c '%%n %%a %%U %%G' -- " + " ".join(["%s"] * len(paths)) + " 2>/dev/null; true", *paths)
+    return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.stdout.splitlines() if " " in line}
+
+
+def mode_problems(found: dict[str, str], wanted: list[dict]) -> list[str]:
+    return [f"{item['path']} is {found[item['path']]}, {item['mode']} {item['owner']} {item['group']} wanted"
+            for item in wanted
+            if item["path"] in found and found[item["path"]] != f"{item['mode']} {item['owner']} {item['group']}"]
+
+
+@pytest.mark.control("SYS-04")
+def test_scheduler_limited_to_listed_accounts(host, hostvars):
+    area(hostvars, "system_scheduler_enabled")
+    listed = set(hostvars["system_cron_allow_users"])
+    for path, group in ((hostvars["__system_cron_allow"], "crontab"), (hostvars["__system_at_allow"], "daemon")):
+        allow = host.file(path)
+        assert allow.exists, f"{path} is missing: every account may schedule jobs"
+        names = {line.strip() for line in allow.content_string.splitlines() if line.strip() and line[0] != "#"}
+        assert names == listed, f"{path} lists {sorted(names)}, not system_cron_allow_users {sorted(listed)}"
+        found = stat_lines(host, [path]).get(path)
+        assert found == f"640 root {group}", f"{path} is {found}, 640 root {group} wanted"
+    left = [path for path in hostvars["__system_deny_files"] if host.file(path).exists]
+    assert not left, f"{left} present: with an allow file a deny file is not read, and only misleads"
+    # The behaviour: an account not listed is refused by crontab itself.
+    outsider = next(user for user in ("nobody", "daemon") if user not in listed)
+    refused = host.run("su -s /bin/sh %s -c 'crontab -l' 2>&1", outsider)
+    assert refused.rc != 0 and "not allowed" in refused.stdout, \
+        f"{outsider} may use crontab: {refused.stdout.strip()[:200]}"
+
+
+@pytest.mark.control("SYS-04")
+def test_scheduler_files_root_only(host, hostvars):
+    area(hostvars, "system_scheduler_enabled")
+    wanted = hostvars["__system_scheduler_modes"]
+    problems = mode_problems(stat_lines(host, [item["path"] for item in wanted]), wanted)
+    assert not problems, "the system crontab or a cron folder is open to others: " + "; ".join(problems)
+
+
+@pytest.mark.control("SYS-05")
+def test_account_files_and_host_keys_modes(host, hostvars):
+    area(hostvars, "system_permissions_enabled")
+    wanted = list(hostvars["__system_account_modes"])
+    found = stat_lines(host, [item["path"] for item in wanted])
+    keys = host.run(f"ls -1 {hostvars['__system_host_key_glob']} 2>/dev/null; true").stdout.split()
+    assert keys, "no SSH host private key found"
+    wanted += [{"path": key, **hostvars["__system_host_key_mode"]} for key in keys]
+    found.update(stat_lines(host, keys))
+    missing = [item["path"] for item in hostvars["__system_account_modes"]
+               if not item["path"].endswith("-") and item["path"] not in found]  # backups (passwd-) may be missing
+    assert not missing, f"{missing} missing"
+    problems = mode_problems(found, wanted)
+    assert not problems, "account files or SSH host keys have the wrong owner or mode: " + "; ".join(problems)
+
+
+# World-writable files, world-writable folders without the sticky bit, and files of no known
+# account or group, on the local file systems (each searched without crossing into another).
+SEARCH = ("timeout {seconds} find {mounts} -xdev \\( -path /proc -o -path /sys \\) -prune -o "
+          "\\( \\( -type f -perm -0002 \\) -o \\( -type d -perm -0002 ! -perm -1000 \\) -o -nouser -o -nogroup \\) "
+          "-printf '%m %u %g %p\\n' 2>/dev/null")
+
+
+@pytest.mark.control("SYS-05")
+def test_no_world_writable_or_unowned_files(host, hostvars):
+    area(hostvars, "system_permissions_enabled")
+    seconds = hostvars["system_file_search_seconds"]
+    mounts = host.run("df --local --output=target | tail -n +2 | sort -u").stdout.split()
+    assert mounts, "no local file system found"
+    out = host.run(SEARCH.format(seconds=seconds, mounts=" ".join(f"'{m}'" for m in mounts)))
+    found = out.stdout.splitlines()
+    shown = "; ".join(found[:30]) + (f" and {len(found) - 30} more" if len(found) > 30 else "")
+    assert out.rc != 124, (f"the search for world-writable and unowned files did not finish in {seconds} s "
+                           f"(system_file_search_seconds); found so far: {shown or 'nothing'}")
+    assert not found, f"world-writable (outside sticky folders) or unowned paths: {shown}"

@@ -1,0 +1,120 @@
+"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-05), twin of ``roles/system``."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+from pyinfra.api.deploy import deploy
+from pyinfra.context import host
+from pyinfra.facts.server import Command
+from pyinfra.operations import apt, files, server, systemd
+
+from govbaseline.deploys import common
+
+ROLE = "system"
+
+
+@deploy("System")
+def apply() -> None:
+    v = common.settings(ROLE)
+    if v is None:
+        return
+    apt.packages(name="SYS-01, SYS-02, SYS-04 | Packages the role needs", packages=v["system_packages"], update=False)
+    # Each area: its switch, then a waiver of its control (common.enforced), as the role's tasks/main.yml.
+    if switched(v, "system_network_enabled") and common.enforced(ROLE, "network"):
+        network(v)
+    if switched(v, "system_kernel_enabled") and common.enforced(ROLE, "kernel"):
+        kernel(v)
+    if switched(v, "system_coredumps_enabled") and common.enforced(ROLE, "coredumps"):
+        coredumps(v)
+    if switched(v, "system_scheduler_enabled") and common.enforced(ROLE, "scheduler"):
+        scheduler(v)
+    if switched(v, "system_permissions_enabled") and common.enforced(ROLE, "permissions"):
+        permissions(v)
+
+
+def switched(v: dict[str, Any], toggle: str) -> bool:
+    if not v[toggle]:
+        host.noop(f"{toggle} is false")
+    return bool(v[toggle])
+
+
+def live_differs(parameters: dict[str, Any]) -> bool:
+    """Whether the kernel's live values differ from ``parameters`` (as the role compares them: the
+    lines ``sysctl NAME...`` prints, in order; a parameter the kernel lacks reads as different)."""
+    told = host.get_fact(Command, "sysctl " + " ".join(shlex.quote(k) for k in parameters) + " 2>/dev/null; true")
+    return (told or "").splitlines() != [f"{key} = {value}" for key, value in parameters.items()]
+
+
+def sysctl(control: str, what: str, v: dict[str, Any], group: str) -> None:
+    path = v[f"__system_sysctl_{group}_file"]
+    persisted = common.put_text(f"{control} | Persist the {what} under /etc/sysctl.d",
+                                common.render(ROLE, f"sysctl-{group}.conf.j2", v), path)
+    if group == "kernel" and v["__system_container"]:
+        host.noop(f"a {v['__system_container']} container shares the machine's kernel, whose kernel.* and fs.* "
+                  f"parameters are the machine's to set: they are persisted in {path} and apply on a real host; "
+                  "they are not applied here")
+        return
+    if persisted.will_change or live_differs(v[f"system_sysctl_{group}"]):
+        server.shell(name=f"{control} | Apply the {what} now", commands=[f"sysctl -p {shlex.quote(path)}"])
+
+
+def network(v: dict[str, Any]) -> None:
+    # The kernel keeps net.* per network namespace: a container host has its own, set here too.
+    sysctl("SYS-01", "kernel network parameters", v, "network")
+
+
+def kernel(v: dict[str, Any]) -> None:
+    sysctl("SYS-02", "kernel process-hardening parameters", v, "kernel")
+
+
+def coredumps(v: dict[str, Any]) -> None:
+    name = "SYS-03 | No core dumps for sessions and services (limits, systemd's default, systemd-coredump)"
+    changed = [common.put_text(name, common.render(ROLE, "limits-core.conf.j2", v), v["__system_limits_file"])]
+    for template, dropin in (("manager-core.conf.j2", v["__system_manager_dropin"]),
+                             ("coredump.conf.j2", v["__system_coredump_dropin"])):
+        changed.append(files.directory(name=f"SYS-03 | Create {dropin.rsplit('/', 1)[0]}",
+                                       path=dropin.rsplit("/", 1)[0], user="root", group="root", mode="0755"))
+        changed.append(common.put_text(name, common.render(ROLE, template, v), dropin))
+    # systemd reads system.conf.d again on a reload: services started from now on get the limit.
+    if any(op.will_change for op in changed):
+        systemd.daemon_reload(name="SYS-03 | Give the services systemd starts from now on the new default limit")
+
+
+def fix_modes(name: str, found: str, wanted: list[dict[str, Any]]) -> None:
+    """Owner, group and mode of each existing path in ``wanted`` that ``stat -c '%n %a %U %G'``
+    (``found``) shows otherwise, as the role's loop decides; a path that does not exist is left alone."""
+    lines = found.splitlines()
+    present = {line.split(" ", 1)[0] for line in lines}
+    for item in wanted:
+        if item["path"] in present and f"{item['path']} {item['mode']} {item['owner']} {item['group']}" not in lines:
+            operation = files.directory if item.get("directory") else files.file
+            operation(name=f"{name}: {item['path']}", path=item["path"], present=True,
+                      mode=item["mode"], user=item["owner"], group=item["group"])
+
+
+def scheduler(v: dict[str, Any]) -> None:
+    # cron.allow is read by crontab (set-group-id crontab) and at.allow by at (set-user-id daemon):
+    # their groups let each read its list, nobody else can.
+    name = "SYS-04 | Limit cron and at to the listed accounts; remove the deny files"
+    allow = common.render(ROLE, "allow.j2", v)
+    common.put_text(name, allow, v["__system_cron_allow"], mode="0640", group="crontab")
+    common.put_text(name, allow, v["__system_at_allow"], mode="0640", group="daemon")
+    for deny in v["__system_deny_files"]:
+        files.file(name=name, path=deny, present=False)
+    paths = " ".join(shlex.quote(item["path"]) for item in v["__system_scheduler_modes"])
+    found = host.get_fact(Command, f"stat -c '%n %a %U %G' -- {paths} 2>/dev/null; true") or ""
+    fix_modes("SYS-04 | Only root may read and change the system crontab and the cron folders", found,
+              v["__system_scheduler_modes"])
+
+
+def permissions(v: dict[str, Any]) -> None:
+    paths = " ".join(shlex.quote(item["path"]) for item in v["__system_account_modes"])
+    found = host.get_fact(Command, f"stat -c '%n %a %U %G' -- {paths} {v['__system_host_key_glob']} 2>/dev/null; "
+                                   "true") or ""
+    fix_modes("SYS-05 | Account files with the owners and modes CIS states", found, v["__system_account_modes"])
+    keys = [{"path": line.split(" ", 1)[0], **v["__system_host_key_mode"]} for line in found.splitlines()
+            if re.match(r"/etc/ssh/ssh_host_[a-z0-9]+_key ", line)]
+    fix_modes("SYS-05 | SSH host private keys readable by root alone", found, keys)

@@ -1,0 +1,69 @@
+"""The operating system's hardening end to end: each check of the system role fails for its own
+reason when its control is broken on a converged host, and a converge of either engine repairs it;
+a crontab refused to an account not listed, a lab host's own kernel network parameters live.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from govbaseline.engines import apply
+from govbaseline.verify import verify
+from tests.lab.conftest import assert_checks_fail_when_broken_together, sh
+
+pytestmark = pytest.mark.lab
+
+WW, UNOWNED = "/var/lib/govbaseline-e2e-world-writable", "/var/lib/govbaseline-e2e-unowned"
+
+# Check -> (scripts that break its control, the words its failure must carry). Not here:
+# test_kernel_process_parameters_live skips in a container (the machine's kernel); a VM host proves it.
+BREAKS = {
+    "test_kernel_network_parameters_persisted_and_live": (
+        ["sysctl -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.all.accept_redirects=1"],
+        "net.ipv4.conf.all.rp_filter is 0 live, 1 wanted"),
+    "test_kernel_process_parameters_persisted": (
+        ["sed -i 's/^kernel.kptr_restrict = .*/kernel.kptr_restrict = 0/' /etc/sysctl.d/60-govbaseline-kernel.conf"],
+        "kernel.kptr_restrict is 0 at boot (from /etc/sysctl.d/60-govbaseline-kernel.conf), 2 wanted"),
+    "test_core_dumps_off": (["rm /etc/security/limits.d/60-govbaseline-core.conf"],
+                            "login sessions of * may dump core"),
+    "test_scheduler_limited_to_listed_accounts": (["rm /etc/cron.allow && touch /etc/cron.deny"],
+                                                  "/etc/cron.allow is missing"),
+    "test_scheduler_files_root_only": (["chmod 0755 /etc/cron.d"],
+                                       "/etc/cron.d is 755 root root, 700 root root wanted"),
+    # sshd refuses a host key others can read: the group changes, the mode stays.
+    "test_account_files_and_host_keys_modes": (
+        ["chmod 0644 /etc/gshadow", "chgrp daemon /etc/ssh/ssh_host_ed25519_key"],
+        "/etc/ssh/ssh_host_ed25519_key is 600 root daemon, 600 root root wanted"),
+    "test_no_world_writable_or_unowned_files": (
+        [f"touch {WW} && chmod 0666 {WW} && touch {UNOWNED} && chown 54321:54321 {UNOWNED}"],
+        f"666 root root {WW}"),
+}
+# The search finds; removing what it found is the administrator's (no converge deletes files).
+CLEANUP = [f"rm -f {WW} {UNOWNED}"]
+
+
+def test_every_system_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
+    assert_checks_fail_when_broken_together(ansible_lab, tmp_path, BREAKS, repair_tags="system", cleanup=CLEANUP)
+
+
+def test_an_account_not_listed_cannot_use_cron_and_the_network_parameters_are_the_hosts_own(ansible_lab):
+    host = ansible_lab.hosts()[1]
+    refused = ansible_lab.exec(host, "su", "-s", "/bin/sh", "nobody", "-c", "crontab -l", check=False)
+    assert refused.returncode != 0 and b"not allowed" in refused.stdout + refused.stderr, refused
+    assert sh(ansible_lab, host, "sysctl -n net.ipv4.tcp_syncookies net.ipv4.conf.all.rp_filter").split() == ["1", "1"]
+
+
+def test_pyinfra_repairs_the_same_breaks(pyinfra_lab, tmp_path):
+    host = pyinfra_lab.hosts()[1]
+    for check, (scripts, _) in BREAKS.items():
+        if check != "test_no_world_writable_or_unowned_files":
+            for script in scripts:
+                sh(pyinfra_lab, host, script)
+    broken = verify(pyinfra_lab.inventory, tmp_path / "broken", limit=host.name, checks=list(BREAKS))
+    failed = {name for name, c in broken.checks(host.name).items() if c["status"] == "fail"}
+    assert failed == set(BREAKS) - {"test_no_world_writable_or_unowned_files"}, broken.output[-2000:]
+    repaired = apply(pyinfra_lab.inventory, engine="pyinfra", limit=host.name, stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    after = verify(pyinfra_lab.inventory, tmp_path / "after", limit=host.name, checks=list(BREAKS))
+    statuses = {name: c["status"] for name, c in after.checks(host.name).items()}
+    assert statuses and all(statuses.get(check) == "pass" for check in BREAKS), after.output[-2000:]
