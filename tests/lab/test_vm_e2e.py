@@ -1,10 +1,11 @@
 """What containers cannot prove, on a virtual machine with its own kernel (issue 20): the audit
 trail (LOG-01) loaded into a real kernel by both engines, records with the expected keys, the
-rules locked until reboot and a locked host handled; after a reboot the firewall is loaded before
-the network and the baseline holds without a converge.
+rules locked until reboot and a locked host handled; the kernel's process-hardening parameters
+(SYS-02) live, broken and repaired; after a reboot the firewall is loaded before the network and
+the baseline holds without a converge.
 
 One VM (QEMU, KVM where it works, else software emulation), converged with the roles these tests
-prove (audit and firewall; the others switched off), so the tier stays within minutes.
+prove (audit, firewall and system; the others switched off), so the tier stays within minutes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ LOG01 = ["test_auditd_running_with_the_rules_loaded", "test_audit_rules_cover_th
 
 @pytest.fixture(scope="module")
 def vm_lab(lab_factory, tmp_path_factory):
-    """One VM web server and the sink (a container), converged with Ansible (audit and firewall)."""
+    """One VM web server and the sink (a container), converged with Ansible (audit, firewall, system)."""
     lab = lab_factory(f"{LAB_PREFIX}-vm", hosts=1, vm=True)
     lab.only = inventory_with(lab, tmp_path_factory.mktemp("vm"), **ONLY_AUDIT_AND_FIREWALL)  # type: ignore[attr-defined]
     first = apply(lab.only, engine="ansible", stream=False)  # type: ignore[attr-defined]
@@ -85,6 +86,23 @@ def test_deleted_kernel_rules_fail_the_check_and_both_engines_load_them_again(vm
         assert outcome.passed, outcome.output[-3000:]
 
 
+def test_kernel_parameters_are_live_on_a_real_kernel_and_repaired_when_changed(vm_lab, tmp_path):
+    """SYS-02's live check, skipped in a container (the machine's kernel), and its negative twin."""
+    host = vm_lab.hosts()[0]
+    check = "test_kernel_process_parameters_live"
+    passed = verify(vm_lab.only, tmp_path / "sys", limit=host.name, checks=[check])
+    assert passed.checks(host.name)[check]["status"] == "pass", passed.output[-3000:]
+    sh(vm_lab, host, "sysctl -w kernel.kptr_restrict=0 kernel.yama.ptrace_scope=0")
+    broken = verify(vm_lab.only, tmp_path / "sys-broken", limit=host.name, checks=[check])
+    message = broken.checks(host.name)[check]["message"]
+    assert "kernel.kptr_restrict is 0 live, 2 wanted" in message and "kernel.yama.ptrace_scope is 0 live" in message, \
+        message
+    repaired = run_ansible(vm_lab.only, tags="sys-02", stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    after = verify(vm_lab.only, tmp_path / "sys-after", limit=host.name, checks=[check])
+    assert after.checks(host.name)[check]["status"] == "pass", after.output[-3000:]
+
+
 def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path):
     host = vm_lab.hosts()[0]
     locked = inventory_with(vm_lab, tmp_path, **ONLY_AUDIT_AND_FIREWALL, audit_rules_immutable=True)
@@ -116,7 +134,7 @@ def test_after_a_reboot_the_firewall_comes_first_and_the_baseline_holds(vm_lab, 
     nft, networkd = (int(t) for t in times)
     assert 0 < nft <= networkd, f"nftables active at {nft} us, networkd at {networkd} us after boot"
     outcome = verify(vm_lab.only, tmp_path / "rebooted", limit=host.name,
-                     controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03"])
+                     controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "SYS-01", "SYS-02", "SYS-03"])
     assert outcome.passed, f"after a reboot of {seconds:.0f}s:\n{outcome.output[-3000:]}"
     assert "enabled 2" in sh(vm_lab, host, "auditctl -s")  # locked again, with the new rules
     assert "/srv" in sh(vm_lab, host, "auditctl -l")

@@ -172,13 +172,13 @@ def test_unsupported_platform_is_refused():
 
 def test_example_inventory_is_valid_for_every_role():
     from govbaseline.inventory import resolve
-    from tests.paths import ROOT
+    from govbaseline.paths import STARTER_DIR
 
     cert, key = _site_certificate(names=("backup.example.gov",))
     # Values Ansible fills in at run time (Vault, files): a stand-in of the right kind for each.
     stand_ins = {"backup_rest_password": "0" * 32, "backup_repository_password": "1" * 32,
                  "backup_server_certificate": cert, "backup_server_private_key": key}
-    resolved = resolve(ROOT / "inventory")
+    resolved = resolve(STARTER_DIR / "inventory")  # what `govbaseline init` writes
     assert resolved.hostvars
     assert "backup_servers" in resolved.groups and "webservers" in resolved.groups
     for host, hostvars in resolved.hostvars.items():
