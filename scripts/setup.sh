@@ -45,4 +45,5 @@ fi
 echo "setup: lab image $(tail -1 "$images_log")"
 rm -f "$images_log"
 # The VM hosts' disk, kernel and initramfs, made from the Debian 13 image (about a minute, cached).
-echo "setup: lab VM disk $(.venv/bin/govbaseline lab image --vm)"
+disk=$(.venv/bin/govbaseline lab image --vm)  # a failed build stops setup here (set -e)
+echo "setup: lab VM disk $disk"

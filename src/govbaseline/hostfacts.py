@@ -9,7 +9,9 @@ functions (``suricata_interface``), so they judge what the engines chose.
 
 from __future__ import annotations
 
+import base64
 import json
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,11 +30,12 @@ OBSERVE = "; ".join((
     # The kernel's audit switch: 2 when the rules are locked until reboot (auditctl -e 2); empty in a
     # container or where auditd is not installed yet.
     "echo \"audit_enabled=$(auditctl -s 2>/dev/null | sed -n 's/^enabled //p')\"",
-    # How many audit rules the kernel holds and how many the installed rules files give (augenrules
-    # compiles /etc/audit/rules.d/*.rules, one kernel rule per -w or -a line): a kernel whose rules
-    # were deleted (auditctl -D) gets them loaded again although no file changed.
-    "echo \"audit_loaded=$(auditctl -l 2>/dev/null | grep -c '^-[aw] ')\"",
-    "echo \"audit_installed=$(cat /etc/audit/rules.d/*.rules 2>/dev/null | grep -c '^-[aw] ')\"",
+    # The rules the kernel holds and those the installed files give (augenrules compiles
+    # /etc/audit/rules.d/*.rules), base64 on one line each: compared rule by rule (audit_rules_differ),
+    # so a kernel whose rules were deleted (auditctl -D) or still are an older set gets them loaded.
+    # "audit_loaded" is only written where auditctl answers (root, a kernel with an audit system).
+    "if auditctl -s >/dev/null 2>&1; then echo \"audit_loaded=$(auditctl -l 2>/dev/null | base64 -w0)\"; fi",
+    "echo \"audit_installed=$(cat /etc/audit/rules.d/*.rules 2>/dev/null | base64 -w0)\"",
     # The machine's architecture: 32-bit system calls exist (and must be audited) on x86_64.
     "echo \"arch=$(uname -m)\"",
     "if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi",
@@ -64,8 +67,67 @@ def parse(text: str) -> dict[str, Any]:
         "container": "" if raw.get("container", "").strip() in ("", "none") else raw["container"].strip(),
         "architecture": raw.get("arch", "").strip(),
         "audit_locked": raw.get("audit_enabled", "").strip() == "2",
-        "audit_rules": (raw.get("audit_loaded", "").strip(), raw.get("audit_installed", "").strip()),
+        # (loaded, installed) rules text; loaded is None where the kernel could not be asked.
+        "audit_rules": (_unbase64(raw["audit_loaded"]) if "audit_loaded" in raw else None,
+                        _unbase64(raw.get("audit_installed", ""))),
     }
+
+
+def _unbase64(text: str) -> str:
+    try:
+        return base64.b64decode(text.strip(), validate=True).decode("utf-8", "replace")
+    except ValueError:
+        return ""
+
+
+def audit_rule_signatures(text: str) -> Counter[tuple[str, ...]]:
+    """Each audit rule of a rules file or of ``auditctl -l``, in one comparable form: a watch as
+    (watch, path without a trailing /, permissions, key); a system-call rule as (rule, action,
+    system calls, -F fields, key), where ``auditctl -l``'s ``-S all``, ``-F key=K`` and ``-1`` read as
+    a file's missing -S, ``-k K`` and ``unset``. Lines that are no rule (-D, -b, -e, comments) are left out."""
+    found: Counter[tuple[str, ...]] = Counter()
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2 or words[0] not in ("-w", "-a"):
+            continue
+        key, perms, syscalls, fields = "", "", set(), set()
+        rest = iter(words[2:])
+        for word in rest:
+            value = next(rest, "")
+            if word == "-k" or (word == "-F" and value.startswith("key=")):
+                key = value.removeprefix("key=")
+            elif word == "-p":
+                perms = "".join(sorted(value))
+            elif word == "-S" and value != "all":
+                syscalls |= set(value.split(","))
+            elif word == "-F":
+                fields.add(value.replace("=unset", "=-1"))
+        if words[0] == "-w":
+            found[("watch", words[1].rstrip("/") or "/", perms, key)] += 1
+        else:
+            found[("rule", words[1], ",".join(sorted(syscalls)), " ".join(sorted(fields)), key)] += 1
+    return found
+
+
+def audit_rules_differ(installed: str, loaded: str) -> str:
+    """How the kernel's rules (``auditctl -l``) differ from the installed ones, per key, with an
+    example of each side; "" when they are the same rules. The engines reload on a difference and
+    LOG-01's check fails on it: one comparison for both."""
+    want, have = audit_rule_signatures(installed), audit_rule_signatures(loaded)
+    missing, extra = want - have, have - want
+    keys = sorted({sig[-1] or "-" for sig in (*missing, *extra)})
+
+    def show(sig: tuple[str, ...]) -> str:
+        return " ".join(part for part in sig[1:-1] if part)
+
+    parts = []
+    for key in keys:
+        lost = [show(sig) for sig in missing.elements() if (sig[-1] or "-") == key]
+        more = [show(sig) for sig in extra.elements() if (sig[-1] or "-") == key]
+        said = [f"{len(lost)} installed not loaded (e.g. {lost[0]})" if lost else "",
+                f"{len(more)} loaded not installed (e.g. {more[0]})" if more else ""]
+        parts.append(f"{key}: " + ", ".join(x for x in said if x))
+    return "; ".join(parts)
 
 
 def default_interface(observed: Mapping[str, Any]) -> str | None:
@@ -117,10 +179,10 @@ def _audit(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict
 
 
 def _audit_reload(observed: Mapping[str, Any]) -> bool:
-    loaded, installed = observed.get("audit_rules", ("", ""))
-    if not (loaded.isdigit() and installed.isdigit()) or observed.get("container"):
+    loaded, installed = observed.get("audit_rules", (None, ""))
+    if loaded is None or observed.get("container"):
         return False  # no audit system to ask (a container, auditd not installed yet)
-    return int(loaded) != int(installed)
+    return bool(audit_rules_differ(installed, loaded))
 
 
 def _system(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

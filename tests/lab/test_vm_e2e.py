@@ -106,15 +106,20 @@ def test_kernel_parameters_are_live_on_a_real_kernel_and_repaired_when_changed(v
 def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path):
     host = vm_lab.hosts()[0]
     locked = inventory_with(vm_lab, tmp_path, **ONLY_AUDIT_AND_FIREWALL, audit_rules_immutable=True)
+    # The lock is part of the control: asked for and not in force is a failure (negative twin).
+    unlocked = verify(locked, tmp_path / "unlocked", limit=host.name, checks=LOG01)
+    result = unlocked.checks(host.name)["test_auditd_running_with_the_rules_loaded"]
+    assert result["status"] == "fail" and "can be changed until reboot" in result["message"], result
     first = run_ansible(locked, tags="log-01", stream=False)
     assert first.ok, first.output[-3000:]
     assert "enabled 2" in sh(vm_lab, host, "auditctl -s")
     refused = vm_lab.exec(host, "auditctl", "-D", check=False)
     assert refused.returncode != 0, "auditctl -D was accepted although the rules are locked"
     # A changed rule on a locked host: no failure, a message that a reboot is needed, and the check
-    # fails until then (the kernel still has the old rules), in both engines' words.
+    # fails until then (the kernel still has the old rules), in both engines' words. The web root
+    # moves: the same key and as many rules, another path.
     changed = inventory_with(vm_lab, tmp_path, **ONLY_AUDIT_AND_FIREWALL, audit_rules_immutable=True,
-                             audit_watch_paths=["/srv"])
+                             audit_web_root="/srv")
     for engine in ("ansible", "pyinfra"):
         run = apply(changed, engine=engine, stream=False) if engine == "pyinfra" else \
             run_ansible(changed, tags="log-01", stream=False)
@@ -137,4 +142,4 @@ def test_after_a_reboot_the_firewall_comes_first_and_the_baseline_holds(vm_lab, 
                      controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "SYS-01", "SYS-02", "SYS-03"])
     assert outcome.passed, f"after a reboot of {seconds:.0f}s:\n{outcome.output[-3000:]}"
     assert "enabled 2" in sh(vm_lab, host, "auditctl -s")  # locked again, with the new rules
-    assert "/srv" in sh(vm_lab, host, "auditctl -l")
+    assert "-w /srv -p wa -k webroot" in sh(vm_lab, host, "auditctl -l")

@@ -1,45 +1,61 @@
-"""The LOG-01 check's reading of audit rules: a rules file and ``auditctl -l`` count the same rules."""
+"""LOG-01's comparison of the kernel's audit rules with the installed ones (govbaseline.hostfacts),
+which the engines use to reload and the check to fail: a rules file and ``auditctl -l`` write the
+same rules differently."""
 
 from __future__ import annotations
 
-from collections import Counter
-
-from govbaseline.checks.test_audit import audit_enabled, rule_keys, rules_differ
+from govbaseline.checks.test_audit import audit_enabled
+from govbaseline.hostfacts import audit_rule_signatures, audit_rules_differ
 
 INSTALLED = """\
 ## comment
 -D
 -b 8192
 -w /etc/passwd -p wa -k identity
--w /etc/shadow -p wa -k identity
+-w /etc/sudoers.d/ -p wa -k privilege
+-w /var/www -p wa -k webroot
 -a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change
 -a always,exit -F path=/usr/bin/sudo -F perm=x -F auid>=1000 -F auid!=unset -k privileged
 -e 2
 """
-# What auditctl -l printed for those rules on a Debian 13 kernel.
+# How auditctl -l writes those rules (audit 4 on Debian 13): -F key=, -S all, -1 for unset, no
+# trailing slash, system calls in its own order.
 LOADED = """\
 -w /etc/passwd -p wa -k identity
--w /etc/shadow -p wa -k identity
--a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -F key=time-change
+-w /etc/sudoers.d -p wa -k privilege
+-w /var/www -p wa -k webroot
+-a always,exit -F arch=b64 -S clock_settime,adjtimex,settimeofday -F key=time-change
 -a always,exit -S all -F path=/usr/bin/sudo -F perm=x -F auid>=1000 -F auid!=-1 -F key=privileged
 """
 
 
-def test_a_rules_file_and_the_kernels_listing_count_the_same_rules():
-    assert rule_keys(INSTALLED) == Counter({"identity": 2, "time-change": 1, "privileged": 1})
-    assert rules_differ(rule_keys(INSTALLED), rule_keys(LOADED)) == ""
+def test_a_rules_file_and_the_kernels_listing_are_the_same_rules():
+    assert sum(audit_rule_signatures(INSTALLED).values()) == 5
+    assert audit_rule_signatures(INSTALLED) == audit_rule_signatures(LOADED)
+    assert audit_rules_differ(INSTALLED, LOADED) == ""
 
 
-def test_a_rule_missing_from_the_kernel_is_named_with_its_counts():
-    loaded = "\n".join(LOADED.splitlines()[1:])
-    assert rules_differ(rule_keys(INSTALLED), rule_keys(loaded)) == "identity: 2 installed, 1 loaded"
-    assert rules_differ(rule_keys(INSTALLED), rule_keys("No rules\n")) == (
-        "identity: 2 installed, 0 loaded, privileged: 1 installed, 0 loaded, time-change: 1 installed, 0 loaded")
+def test_rules_deleted_from_the_kernel_are_named():
+    assert audit_rules_differ(INSTALLED, "No rules\n") == (
+        "identity: 1 installed not loaded (e.g. /etc/passwd aw); "
+        "privilege: 1 installed not loaded (e.g. /etc/sudoers.d aw); "
+        "privileged: 1 installed not loaded (e.g. always,exit auid!=-1 auid>=1000 path=/usr/bin/sudo perm=x); "
+        "time-change: 1 installed not loaded (e.g. always,exit adjtimex,clock_settime,settimeofday arch=b64); "
+        "webroot: 1 installed not loaded (e.g. /var/www aw)")
+
+
+def test_a_rule_changed_under_the_same_key_is_a_difference():
+    # A locked kernel still watching the old web root: the same key, as many rules, another path.
+    loaded = LOADED.replace("-w /var/www ", "-w /srv/old ")
+    assert audit_rules_differ(INSTALLED, loaded) == (
+        "webroot: 1 installed not loaded (e.g. /var/www aw), 1 loaded not installed (e.g. /srv/old aw)")
+    # A deleted rule hidden by a foreign one of the same count is no match either.
+    decoy = LOADED.replace("-w /etc/passwd -p wa -k identity", "-w /tmp -p wa -k identity")
+    assert audit_rules_differ(INSTALLED, decoy).startswith("identity: 1 installed not loaded")
 
 
 def test_an_extra_rule_in_the_kernel_is_named_too():
-    loaded = LOADED + "-w /tmp -p wa\n"
-    assert rules_differ(rule_keys(INSTALLED), rule_keys(loaded)) == "-: 0 installed, 1 loaded"
+    assert audit_rules_differ(INSTALLED, LOADED + "-w /tmp -p wa\n") == "-: 1 loaded not installed (e.g. /tmp aw)"
 
 
 def test_the_lock_is_read_from_auditctl_status():

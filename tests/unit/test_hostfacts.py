@@ -84,7 +84,7 @@ def test_an_unreadable_answer_reads_as_nothing():
     seen = hostfacts.parse("route4=[{broken\nlinks=not json\nsecurity=\n")
     assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0,
                     "container": "", "architecture": "", "audit_locked": False,
-                    "audit_rules": ("", "")}
+                    "audit_rules": (None, "")}
 
 
 def test_the_audit_role_learns_whether_it_runs_in_a_container_and_on_which_architecture():
@@ -105,11 +105,18 @@ def test_the_audit_role_learns_that_the_kernel_locked_its_rules_until_reboot():
 
 
 def test_the_audit_role_loads_the_rules_again_when_the_kernel_lost_them():
-    def reload(answer_lines: str) -> bool:
-        seen = hostfacts.parse(answer(V4) + answer_lines)
+    import base64
+
+    def reload(container: str, loaded: str | None, installed: str) -> bool:
+        lines = f"container={container}\naudit_installed={base64.b64encode(installed.encode()).decode()}\n"
+        if loaded is not None:  # written only where auditctl answers
+            lines += f"audit_loaded={base64.b64encode(loaded.encode()).decode()}\n"
+        seen = hostfacts.parse(answer(V4) + lines)
         return hostfacts.decide({"audit": role_vars("audit", {})}, seen)["__audit_reload"]
 
-    assert reload("container=none\naudit_loaded=0\naudit_installed=31\n") is True  # auditctl -D
-    assert reload("container=none\naudit_loaded=31\naudit_installed=31\n") is False
-    assert reload("container=none\naudit_loaded=\naudit_installed=\n") is False  # auditd not installed yet
-    assert reload("container=podman\naudit_loaded=0\naudit_installed=31\n") is False  # no audit system here
+    rules = "-w /etc/passwd -p wa -k identity\n-w /var/www -p wa -k webroot\n"
+    assert reload("none", "No rules\n", rules) is True  # auditctl -D
+    assert reload("none", rules.replace("/var/www", "/srv/old"), rules) is True  # an older set, same count
+    assert reload("none", rules, rules) is False
+    assert reload("none", None, rules) is False  # auditd not installed yet: nothing to ask
+    assert reload("podman", "No rules\n", rules) is False  # no audit system of its own here

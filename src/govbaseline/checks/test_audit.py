@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import posixpath
-import re
-from collections import Counter
 
 import pytest
 
@@ -56,33 +54,12 @@ def test_auditd_running_with_the_rules_loaded(host, hostvars):
     assert not missing, f"the kernel has no audit rule for {missing} (rules installed but not loaded)"
     status = host.run("auditctl -s")
     locked = audit_enabled(status.stdout) == "2"
-    installed = rule_keys(installed_rules(host, rules_dir(hostvars)))
-    differ = rules_differ(installed, rule_keys(loaded.stdout))
+    # The engines' own comparison (govbaseline.hostfacts): what makes them load the rules again.
+    differ = hostfacts.audit_rules_differ(installed_rules(host, rules_dir(hostvars)), loaded.stdout)
     assert not differ, (f"the kernel's audit rules are not the installed ones ({differ})"
                         + ("; they are locked until reboot: reboot the host to load them" if locked else ""))
     if hostvars["audit_rules_immutable"]:
         assert locked, f"the rules can be changed until reboot (audit_rules_immutable, but {status.stdout.strip()!r})"
-
-
-RULE_KEY = re.compile(r"(?:-k |-F key=|key=)(\S+)\s*$")
-
-
-def rule_keys(text: str) -> Counter[str]:
-    """How many audit rules each key has, from a rules file or ``auditctl -l`` (which writes a
-    file's ``-k KEY`` as ``-F key=KEY`` for system-call rules); lines without a key count as ``-``."""
-    keys: Counter[str] = Counter()
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith(("-w ", "-a ")):
-            found = RULE_KEY.search(line)
-            keys[found.group(1) if found else "-"] += 1
-    return keys
-
-
-def rules_differ(installed: Counter[str], loaded: Counter[str]) -> str:
-    """How the loaded rules differ from the installed ones, per key ("" when they match)."""
-    return ", ".join(f"{key}: {installed[key]} installed, {loaded[key]} loaded"
-                     for key in sorted(set(installed) | set(loaded)) if installed[key] != loaded[key])
 
 
 def audit_enabled(status: str) -> str:

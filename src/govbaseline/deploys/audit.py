@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyinfra import logger
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.operations import apt, files, server, systemd
@@ -39,9 +40,10 @@ def auditd(v: dict[str, Any]) -> None:
     # A changed file, or a kernel whose rules are not the installed ones (deleted with auditctl -D).
     load = rules.will_change or v["__audit_reload"]
     if load and v["__audit_locked"]:
-        host.noop(f"the kernel's audit rules are locked until reboot (audit_rules_immutable loaded -e 2), so the "
-                  f"changed rules in {v['__audit_rules_file']} cannot be loaded now: reboot the host to load them "
-                  "(verify's LOG-01 check fails until then)")
+        # A warning, not a noop: pyinfra shows noops only with -v, and the operator must see this.
+        logger.warning(f"{host.name}: the kernel's audit rules are locked until reboot (audit_rules_immutable "
+                       f"loaded -e 2), so the changed rules in {v['__audit_rules_file']} cannot be loaded now: "
+                       "reboot the host to load them (verify's LOG-01 check fails until then)")
     elif load:
         server.shell(name="LOG-01 | Load the rules into the kernel", commands=["augenrules --load"])
     systemd.service(name="LOG-01 | Run auditd now and at boot", service="auditd", running=True, enabled=True)

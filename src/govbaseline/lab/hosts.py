@@ -29,6 +29,7 @@ from govbaseline.paths import state_dir
 
 BOOT_TIMEOUT = 90.0
 MAX_VMS = 4  # about 1 GiB of memory each, and QEMU's emulation is CPU-bound
+VM_COMMAND_TIMEOUT = 600.0  # seconds a command over SSH on a VM host may take (an apt run under TCG)
 FIRST_HOST_OFFSET = 10
 SINK_OFFSET = 5
 SINK_SPOOL = "/var/lib/govbaseline-sink"
@@ -133,7 +134,17 @@ class Lab:
         self.down()
         image = ensure_image(distro)
         if vm:
-            return self._up_vms(hosts, distro, image)
+            if self.subnet6 is not None:
+                raise LabError("VM hosts get an IPv4 address only (ip= on the kernel command line): "
+                               "make the IPv6 lab with containers")
+            try:
+                return self._up_vms(hosts, distro, image)
+            except BaseException:
+                # A VM that failed to boot keeps two emulated CPUs busy until stopped: stop it now.
+                from govbaseline.lab import vm as vms
+
+                vms.stop_all(self.name)
+                raise
         self.dir.mkdir(parents=True, exist_ok=True)
         # A fresh CA for every incarnation of the lab: nothing issued by an older one stays trusted.
         shutil.rmtree(self.dir / "ca", ignore_errors=True)
@@ -203,7 +214,8 @@ class Lab:
                     raise LabError(f"lab VM {host.name} stopped while booting; its console: {machine.console}")
                 if machine.host_key() and _port_open(host.address, 22):
                     self._write_known_hosts([h for h in hosts if self._machine(h).host_key()])
-                    state = self.exec(host, "systemctl", "is-system-running", "--wait", check=False)
+                    state = self.exec(host, "timeout", "60", "systemctl", "is-system-running", "--wait",
+                                      check=False)
                     if state.stdout.decode().strip() in ("running", "degraded"):
                         pending.remove(host)
             if pending and time.monotonic() > deadline:
@@ -229,7 +241,7 @@ class Lab:
                                f"{self._machine(host).console}")
             now = self.exec(host, "cat", "/proc/sys/kernel/random/boot_id", check=False)
             if now.returncode == 0 and now.stdout != before:
-                state = self.exec(host, "systemctl", "is-system-running", "--wait", check=False)
+                state = self.exec(host, "timeout", "60", "systemctl", "is-system-running", "--wait", check=False)
                 if state.stdout.decode().strip() in ("running", "degraded"):
                     return time.monotonic() - start
         raise LabError(f"lab VM {host.name} did not come back from a reboot in {vm.BOOT_TIMEOUT:.0f}s")
@@ -259,6 +271,8 @@ class Lab:
 
         vm.stop_all(self.name)  # before the network: their taps are on its bridge
         shutil.rmtree(self.dir / "vms", ignore_errors=True)
+        for socket_path in self.dir.glob("ssh-*"):  # the VMs' multiplexed SSH connections
+            socket_path.unlink(missing_ok=True)
         stale = podman_json("ps", "-a", "--filter", f"label={LABEL}={self.name}", "--format", "json")
         ids = [c["Id"] for c in stale]
         if ids:
@@ -544,7 +558,11 @@ class Lab:
         """Run a command inside a lab host (for tests that break a control): through podman in a
         container, over SSH (the lab's key, the pinned host key) in a VM."""
         if host.machine == "vm":
-            proc = subprocess.run(self.ssh_argv(host, shlex.join(argv)), capture_output=True, check=False)
+            try:
+                proc = subprocess.run(self.ssh_argv(host, shlex.join(argv)), capture_output=True, check=False,
+                                      timeout=VM_COMMAND_TIMEOUT)
+            except subprocess.TimeoutExpired as exc:
+                raise LabError(f"{' '.join(argv[:3])} on {host.name} did not end in {VM_COMMAND_TIMEOUT:.0f}s") from exc
             if check and proc.returncode != 0:
                 raise LabError(f"{' '.join(argv[:3])} on {host.name} failed ({proc.returncode}): "
                                f"{proc.stderr.decode(errors='replace').strip()[-1500:]}")
@@ -560,6 +578,8 @@ class Lab:
         key and pinned host keys, over one multiplexed connection per host."""
         return ["ssh", "-i", str(self.key), "-o", f"UserKnownHostsFile={self.known_hosts}",
                 "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                # A VM stopped or rebooting sends no FIN: the multiplexed connection notices within 15 s.
+                "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
                 "-o", "ControlMaster=auto", "-o", f"ControlPath={self.dir}/ssh-%C", "-o", "ControlPersist=60s",
                 f"root@{host.address}", command]
 

@@ -86,7 +86,9 @@ class ActionModule(ActionBase):
                 applied.update(validation.derived(role, role_values, platform[1]))
         # What the roles derive from the host itself (the IDS interface from the default route of
         # either family): decided here, before the first change, or the host is refused.
-        seen = self._low_level_execute_command(hostfacts.OBSERVE, sudoable=False)
+        # As root where the play becomes root (auditctl answers root only), as pyinfra asks it with
+        # the host's _sudo: both engines see the same host.
+        seen = self._low_level_execute_command(hostfacts.OBSERVE, sudoable=True)
         if seen.get("rc") != 0:
             result.update(failed=True, msg="could not read the host's routes and interfaces (%s): %s"
                           % (hostfacts.OBSERVE, (seen.get("stderr") or seen.get("stdout") or "").strip()[-500:]))
