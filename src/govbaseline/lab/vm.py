@@ -61,10 +61,16 @@ for word in $(cat /proc/cmdline); do
     govbaseline.ssh_key=*)
       key=${word#govbaseline.ssh_key=}
       install -d -m 0700 /root/.ssh
-      printf '%s\\n' "$(echo "$key" | tr ':' ' ')" > /root/.ssh/authorized_keys
-      chmod 0600 /root/.ssh/authorized_keys ;;
+      want=$(echo "$key" | tr ':' ' ')
+      # Written only when it differs: a file watcher (AIDE) sees no change at every boot.
+      if [ "$(cat /root/.ssh/authorized_keys 2>/dev/null)" != "$want" ]; then
+        (umask 077; printf '%s\\n' "$want" > /root/.ssh/authorized_keys)
+      fi ;;
     govbaseline.nameserver=*)
-      printf 'nameserver %s\\n' "${word#govbaseline.nameserver=}" > /etc/resolv.conf ;;
+      want="nameserver ${word#govbaseline.nameserver=}"
+      if [ "$(cat /etc/resolv.conf 2>/dev/null)" != "$want" ]; then
+        printf '%s\\n' "$want" > /etc/resolv.conf
+      fi ;;
   esac
 done
 # Kernel and systemd messages share the console and may cut into a line: the key goes out three
