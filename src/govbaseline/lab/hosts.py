@@ -145,13 +145,7 @@ class Lab:
 
                 vms.stop_all(self.name)
                 raise
-        self.dir.mkdir(parents=True, exist_ok=True)
-        # A fresh CA for every incarnation of the lab: nothing issued by an older one stays trusted.
-        shutil.rmtree(self.dir / "ca", ignore_errors=True)
-        self._ensure_key()
-        ipv6 = ["--ipv6", "--subnet", str(self.subnet6)] if self.subnet6 else []
-        podman("network", "create", "--subnet", str(self.subnet), *ipv6, "--label", f"{LABEL}={self.name}",
-               self.network)
+        self._prepare()
         made = [self._start(i, image, distro) for i in range(1, hosts + 1)]
         # The sink runs the lab's distribution too: it is the lab's backup server, restic's REST
         # server on Debian 13 and the SFTP fallback on Debian 12.
@@ -164,18 +158,23 @@ class Lab:
         self._write_hosts([*made, sink])
         return made
 
+    def _prepare(self) -> None:
+        """The lab's folder, a fresh CA, its SSH key and its labelled private network."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # A fresh CA for every incarnation of the lab: nothing issued by an older one stays trusted.
+        shutil.rmtree(self.dir / "ca", ignore_errors=True)
+        self._ensure_key()
+        ipv6 = ["--ipv6", "--subnet", str(self.subnet6)] if self.subnet6 else []
+        podman("network", "create", "--subnet", str(self.subnet), *ipv6, "--label", f"{LABEL}={self.name}",
+               self.network)
+
     def _up_vms(self, hosts: int, distro: str, image: str) -> list[LabHost]:
         from govbaseline.lab import vm
 
         base = vm.ensure_base(distro)
         accel = vm.accelerator(base)
         print(f"lab: VM hosts run under {'KVM' if accel == 'kvm' else 'QEMU software emulation (TCG)'}", flush=True)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(self.dir / "ca", ignore_errors=True)
-        self._ensure_key()
-        ipv6 = ["--ipv6", "--subnet", str(self.subnet6)] if self.subnet6 else []
-        podman("network", "create", "--subnet", str(self.subnet), *ipv6, "--label", f"{LABEL}={self.name}",
-               self.network)
+        self._prepare()
         # The sink first: its container brings the network's bridge up, which the VMs' taps join.
         sink = self._start(0, image, distro)
         self._wait([sink])
