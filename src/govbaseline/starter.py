@@ -9,7 +9,7 @@ overwritten: the whole copy is refused before the first file is written.
 
 from __future__ import annotations
 
-import shutil
+import os
 from pathlib import Path
 
 from govbaseline.paths import STARTER_DIR
@@ -38,12 +38,11 @@ def init(target: Path) -> list[Path]:
     for relative in files:
         path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        if relative.name in SECRET_NAMES:
-            path.touch(mode=0o600)  # private before the first byte is written
-            path.chmod(0o600)
-            path.write_bytes((STARTER_DIR / relative).read_bytes())
-        else:
-            shutil.copyfile(STARTER_DIR / relative, path)
-            path.chmod(0o644)
+        mode = 0o600 if relative.name in SECRET_NAMES else 0o644  # private before the first byte
+        # O_EXCL and O_NOFOLLOW: a file or link that appeared since the check is not written through.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write((STARTER_DIR / relative).read_bytes())
+        os.chmod(path, mode)  # whatever the umask took away
         written.append(path)
     return written

@@ -69,13 +69,19 @@ def ssh_as(lab, host, user: str) -> subprocess.CompletedProcess[str]:
                            f"{user}@{host.address}", "id"], capture_output=True, text=True, timeout=30, check=False)
 
 
+def remove_account(lab, host, name: str) -> None:
+    """Remove a test's account with its home and its pam_faillock record: a record left in
+    /run/faillock would be a file of no owner, which SYS-05 rightly reports on the shared lab."""
+    sh(lab, host, f"userdel -r {name} 2>/dev/null; rm -f /run/faillock/{name}; true")
+
+
 @pytest.fixture
 def carol(ansible_lab):
     """A local human account with a known strong password on host 1 (removed afterwards)."""
     host = ansible_lab.hosts()[1]
     sh(ansible_lab, host, f"useradd -m -s /bin/bash carol && echo 'carol:{STRONG}' | chpasswd")
     yield host
-    sh(ansible_lab, host, "faillock --user carol --reset; userdel -r carol 2>/dev/null; true")
+    remove_account(ansible_lab, host, "carol")
 
 
 def test_weak_password_rejected_by_passwd(ansible_lab, carol):
@@ -123,7 +129,7 @@ def test_locked_vendor_account_cannot_log_in(ansible_lab, tmp_path):
                 ["usermod -U -e '' -s /bin/bash vendor1"], "vendor account vendor1 has a usable password")},
             repair_tags="access", host_index=1, inventory=inventory)
     finally:
-        sh(ansible_lab, host, "userdel -r vendor1 2>/dev/null; true")
+        remove_account(ansible_lab, host, "vendor1")
 
 
 def test_listed_administrator_logs_in_with_a_key(ansible_lab, tmp_path):
@@ -134,7 +140,7 @@ def test_listed_administrator_logs_in_with_a_key(ansible_lab, tmp_path):
     assert result.ok, result.output[-3000:]
     login = ssh_as(ansible_lab, host, "alice")
     assert login.returncode == 0 and "sshadmins" in login.stdout, login.stderr
-    sh(ansible_lab, host, "userdel -r alice 2>/dev/null; true")
+    remove_account(ansible_lab, host, "alice")
 
 
 DROPIN = "/etc/ssh/sshd_config.d/0-break.conf"  # sorts before 00-govbaseline.conf, so it wins
@@ -171,5 +177,5 @@ def test_every_access_check_fails_for_its_own_reason_when_broken(ansible_lab, tm
     assert_checks_fail_when_broken_together(
         ansible_lab, tmp_path, BREAKS, repair_tags="access",
         cleanup=[f"rm -f {DROPIN} /etc/sudoers.d/zz-break && systemctl reload ssh",
-                 "systemctl stop break-telnet", "userdel -r dave"])
+                 "systemctl stop break-telnet", "userdel -r dave && rm -f /run/faillock/dave"])
 

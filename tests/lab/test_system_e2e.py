@@ -22,8 +22,8 @@ BREAKS = {
         ["sysctl -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.all.accept_redirects=1"],
         "net.ipv4.conf.all.rp_filter is 0 live, 1 wanted"),
     "test_kernel_process_parameters_persisted": (
-        ["sed -i 's/^kernel.kptr_restrict = .*/kernel.kptr_restrict = 0/' /etc/sysctl.d/60-govbaseline-kernel.conf"],
-        "kernel.kptr_restrict is 0 at boot (from /etc/sysctl.d/60-govbaseline-kernel.conf), 2 wanted"),
+        ["sed -i 's/^kernel.kptr_restrict = .*/kernel.kptr_restrict = 0/' /etc/sysctl.d/99-zz-govbaseline-kernel.conf"],
+        "kernel.kptr_restrict is 0 at boot (from /etc/sysctl.d/99-zz-govbaseline-kernel.conf), 2 wanted"),
     "test_core_dumps_off": (["rm /etc/security/limits.d/60-govbaseline-core.conf"],
                             "login sessions of * may dump core"),
     "test_scheduler_limited_to_listed_accounts": (["rm /etc/cron.allow && touch /etc/cron.deny"],

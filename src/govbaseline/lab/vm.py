@@ -384,6 +384,8 @@ def stop_all(lab: str, timeout: float = 10.0) -> None:
     while pids and time.monotonic() < deadline:
         pids = [p for p in pids if Path(f"/proc/{p}").exists()]
         time.sleep(0.1)
+    still = set(lab_processes(lab))  # asked again: a pid that ended may have been given to another process
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        if pid in still:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
