@@ -162,6 +162,13 @@ def _read_hostvars(path: str) -> dict[str, dict[str, Any]]:
     return data
 
 
+def in_container(host: Any) -> str:
+    """The engines' own answer (govbaseline.hostfacts.OBSERVE): the container's kind, or "" on a machine."""
+    from govbaseline import hostfacts
+
+    return str(hostfacts.parse(host.run(hostfacts.OBSERVE).stdout)["container"])
+
+
 def host_name(host: Any) -> str:
     return str(getattr(host.backend, "host", None) or host.backend.get_hostname())
 

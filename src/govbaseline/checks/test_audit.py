@@ -7,12 +7,8 @@ import posixpath
 import pytest
 
 from govbaseline import hostfacts
+from govbaseline.checks.plugin import in_container
 from govbaseline.checks.schedule import alive, period_hours
-
-
-def in_container(host) -> str:
-    """The engines' own answer (govbaseline.hostfacts): the container's kind, or "" on a machine."""
-    return str(hostfacts.parse(host.run(hostfacts.OBSERVE).stdout)["container"])
 
 
 def rules_dir(hostvars) -> str:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from govbaseline import hostfacts
+from govbaseline.checks.plugin import in_container
 from govbaseline.report import SWITCHED_OFF
 
 
@@ -15,11 +15,6 @@ def area(hostvars, switch: str) -> None:
     """Skip a check whose area of the role is switched off on this host, naming the switch."""
     if not hostvars[switch]:
         pytest.skip(f"{SWITCHED_OFF}{switch} is false on this host: the control is not applied here")
-
-
-def in_container(host) -> str:
-    """The engines' own answer (govbaseline.hostfacts): the container's kind, or "" on a machine."""
-    return str(hostfacts.parse(host.run(hostfacts.OBSERVE).stdout)["container"])
 
 
 def boot_values(host) -> dict[str, tuple[str, str]]:

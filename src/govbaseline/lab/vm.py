@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from govbaseline.lab.image import DISTROS, ensure_image
-from govbaseline.lab.podman import podman
+from govbaseline.lab.podman import CONTAINERS_CONF, podman
 from govbaseline.paths import cache_dir
 
 VM_RECIPE_VERSION = 2
@@ -161,7 +161,7 @@ def _build(image: str, suite: str, folder: Path) -> None:
         container = podman("create", image).stdout.decode().strip()
         try:
             export = subprocess.Popen(["podman", "export", container], stdout=subprocess.PIPE,
-                                      env=dict(os.environ, CONTAINERS_CONF=str(_containers_conf())))
+                                      env=dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF)))
             _run(["tar", "-x", "--numeric-owner", "-C", str(rootfs)], "unpacking the lab image", stdin=export.stdout)
             export.wait()
         finally:
@@ -193,12 +193,6 @@ def _build(image: str, suite: str, folder: Path) -> None:
         _run(["mkfs.ext4", "-q", "-L", "root", "-d", str(rootfs), str(raw), f"{DISK_GIB}G"], "making the file system")
         _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(folder / "disk.tmp")], "converting the disk")
     (folder / "disk.tmp").replace(folder / "disk.qcow2")
-
-
-def _containers_conf() -> Path:
-    from govbaseline.lab.podman import CONTAINERS_CONF
-
-    return CONTAINERS_CONF
 
 
 def _customise(rootfs: Path) -> None:
