@@ -848,6 +848,44 @@ def no_suid_dumps(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
+TIME_SERVER_KEYS = {"name", "pool", "nts"}
+
+
+def time_servers(name: str, value: Any) -> list[str]:
+    """SYS-06's servers: a non-empty list of ``{name: host, pool: bool, nts: bool}`` (pool and nts optional)."""
+    if not isinstance(value, list) or not value:
+        return [f"{name} must list at least one time server, such as [{{name: ntp.example.gov, nts: true}}]; "
+                "to leave the clock alone, set system_time_enabled: false"]
+    problems = []
+    for i, server in enumerate(value):
+        if not isinstance(server, dict):
+            problems.append(f"{name}[{i}] must be a mapping such as {{name: ntp.example.gov, nts: true}}, "
+                            f"not {server!r}")
+            continue
+        unknown = sorted(set(server) - TIME_SERVER_KEYS, key=str)
+        if unknown:
+            problems.append(f"{name}[{i}] has unknown keys {unknown}: only name, pool and nts")
+        problems += host_name_or_ip(f"{name}[{i}].name", server.get("name"))
+        problems += [f"{name}[{i}].{key} must be true or false, not {server[key]!r}"
+                     for key in ("pool", "nts") if key in server and not isinstance(server[key], bool)]
+    names = [s.get("name") for s in value if isinstance(s, dict)]
+    problems += [f"{name} lists {n} twice" for n in sorted({n for n in names if names.count(n) > 1}, key=str)]
+    return problems
+
+
+def nts_ca_needs_an_nts_server(values: Mapping[str, Any]) -> list[str]:
+    """A CA for NTS servers is only read for a server with ``nts: true``: a CA without one means the
+    operator meant NTS and would get plain, forgeable NTP."""
+    servers = values.get("system_time_servers")
+    if not (values.get("system_time_enabled") and values.get("system_time_nts_ca_cert") and isinstance(servers, list)):
+        return []
+    if not any(isinstance(s, dict) and s.get("nts") is True for s in servers):
+        return ["system_time_nts_ca_cert is set but no server in system_time_servers has nts: true: the clock would "
+                "follow plain, forgeable NTP. Add nts: true to the servers that offer NTS, or empty "
+                "system_time_nts_ca_cert"]
+    return []
+
+
 def derived(role: str, values: Mapping[str, Any], major_version: str) -> dict[str, Any]:
     """Internal variables that follow from validated values and the host's Debian version, the
     same for both engines (Ansible gets them as facts from the validation task)."""
@@ -1033,6 +1071,9 @@ RULES: dict[str, dict[str, Rule]] = {
         "system_sysctl_network": sysctl_parameters(("net.",)),
         "system_sysctl_kernel": sysctl_parameters(("kernel.", "fs.")),
         "system_cron_allow_users": cron_allow_users,
+        "system_time_servers": time_servers,
+        "system_time_nts_ca_cert": optional(pem_certificate),
+        "system_time_max_offset_ms": int_range(1, 60000),
         "system_file_search_seconds": int_range(10, 3600),
     },
     "backup_server": {
@@ -1108,7 +1149,7 @@ CROSS_RULES: dict[str, list[Callable[[Mapping[str, Any]], list[str]]]] = {
     "backup": [backup_secrets, backup_retention, drill_inside_backup, drill_not_excluded],
     "backup_server": [backup_server_tls],
     "pull": [pull_repository],
-    "system": [no_suid_dumps],
+    "system": [no_suid_dumps, nts_ca_needs_an_nts_server],
 }
 
 SUPPORTED = {"Debian": ("12", "13")}

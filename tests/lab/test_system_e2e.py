@@ -1,13 +1,15 @@
 """The operating system's hardening end to end: each check of the system role fails for its own
 reason when its control is broken on a converged host, and a converge of either engine repairs it;
-a crontab refused to an account not listed, a lab host's own kernel network parameters live.
+a crontab refused to an account not listed, a lab host's own kernel network parameters live; the
+clock synchronised over NTS with the lab's time server (the sink), and SYS-06 failing when chrony
+stops or follows a server the inventory does not list.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from govbaseline.engines import apply
+from govbaseline.engines import apply, run_ansible
 from govbaseline.verify import verify
 from tests.lab.conftest import assert_checks_fail_when_broken_together, sh
 
@@ -37,6 +39,10 @@ BREAKS = {
     "test_no_world_writable_or_unowned_files": (
         [f"touch {WW} && chmod 0666 {WW} && touch {UNOWNED} && chown 54321:54321 {UNOWNED}"],
         f"666 root root {WW}"),
+    # The sink's server taken without NTS: answers that anyone on the way could forge.
+    "test_clock_synchronised_to_the_listed_servers": (
+        ["sed -i 's/ iburst nts$/ iburst/' /etc/chrony/chrony.conf && systemctl restart chrony"],
+        "listed with nts: true but used with authentication -, not NTS"),
 }
 # The search finds; removing what it found is the administrator's (no converge deletes files).
 CLEANUP = [f"rm -f {WW} {UNOWNED}"]
@@ -67,3 +73,31 @@ def test_pyinfra_repairs_the_same_breaks(pyinfra_lab, tmp_path):
     after = verify(pyinfra_lab.inventory, tmp_path / "after", limit=host.name, checks=list(BREAKS))
     statuses = {name: c["status"] for name, c in after.checks(host.name).items()}
     assert statuses and all(statuses.get(check) == "pass" for check in BREAKS), after.output[-2000:]
+
+
+TIME_CHECK = "test_clock_synchronised_to_the_listed_servers"
+
+
+def test_the_clock_follows_the_sink_over_nts_and_fails_when_chrony_stops_or_strays(ansible_lab, tmp_path):
+    lab, host = ansible_lab, ansible_lab.hosts()[1]
+    sink = lab.sink.address
+    synced = verify(lab.inventory, tmp_path / "synced", limit=host.name, checks=[TIME_CHECK])
+    assert synced.checks(host.name)[TIME_CHECK]["status"] == "pass", synced.output[-2000:]
+    # A real synchronisation: the sink selected, its NTS session has cookies, and its NTP port answers.
+    sources = sh(lab, host, "chronyc -c -N sources")
+    assert f"^,*,{sink}," in sources, sources
+    auth = sh(lab, host, "chronyc -c -N authdata").split(",")
+    assert auth[:2] == [sink, "NTS"] and int(auth[8]) > 0, auth  # name, mode, ..., cookies
+    for script, words in (
+            ("systemctl stop chrony", "chrony is inactive: the clock follows no time server"),
+            # A server the inventory does not list, added by hand (another lab address: never queried far).
+            (f"echo 'server {lab.subnet.network_address + 99} iburst' >> /etc/chrony/chrony.conf && "
+             "systemctl restart chrony", "chrony follows servers the inventory does not list")):
+        sh(lab, host, script)
+        broken = verify(lab.inventory, tmp_path / "broken", limit=host.name, checks=[TIME_CHECK])
+        message = broken.checks(host.name)[TIME_CHECK]["message"]
+        assert words in message, message
+        repaired = run_ansible(lab.inventory, limit=host.name, tags="sys-06", stream=False)
+        assert repaired.ok, repaired.output[-3000:]
+        after = verify(lab.inventory, tmp_path / "after", limit=host.name, checks=[TIME_CHECK])
+        assert after.checks(host.name)[TIME_CHECK]["status"] == "pass", after.output[-2000:]

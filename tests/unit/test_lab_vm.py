@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 
 from govbaseline.lab import vm
 
@@ -36,3 +38,46 @@ def test_a_key_with_the_wrong_sum_or_no_console_is_not_taken(tmp_path):
 def test_the_netmask_of_a_prefix():
     assert vm._netmask(24) == "255.255.255.0"
     assert vm._netmask(20) == "255.255.240.0"
+
+
+def test_the_ssh_control_socket_of_a_long_lab_name_fits_a_socket_address(monkeypatch):
+    # A lab named molecule-audit failed every SSH command with "too long for Unix domain socket":
+    # the control path lived in the lab's folder under ~/.local/state.
+    import socket
+
+    from govbaseline.lab.hosts import Lab
+
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    template = Lab("molecule-a-rather-long-scenario-name").control_path()
+    # ssh expands %C to 40 hex digits and binds a temporary name with a 17-byte suffix first.
+    path = template.replace("%C", "c" * 40) + ".abcdefghijklmnop"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(path)
+    Path(path).unlink()
+    assert Lab("a").control_path() != Lab("b").control_path()
+
+
+def test_a_control_folder_others_can_write_is_refused(monkeypatch, tmp_path):
+    import pytest
+
+    from govbaseline.lab.hosts import Lab, LabError
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    shared = tmp_path / f"govbaseline-ssh-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(LabError, match="mode 0700"):
+        Lab("a").control_path()
+
+
+def test_a_kernel_panic_on_the_console_is_found_after_an_offset(tmp_path):
+    # panic=-1 reboots a panicked kernel at once: the lab stops waiting when the console shows one.
+    before = "govbaseline-hostkey: ...\nlogin: \n"
+    found = machine(tmp_path, before)
+    assert found.panic() is None
+    size = found.console_size()
+    with found.console.open("a") as console:
+        console.write("[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\r\n")
+    assert found.panic() == "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)"
+    assert found.panic(since=size) is not None
+    assert found.panic(since=found.console_size()) is None

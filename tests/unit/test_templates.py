@@ -64,6 +64,10 @@ CASES: dict[str, dict[str, dict]] = {
         "slaac-host-and-more-cron-users": {"system_sysctl_network": {"net.ipv6.conf.all.accept_ra": 2,
                                                                      "net.ipv4.tcp_syncookies": "1"},
                                            "system_cron_allow_users": ["root", "deploy"]},
+        "nts-servers-with-a-private-ca": {"system_time_servers": [{"name": "ntp1.example.gov", "nts": True},
+                                                                  {"name": "10.0.0.123"},
+                                                                  {"name": "pool.example.gov", "pool": True}],
+                                          "system_time_nts_ca_cert": CA},
     },
     "tls": {
         "files-intermediate": {"tls_server_names": ["www.example.gov", "example.gov"],

@@ -144,6 +144,19 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("system", {}, {"system_cron_allow_users": ["deploy"]}, "system_cron_allow_users must list root"),
     ("system", {}, {"system_cron_allow_users": ["root", "Bad User"]}, "system_cron_allow_users[1] must be an account"),
     ("system", {}, {"system_file_search_seconds": 5}, "system_file_search_seconds must be between 10 and 3600"),
+    ("system", {}, {"system_time_servers": []}, "system_time_servers must list at least one time server"),
+    ("system", {}, {"system_time_servers": ["ntp.example.gov"]},
+     "Elements value for option 'system_time_servers' is of type str"),
+    ("system", {}, {"system_time_servers": [{"name": "ntp example; reboot"}]},
+     "system_time_servers[0].name is not a valid host name or IP address"),
+    ("system", {}, {"system_time_servers": [{"name": "ntp.example.gov", "nts": "yes"}]},
+     "system_time_servers[0].nts must be true or false, not 'yes'"),
+    ("system", {}, {"system_time_servers": [{"name": "ntp.example.gov", "key": 1}]},
+     "system_time_servers[0] has unknown keys ['key']: only name, pool and nts"),
+    ("system", {}, {"system_time_servers": [{"name": "a.example.gov"}, {"name": "a.example.gov"}]},
+     "system_time_servers lists a.example.gov twice"),
+    ("system", {}, {"system_time_nts_ca_cert": "hello"}, "system_time_nts_ca_cert is not a PEM certificate"),
+    ("system", {}, {"system_time_max_offset_ms": 0}, "system_time_max_offset_ms must be between 1 and 60000"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)
@@ -448,7 +461,7 @@ def test_a_drill_of_an_excluded_folder_is_refused(overrides, words):
 # issue 17, kind 3: contradictions refused before any change. Per rule: (role -> overrides of a good
 # host), the words of the refusal (each names the variables), and the overrides that fix it.
 HOST = {"firewall": GOOD, "tls": TLS, "alerts": ALERTS, "ids": {}, "integrity": {}, "audit": {}, "antivirus": {},
-        "backup": BACKUP}
+        "backup": BACKUP, "system": {}}
 
 
 def host_refusal(changes: dict[str, dict]) -> str:
@@ -464,6 +477,10 @@ def host_refusal(changes: dict[str, dict]) -> str:
 
 
 CONTRADICTIONS = {
+    "nts-ca-without-an-nts-server": (
+        {"system": {"system_time_nts_ca_cert": CERT}},
+        ["system_time_nts_ca_cert is set but no server in system_time_servers has nts: true"],
+        {"system": {"system_time_nts_ca_cert": CERT, "system_time_servers": [{"name": "ntp.example.gov", "nts": True}]}}),
     "acme-without-80": (
         {"firewall": {"firewall_allowed_tcp_ports": [443]},
          "tls": {"tls_certificate_source": "acme", "tls_acme_email": "webops@example.gov"}},

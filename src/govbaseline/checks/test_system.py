@@ -182,3 +182,46 @@ def test_no_world_writable_or_unowned_files(host, hostvars):
     assert out.rc != 124, (f"the search for world-writable and unowned files did not finish in {seconds} s "
                            f"(system_file_search_seconds); found so far: {shown or 'nothing'}")
     assert not found, f"world-writable (outside sticky folders) or unowned paths: {shown}"
+
+
+def chronyc(host, what: str) -> list[list[str]]:
+    """``chronyc -c -N <what>`` as rows of fields (-c: comma-separated; -N: the names as configured)."""
+    out = host.run("chronyc -c -N %s", what)
+    assert out.rc == 0, f"chronyc {what} failed: {(out.stderr or out.stdout).strip()[-300:]}"
+    return [line.split(",") for line in out.stdout.splitlines() if line]
+
+
+@pytest.mark.control("SYS-06")
+def test_clock_synchronised_to_the_listed_servers(host, hostvars):
+    """chronyd runs, has selected one of the listed servers (by its configured name), every server
+    listed with NTS is used with NTS, and the clock is within system_time_max_offset_ms of it.
+
+    chronyc's fields (chronyc(1), -c): sources: mode, state (``*`` the selected source), name, ...;
+    authdata: name, mode (NTS, SK or -), key id, ...; tracking: reference id, name, stratum, ref time,
+    system time offset (s), ..., leap status (last)."""
+    area(hostvars, "system_time_enabled")
+    active = host.run("systemctl is-active chrony")
+    assert active.stdout.strip() == "active", \
+        f"chrony is {active.stdout.strip() or 'not installed'}: the clock follows no time server"
+    listed = {server["name"]: server for server in hostvars["system_time_servers"]}
+    sources = chronyc(host, "sources")
+    names = {row[2] for row in sources if len(row) > 2}
+    unknown = sorted(names - set(listed))
+    assert not unknown, f"chrony follows servers the inventory does not list: {', '.join(unknown)}"
+    missing = sorted(n for n, s in listed.items() if not s.get("pool") and n not in names)
+    assert not missing, f"chrony does not follow {', '.join(missing)} (system_time_servers)"
+    auth = {row[0]: row[1] for row in chronyc(host, "authdata") if len(row) > 1}
+    plain = sorted(n for n, s in listed.items() if s.get("nts") and n in names and auth.get(n) != "NTS")
+    assert not plain, f"{', '.join(plain)} listed with nts: true but used with authentication " \
+                      f"{', '.join(auth.get(n, 'none') for n in plain)}, not NTS"
+    selected = [row[2] for row in sources if len(row) > 2 and row[1] == "*"]
+    tracking = chronyc(host, "tracking")[0]
+    leap = tracking[-1]
+    states = ", ".join(f"{row[2]} {row[1]}" for row in sources if len(row) > 2) or "no source"
+    assert selected and leap != "Not synchronised", \
+        f"the clock is not synchronised (leap status {leap}); sources and their states: {states} " \
+        "(chronyc sources: ? unreachable, x false ticker, ~ too variable)"
+    offset_ms = abs(float(tracking[4])) * 1000
+    limit = hostvars["system_time_max_offset_ms"]
+    assert offset_ms <= limit, \
+        f"the clock is {offset_ms:.0f} ms off {selected[0]}, more than system_time_max_offset_ms {limit}"

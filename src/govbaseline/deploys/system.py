@@ -1,4 +1,4 @@
-"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-05), twin of ``roles/system``."""
+"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-06), twin of ``roles/system``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    apt.packages(name="SYS-01, SYS-02, SYS-04 | Packages the role needs", packages=v["system_packages"], update=False)
+    apt.packages(name="SYS-01, SYS-02, SYS-04, SYS-06 | Packages the role needs", packages=v["system_packages"],
+                 update=False)
     # Each area: its switch, then a waiver of its control (common.enforced), as the role's tasks/main.yml.
     if switched(v, "system_network_enabled") and common.enforced(ROLE, "network"):
         network(v)
@@ -33,6 +34,8 @@ def apply() -> None:
         scheduler(v)
     if switched(v, "system_permissions_enabled") and common.enforced(ROLE, "permissions"):
         permissions(v)
+    if switched(v, "system_time_enabled") and common.enforced(ROLE, "time"):
+        time(v)
 
 
 def switched(v: dict[str, Any], toggle: str) -> bool:
@@ -118,3 +121,28 @@ def permissions(v: dict[str, Any]) -> None:
     keys = [{"path": line.split(" ", 1)[0], **v["__system_host_key_mode"]} for line in found.splitlines()
             if re.match(r"/etc/ssh/ssh_host_[a-z0-9]+_key ", line)]
     fix_modes("SYS-05 | SSH host private keys readable by root alone", found, keys)
+
+
+def time(v: dict[str, Any]) -> None:
+    # chrony.conf is the role's whole file: Debian's default pool would otherwise stay beside the
+    # inventory's servers. The CA file and the container drop-in exist only where they are needed.
+    name = "SYS-06 | chrony follows the listed time servers (NTS where asked), in a container without setting the clock"
+    changed = [common.put_text(name, common.render(ROLE, "chrony.conf.j2", v), v["__system_chrony_conf"])]
+    ca, dropin = v["__system_chrony_nts_ca"], v["__system_chrony_container_dropin"]
+    if v["system_time_nts_ca_cert"]:
+        changed.append(common.put_text(name, v["system_time_nts_ca_cert"], ca))
+    else:
+        changed.append(files.file(name=name, path=ca, present=False))
+    changed.append(files.directory(name=name, path=dropin.rsplit("/", 1)[0], user="root", group="root", mode="0755"))
+    if v["__system_container"]:
+        changed.append(common.put_text(name, common.render(ROLE, "chrony-container.conf.j2", v), dropin))
+    else:
+        changed.append(files.file(name=name, path=dropin, present=False))
+    again = any(op.will_change for op in changed)
+    service = systemd.service(name="SYS-06 | Run chrony with the new configuration", service="chrony", running=True,
+                              enabled=True, restarted=again, daemon_reload=again)
+    # A first synchronisation takes a few seconds (iburst): wait for it, so a verify right after the
+    # converge sees the clock synchronised. A server that does not answer is verify's to report.
+    if service.will_change:
+        server.shell(name="SYS-06 | Wait up to 30 seconds for the first synchronisation after chrony (re)started",
+                     commands=["chronyc waitsync 30 0 0 1 || true"])

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import ipaddress
 import json
+import os
 import secrets
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import zlib
@@ -60,6 +64,26 @@ Restart=on-failure
 
 [Install]
 WantedBy=multi-user.target
+"""
+
+NTS_KE_PORT = 4460  # the sink's NTS key establishment (RFC 8915); NTP itself on 123/udp
+# The lab's time server (SYS-06's servers): the machine's clock, served by chrony over NTS with a
+# certificate of the lab CA. A container cannot set the clock (no CAP_SYS_TIME): chronyd runs with -x
+# and serves the clock it reads, as the role's container drop-in does for a client.
+SINK_CHRONY = """# Written by govbaseline's lab: the lab's NTP/NTS server.
+local stratum 8
+allow {subnet}
+ntsserverkey /etc/chrony/govbaseline-sink.key
+ntsservercert /etc/chrony/govbaseline-sink.crt
+ntsdumpdir /var/lib/chrony
+driftfile /var/lib/chrony/chrony.drift
+"""
+SINK_CHRONY_DROPIN = """[Unit]
+ConditionCapability=
+
+[Service]
+ExecStart=
+ExecStart=!/usr/sbin/chronyd $DAEMON_OPTS -x
 """
 
 
@@ -206,20 +230,26 @@ class Lab:
 
         deadline = time.monotonic() + vm.BOOT_TIMEOUT
         pending = list(hosts)
+        last_error = ""
         while pending:
             for host in list(pending):
                 machine = self._machine(host)
                 if not machine.running():
                     raise LabError(f"lab VM {host.name} stopped while booting; its console: {machine.console}")
+                if panic := machine.panic():
+                    raise LabError(f"lab VM {host.name}'s kernel panicked while booting ({panic}); "
+                                   f"its console: {machine.console}")
                 if machine.host_key() and _port_open(host.address, 22):
                     self._write_known_hosts([h for h in hosts if self._machine(h).host_key()])
                     state = self.exec(host, "timeout", "60", "systemctl", "is-system-running", "--wait",
                                       check=False)
                     if state.stdout.decode().strip() in ("running", "degraded"):
                         pending.remove(host)
+                    elif state.returncode == 255:  # ssh's own failure, not the host's answer
+                        last_error = f"; ssh to {host.name}: {state.stderr.decode(errors='replace').strip()[-300:]}"
             if pending and time.monotonic() > deadline:
                 raise LabError(f"lab VM(s) {', '.join(h.name for h in pending)} did not boot in "
-                               f"{vm.BOOT_TIMEOUT:.0f}s; consoles in {self.dir / 'vms'}")
+                               f"{vm.BOOT_TIMEOUT:.0f}s; consoles in {self.dir / 'vms'}{last_error}")
             time.sleep(1)
 
     def reboot(self, host: LabHost) -> float:
@@ -231,13 +261,17 @@ class Lab:
             raise LabError(f"{host.name} is a container: it shares the controller's kernel and cannot reboot")
         start = time.monotonic()
         before = self.exec(host, "cat", "/proc/sys/kernel/random/boot_id").stdout
+        machine = self._machine(host)
+        console_before = machine.console_size()
         self.exec(host, "systemctl", "reboot", check=False)
         deadline = start + vm.BOOT_TIMEOUT
         while time.monotonic() < deadline:
             time.sleep(2)
-            if not self._machine(host).running():
-                raise LabError(f"lab VM {host.name} stopped instead of rebooting; its console: "
-                               f"{self._machine(host).console}")
+            if not machine.running():
+                raise LabError(f"lab VM {host.name} stopped instead of rebooting; its console: {machine.console}")
+            if panic := machine.panic(since=console_before):
+                raise LabError(f"lab VM {host.name}'s kernel panicked in the reboot ({panic}); "
+                               f"its console: {machine.console}")
             now = self.exec(host, "cat", "/proc/sys/kernel/random/boot_id", check=False)
             if now.returncode == 0 and now.stdout != before:
                 state = self.exec(host, "timeout", "60", "systemctl", "is-system-running", "--wait", check=False)
@@ -392,13 +426,28 @@ class Lab:
         podman("exec", "-i", sink.container, "sh", "-c", f"cat > {SINK_SPOOL}/files/{eicar.SIGNATURE_FILE}",
                input_bytes=eicar.hsb_signature().encode())
         podman("exec", sink.container, "systemctl", "enable", "--now", "govbaseline-sink.service")
+        self._start_time_server(sink, cert, key)
         deadline = time.monotonic() + 30
-        while not (_port_open(sink.address, 25) and _port_open(sink.address, SYSLOG_PORT)):
+        while not (_port_open(sink.address, 25) and _port_open(sink.address, SYSLOG_PORT)
+                   and _port_open(sink.address, NTS_KE_PORT)):
             if time.monotonic() > deadline:
                 log = podman("exec", sink.container, "journalctl", "-u", "govbaseline-sink", "-u", "rsyslog",
                              "--no-pager", "-n", "30", check=False).stdout.decode()
                 raise LabError(f"the lab sink on {sink.address} did not start:\n{log}")
             time.sleep(0.2)
+
+    def _start_time_server(self, sink: LabHost, cert: str, key: str) -> None:
+        """chrony on the sink serving the lab's hosts over NTS (its key readable by chronyd's own user)."""
+        allowed = "\nallow ".join(str(net) for net in (self.subnet, self.subnet6) if net is not None)
+        for path, text, mode in (("/etc/chrony/govbaseline-sink.crt", cert, "0644"),
+                                 ("/etc/chrony/govbaseline-sink.key", key, "0640"),
+                                 ("/etc/chrony/chrony.conf", SINK_CHRONY.format(subnet=allowed), "0644"),
+                                 ("/etc/systemd/system/chrony.service.d/60-lab-sink.conf", SINK_CHRONY_DROPIN, "0644")):
+            podman("exec", "-i", sink.container, "sh", "-c",
+                   f"mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && umask 077 && cat > {path} && "
+                   f"chgrp _chrony {path} && chmod {mode} {path}", input_bytes=text.encode())
+        podman("exec", sink.container, "systemctl", "daemon-reload")
+        podman("exec", sink.container, "systemctl", "restart", "chrony")
 
     def _wait(self, hosts: list[LabHost]) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT
@@ -487,6 +536,9 @@ class Lab:
                     # The lab's tests change files on purpose and run the integrity check themselves:
                     # no scheduled check starts in between and alerts on a test's change.
                     "integrity_check_calendar": "monthly",
+                    # The clock follows the sink's time server over NTS; its certificate comes from the lab CA.
+                    "system_time_servers": [{"name": sink.address, "nts": True}],
+                    "system_time_nts_ca_cert": self.ca.pem,
                     **self._backup_vars(sink, sftp),
                 },
             }
@@ -579,8 +631,25 @@ class Lab:
                 "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                 # A VM stopped or rebooting sends no FIN: the multiplexed connection notices within 15 s.
                 "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-                "-o", "ControlMaster=auto", "-o", f"ControlPath={self.dir}/ssh-%C", "-o", "ControlPersist=60s",
+                "-o", "ControlMaster=auto", "-o", f"ControlPath={self.control_path()}", "-o", "ControlPersist=60s",
                 f"root@{host.address}", command]
+
+    def control_path(self) -> str:
+        """SSH's ``ControlPath`` for this lab: in a short private folder, because a socket path must fit in
+        ``sun_path`` (108 bytes) with ssh's 17-byte temporary suffix, which the lab folder under
+        ``~/.local/state`` does not leave room for (a lab named ``molecule-audit`` failed every SSH
+        command with "too long for Unix domain socket"). The lab's name is in it, so a master of a removed
+        lab is never reused for a new lab's host at the same address.
+
+        Raises LabError when the folder exists but is not a private folder of this user."""
+        folder = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"govbaseline-ssh-{os.getuid()}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise LabError(f"{folder} must be a folder of this user with mode 0700 (SSH's control sockets); "
+                           "remove it and run again")
+        tag = hashlib.sha256(self.name.encode()).hexdigest()[:8]
+        return f"{folder}/{tag}-%C"
 
 
 def _backup_secrets(sftp: bool = False) -> dict[str, str]:

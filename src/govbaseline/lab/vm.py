@@ -43,6 +43,7 @@ VM_RECIPE_VERSION = 2
 LABEL_ENV = "GOVBASELINE_LAB"
 MEMORY_MIB = 1024
 DISK_GIB = 8
+PANIC_LINE = re.compile(r"Kernel panic - not syncing:[^\r\n]*")
 BOOT_TIMEOUT = 420.0  # TCG on a loaded 2-core machine: about a minute alone, several beside other VMs
 # A kernel that reaches its first panic within this many seconds under KVM is fast enough; a
 # paravirtualised KVM that crawls does not (measured: TCG gets there in about 3 s).
@@ -334,6 +335,25 @@ class Machine:
         keys = [key for key, digest in HOSTKEY_LINE.findall(text)
                 if hashlib.sha256(key.encode()).hexdigest() == digest]
         return keys[-1] if keys else None
+
+    def panic(self, since: int = 0) -> str | None:
+        """The kernel's panic line on the console after byte ``since``, if the VM's kernel panicked.
+        (``panic=-1`` reboots a panicked kernel at once: without this a lab would wait out the boot
+        timeout while the VM panics again and again.)"""
+        try:
+            with self.console.open("rb") as console:
+                console.seek(since)
+                text = console.read().decode(errors="replace")
+        except OSError:
+            return None
+        found = PANIC_LINE.search(text)
+        return found.group(0).strip() if found else None
+
+    def console_size(self) -> int:
+        try:
+            return self.console.stat().st_size
+        except OSError:
+            return 0
 
     def pid(self) -> int | None:
         try:
