@@ -156,8 +156,18 @@ def implemented_requirement_uuid(control_id: str, clause: str) -> str:
     return uuid_of("implemented-requirement", control_id, clause)
 
 
+def _enforcer(control: Control) -> str:
+    """What enforces a control: its role, or for one no role carries (``role: ""``) the govbaseline command
+    named in the catalogue's ``command`` (issue 22 adds that field; read with a default until it is there)."""
+    command = getattr(control, "command", "")
+    return f"the {control.role} role" if control.role else f"the `govbaseline {command}` command" if command \
+        else "govbaseline"
+
+
 def _control_props(control: Control) -> list[cm.Property]:
-    props = [_prop("control-id", control.id), _prop("status", control.status), _prop("role", control.role)]
+    props = [_prop("control-id", control.id), _prop("status", control.status)]
+    props += [_prop("role", control.role)] if control.role else []
+    props += [_prop("command", command)] if (command := getattr(control, "command", "")) else []
     props += [_prop("check", check) for check in control.checks]
     props += [cm.Property(name="iso27001", ns=NS, value=ref, class_="ISO-IEC-27001-2022-Annex-A")
               for ref in control.iso27001]
@@ -168,7 +178,7 @@ def _control_props(control: Control) -> list[cm.Property]:
 def _control_implementation(control: Control, source: str) -> comp.ControlImplementation:
     return comp.ControlImplementation(
         uuid=uuid_of("control-implementation", control.id), source=source,
-        description=f"{control.id}: {control.title} (enforced by the {control.role} role, verified by "
+        description=f"{control.id}: {control.title} (enforced by {_enforcer(control)}, verified by "
                     f"{len(control.checks)} checks; {control.status})",
         props=_control_props(control),
         implemented_requirements=[comp.ImplementedRequirement(

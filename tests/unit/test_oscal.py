@@ -4,6 +4,7 @@ check becomes a not-satisfied finding; the same input gives the same document.""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -17,7 +18,7 @@ from trestle.oscal.profile import Profile
 
 import govbaseline
 from govbaseline import oscal, report
-from govbaseline.catalogue import load_catalogue
+from govbaseline.catalogue import Catalogue, load_catalogue
 from govbaseline.cli import main
 from govbaseline.waivers import Waiver
 
@@ -107,6 +108,17 @@ def test_each_control_of_the_component_definition_implements_catalogue_clauses_w
     # Every control is there: as the implementation of its clauses, or (asked by none) a property.
     assert sorted([*implemented, *unasked]) == sorted(c.id for c in CATALOGUE.controls)
     assert unasked and all(not CATALOGUE.get(c).clauses for c in unasked)
+
+
+def test_a_control_no_role_carries_is_exported_with_the_command_that_enforces_it():
+    # Issue 22 makes REP-01 such a control (role "", command "inspection").
+    control = next(c for c in CATALOGUE.controls if c.clauses)
+    odd = dataclasses.replace(control, role="")
+    object.__setattr__(odd, "command", "inspection")
+    catalogue = Catalogue(clauses=CATALOGUE.clauses, controls=[odd])
+    (implementation,) = oscal.component_definition(catalogue).components[0].control_implementations
+    assert not _props(implementation, "role") and _props(implementation, "command") == ["inspection"]
+    assert "enforced by the `govbaseline inspection` command" in implementation.description
 
 
 def test_every_finding_points_at_an_existing_control_clause_and_implementation(exported):
