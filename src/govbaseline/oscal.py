@@ -156,18 +156,22 @@ def implemented_requirement_uuid(control_id: str, clause: str) -> str:
     return uuid_of("implemented-requirement", control_id, clause)
 
 
+def _command(control: Control) -> str:
+    """The govbaseline command enforcing a control no role carries (``role: ""``), e.g. ``inspection``: the
+    catalogue's ``command`` field, which issue 22 adds (read with a default until it is there)."""
+    return str(getattr(control, "command", ""))
+
+
 def _enforcer(control: Control) -> str:
-    """What enforces a control: its role, or for one no role carries (``role: ""``) the govbaseline command
-    named in the catalogue's ``command`` (issue 22 adds that field; read with a default until it is there)."""
-    command = getattr(control, "command", "")
-    return f"the {control.role} role" if control.role else f"the `govbaseline {command}` command" if command \
-        else "govbaseline"
+    if control.role:
+        return f"the {control.role} role"
+    return f"the `govbaseline {_command(control)}` command" if _command(control) else "govbaseline"
 
 
 def _control_props(control: Control) -> list[cm.Property]:
     props = [_prop("control-id", control.id), _prop("status", control.status)]
     props += [_prop("role", control.role)] if control.role else []
-    props += [_prop("command", command)] if (command := getattr(control, "command", "")) else []
+    props += [_prop("command", _command(control))] if _command(control) else []
     props += [_prop("check", check) for check in control.checks]
     props += [cm.Property(name="iso27001", ns=NS, value=ref, class_="ISO-IEC-27001-2022-Annex-A")
               for ref in control.iso27001]
@@ -350,6 +354,9 @@ FILE_NAMES = {"catalog": CATALOG_HREF, "profile": PROFILE_HREF, "component": COM
 
 def load_report(path: Path) -> dict[str, Any]:
     """A verify (or collect) run's report.json, refused with its path if it is not one."""
+    if not path.is_file():
+        raise FileNotFoundError(f"report {path} does not exist: give the report.json a verify run wrote "
+                                f"(in its --report-dir)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:

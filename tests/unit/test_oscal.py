@@ -221,6 +221,8 @@ def test_trestle_validates_every_document_in_a_workspace(exported, tmp_path):
 
 
 def test_a_file_that_is_not_a_report_is_refused_by_name(tmp_path, capsys):
+    assert main(["oscal", "results", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json does not exist" in capsys.readouterr().err
     (tmp_path / "other.json").write_text('{"catalog": {}}')
     assert main(["oscal", "results", str(tmp_path / "other.json"), "-o", str(tmp_path / "out.json")]) == 2
     assert "other.json is not a govbaseline report.json" in capsys.readouterr().err
