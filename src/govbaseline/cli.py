@@ -32,8 +32,9 @@ def _cmd_oscal(args: argparse.Namespace) -> int:
 
     out = Path(args.out or oscal.FILE_NAMES[args.document])
     if args.document == "results":
-        document = oscal.assessment_results(oscal.load_report(Path(args.report)),
-                                            report_href=os.path.relpath(args.report, out.parent.resolve()))
+        data, sha256 = oscal.load_report(Path(args.report))
+        document = oscal.assessment_results(data, report_href=os.path.relpath(args.report, out.parent.resolve()),
+                                            report_sha256=sha256)
     else:
         document = oscal.DOCUMENTS[args.document]()
     oscal.write(document, out)

@@ -293,10 +293,11 @@ def _host_findings(run: str, host: str, controls: dict[str, Any], catalogue: Cat
                 related_risks=risks or None))
 
 
-def assessment_results(report: dict[str, Any], report_href: str = "report.json",
+def assessment_results(report: dict[str, Any], report_href: str = "report.json", report_sha256: str | None = None,
                        component_href: str = COMPONENT_HREF,
                        catalogue: Catalogue | None = None) -> ar.AssessmentResults:
-    """A verify run (report.json's data) as OSCAL assessment results with one result."""
+    """A verify run (report.json's data) as OSCAL assessment results with one result; ``report_sha256``,
+    the hash of the report.json file, goes with its link, so the results name the exact evidence."""
     catalogue = catalogue or load_catalogue()
     when = _utc(report["generated"])
     digest = hashlib.sha256(json.dumps(report, sort_keys=True).encode()).hexdigest()
@@ -305,10 +306,19 @@ def assessment_results(report: dict[str, Any], report_href: str = "report.json",
     items = []
     for host, data in sorted(report["hosts"].items()):
         score = data.get("summary", {}).get("score")
+        pull = data.get("pull")  # a host in pull mode (a report of `govbaseline collect`): its own run
         items.append(cm.InventoryItem(
             uuid=host_uuid(host), description=f"{host} (inventory host)",
             props=[_prop("host-name", host), _prop("reachable", str(data["reachable"]).lower()),
-                   *([_prop("score", score)] if score is not None else [])]))
+                   *([_prop("score", score)] if score is not None else []),
+                   *([_prop("pull-commit", pull["commit"])] if pull and pull["commit"] else [])]))
+        if pull and pull["apply_returncode"]:
+            parts["observations"].append(cm.Observation(
+                uuid=uuid_of("observation", run, host, "pull"), title=f"ansible-pull failed on {host}",
+                description=f"ansible-pull ended with exit code {pull['apply_returncode']}; the end of its log "
+                            f"is in the remarks.", methods=["TEST"], props=[_prop("status", "pull-failed")],
+                subjects=[cm.SubjectReference(subject_uuid=host_uuid(host), type="inventory-item", title=host)],
+                collected=_utc(pull["finished"]), remarks=_clip(pull["apply_log_tail"]) or None))
         if not data["reachable"]:
             parts["observations"].append(cm.Observation(
                 uuid=uuid_of("observation", run, host, "unreachable"), title=f"{host} could not be checked",
@@ -322,7 +332,7 @@ def assessment_results(report: dict[str, Any], report_href: str = "report.json",
         uuid=uuid_of("resource", "report", digest), title="report.json of the run",
         description="The verify run's own report: every check with its full evidence.",
         rlinks=[cm.Rlink(href=report_href, media_type="application/json",
-                         hashes=[cm.Hash(algorithm="SHA-256", value=digest)])])
+                         hashes=[cm.Hash(algorithm="SHA-256", value=report_sha256)] if report_sha256 else None)])
     plan = _resource("component", "govbaseline component definition", component_href,
                      "No separate assessment plan: `govbaseline verify` runs the checks the component "
                      "definition names for each control.")
@@ -352,19 +362,20 @@ FILE_NAMES = {"catalog": CATALOG_HREF, "profile": PROFILE_HREF, "component": COM
               "results": "assessment-results.json"}
 
 
-def load_report(path: Path) -> dict[str, Any]:
-    """A verify (or collect) run's report.json, refused with its path if it is not one."""
+def load_report(path: Path) -> tuple[dict[str, Any], str]:
+    """A verify (or collect) run's report.json and the file's SHA-256; refused with its path if it is not one."""
     if not path.is_file():
         raise FileNotFoundError(f"report {path} does not exist: give the report.json a verify run wrote "
                                 f"(in its --report-dir)")
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw)
     except ValueError as exc:
         raise ValueError(f"{path} is not JSON ({exc}): give the report.json a verify run wrote") from None
     if not isinstance(data, dict) or data.get("schema_version") != 1 \
             or not {"generated", "hosts", "summary"} <= set(data):
         raise ValueError(f"{path} is not a govbaseline report.json (schema_version 1, see report.schema.json)")
-    return data
+    return data, hashlib.sha256(raw).hexdigest()
 
 
 def write(document: Any, path: Path) -> None:

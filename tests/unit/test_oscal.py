@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import subprocess
 import sys
@@ -50,9 +51,12 @@ def _report():
                _result("web1", "LOG-01", "error", "test_audit", "auditctl: not found"),
                _result("web1", "ACC-02", "skipped", "test_vendor", "Skipped: no vendor accounts declared"),
                _result("web1", "SYS-01", "pass", "test_kernel")]
+    # web1 is also in pull mode, and its own last ansible-pull failed (a report of `govbaseline collect`).
+    pull = {"finished": "2026-11-30T09:30:00Z", "commit": "4f1c4be", "apply_returncode": 2,
+            "apply_log_tail": "fatal: [web1]: FAILED! => nginx -t failed"}
     return report.build(results, ["web1", "web2"], inventory="inventory.yml",
                         unreachable={"web2": "ssh: connect timed out"}, waivers=[waiver],
-                        today=dt.date(2026, 11, 30))
+                        today=dt.date(2026, 11, 30), pulls={"web1": pull})
 
 
 @pytest.fixture
@@ -169,7 +173,19 @@ def test_a_failing_check_is_a_not_satisfied_finding_for_every_clause_of_its_cont
     assert not _states(result, "ACC-02") and not _states(result, "SYS-01")
     unreachable = next(o for o in result.observations if _props(o, "status") == ["unreachable"])
     assert unreachable.description == "ssh: connect timed out"
+    pull = next(o for o in result.observations if _props(o, "status") == ["pull-failed"])
+    assert "exit code 2" in pull.description and "nginx -t failed" in pull.remarks
+    (web1,) = [i for i in result.local_definitions.inventory_items if _props(i, "host-name") == ["web1"]]
+    assert _props(web1, "pull-commit") == ["4f1c4be"]
     assert _props(result, "passed") == ["false"]
+
+
+def test_the_results_name_the_exact_report_json_by_its_hash(exported):
+    results = _load(exported)["results"]
+    (report_json,) = [r for r in results.back_matter.resources if r.rlinks[0].href == "report.json"]
+    (digest,) = report_json.rlinks[0].hashes
+    assert digest.value == hashlib.sha256((exported / "report.json").read_bytes()).hexdigest()
+    assert results.import_ap.href == f"#{next(r.uuid for r in results.back_matter.resources if r is not report_json)}"
 
 
 def test_a_waived_control_is_judged_by_its_checks_and_carries_its_approved_deviation(exported):
