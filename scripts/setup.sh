@@ -30,7 +30,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e '.[dev,oscal]'  # oscal: tests/unit/test_oscal.py validates the exports
 
 # Both releases' images are built at once (debootstrap mostly waits on downloads): the Debian 12
 # lab test would otherwise build its image on its own, in the middle of the suite.

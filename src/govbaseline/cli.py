@@ -27,6 +27,21 @@ def _cmd_controls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_oscal(args: argparse.Namespace) -> int:
+    from govbaseline import oscal  # needs the extra govbaseline[oscal]: a clear error if it is missing
+
+    out = Path(args.out or oscal.FILE_NAMES[args.document])
+    if args.document == "results":
+        data, sha256 = oscal.load_report(Path(args.report))
+        document = oscal.assessment_results(data, report_href=os.path.relpath(args.report, out.parent.resolve()),
+                                            report_sha256=sha256)
+    else:
+        document = oscal.DOCUMENTS[args.document]()
+    oscal.write(document, out)
+    print(out)
+    return 0
+
+
 def _cmd_lab(args: argparse.Namespace) -> int:
     from govbaseline.lab import Lab
     from govbaseline.lab.image import DEFAULT_DISTRO
@@ -266,6 +281,21 @@ def build_parser() -> argparse.ArgumentParser:
     controls = sub.add_parser("controls", help="print the control catalogue")
     controls.add_argument("--format", choices=("table", "json"), default="table")
     controls.set_defaults(func=_cmd_controls)
+
+    oscal_p = sub.add_parser("oscal", help="export the catalogue, the component definition or a run's report as "
+                             "OSCAL (needs govbaseline[oscal])")
+    oscal_sub = oscal_p.add_subparsers(dest="document", required=True)
+    for name, text in (("catalog", "the policies' clauses"), ("profile", "the clauses a server can satisfy"),
+                       ("component", "govbaseline's controls, the clauses they implement"),
+                       ("results", "a verify run's report.json as assessment results")):
+        p = oscal_sub.add_parser(name, help=text)
+        if name == "results":
+            p.add_argument("report", help="report.json of a verify or collect run")
+        p.add_argument("-o", "--out", metavar="FILE",
+                       help="where to write it, .json or .yaml (default: catalog.json, profile.json, "
+                            "component-definition.json or assessment-results.json, the names the documents "
+                            "refer to each other by)")
+    oscal_p.set_defaults(func=_cmd_oscal)
 
     lab = sub.add_parser("lab", help="disposable Debian test hosts (podman + systemd, or QEMU VMs)")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)

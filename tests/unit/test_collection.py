@@ -125,6 +125,14 @@ def test_the_wheel_installed_without_the_checkout_finds_everything(tmp_path):
     assert doc.returncode == 0, doc.stderr
     assert json.loads(doc.stdout)["govbaseline.baseline.nftables_table"]["doc"]["filename"].startswith(str(site))
 
+    # The OSCAL export is the extra govbaseline[oscal] (installed in this venv); it reads the installed catalogue.
+    (metadata,) = site.glob("govbaseline-*.dist-info/METADATA")
+    assert "Provides-Extra: oscal" in metadata.read_text()
+    oscal = subprocess.run([python, "-m", "govbaseline", "oscal", "catalog", "-o", "catalog.json"],
+                           capture_output=True, text=True, check=False, cwd=tmp_path, env=env)
+    assert oscal.returncode == 0, oscal.stderr
+    assert "bureau-of-mines-security-measures_measures.1" in (tmp_path / "catalog.json").read_text()
+
     # A team's own playbook, outside the checkout, uses the roles by their full names.
     (tmp_path / "team.yml").write_text(yaml.safe_dump([{
         "name": "The team's web servers", "hosts": "webservers",
