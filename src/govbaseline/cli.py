@@ -123,6 +123,10 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
     if args.batch_size is not None:
         print("govbaseline: --batch-size needs --canary", file=sys.stderr)
         return 2
+    if args.tags and args.engine == "pyinfra":
+        print("govbaseline: --tags selects Ansible tasks; the pyinfra engine applies whole deploys: "
+              "use --engine ansible with --tags, or leave --tags out", file=sys.stderr)
+        return 2
     if args.tags:
         from govbaseline.engines import known_tags
 

@@ -40,6 +40,10 @@ def apply(inventory: Path, engine: str = "ansible", check: bool = False, limit: 
     ``selection`` is the already resolved inventory and limit (a rollout passes each batch's)."""
     if engine not in ("ansible", "pyinfra"):
         raise ValueError(f"unknown engine {engine!r}: choose ansible or pyinfra")
+    if tags and engine == "pyinfra":
+        # pyinfra runs whole deploys: applying everything when a few controls were asked for is not
+        # what the operator meant.
+        raise ValueError("tags select Ansible tasks; the pyinfra engine applies whole deploys: use engine ansible")
     if selection is not None:
         limit = selection.limit
     waived: dict[str, list[str]] = {}

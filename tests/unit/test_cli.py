@@ -67,6 +67,16 @@ def test_an_unknown_tag_is_refused(team, capsys, monkeypatch):
     assert "unknown tag nope-99 in --tags" in capsys.readouterr().err
 
 
+def test_tags_with_the_pyinfra_engine_are_refused_not_ignored(team, capsys, monkeypatch):
+    # pyinfra runs whole deploys: --tags fw-01 would have applied the whole baseline.
+    real_apply = engines.apply
+    monkeypatch.setattr(engines, "apply", lambda *a, **k: pytest.fail("the engine ran"))
+    assert cli.main(["apply", "-i", "inventory", "--engine", "pyinfra", "--tags", "fw-01"]) == 2
+    assert "the pyinfra engine applies whole deploys" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="pyinfra engine applies whole deploys"):
+        real_apply(team / "inventory", engine="pyinfra", tags="fw-01")
+
+
 def test_known_tags_are_the_controls_and_roles():
     tags = engines.known_tags()
     assert {"fw-01", "tls-05", "firewall", "backup_server", "always"} <= tags
