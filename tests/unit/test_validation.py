@@ -480,7 +480,8 @@ CONTRADICTIONS = {
     "nts-ca-without-an-nts-server": (
         {"system": {"system_time_nts_ca_cert": CERT}},
         ["system_time_nts_ca_cert is set but no server in system_time_servers has nts: true"],
-        {"system": {"system_time_nts_ca_cert": CERT, "system_time_servers": [{"name": "ntp.example.gov", "nts": True}]}}),
+        {"system": {"system_time_nts_ca_cert": CERT,
+                    "system_time_servers": [{"name": "ntp.example.gov", "nts": True}]}}),
     "acme-without-80": (
         {"firewall": {"firewall_allowed_tcp_ports": [443]},
          "tls": {"tls_certificate_source": "acme", "tls_acme_email": "webops@example.gov"}},
