@@ -1,5 +1,5 @@
 # PYTHON_ARGCOMPLETE_OK
-"""The govbaseline command line: controls, lab, apply, verify, demo.
+"""The govbaseline command line: controls, lab, apply, verify, history, inspection, demo.
 
 Shell completion (argcomplete): ``eval "$(register-python-argcomplete govbaseline)"`` in bash."""
 

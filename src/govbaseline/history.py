@@ -134,6 +134,9 @@ def archive(report_dir: Path, history: Path, groups: dict[str, list[str]],
     """Copy the run in ``report_dir`` (its report.json must be there) into ``history`` with the
     hosts' ``groups`` and ``records``; append its index line and return it."""
     _refuse_links(history)
+    odd = sorted(h for h in records or {} if "/" in h or h.startswith("."))
+    if odd:
+        raise HistoryError(f"host name {odd[0]!r} cannot name a records file")
     history.mkdir(mode=0o700, parents=True, exist_ok=True)
     (history / RUNS).mkdir(mode=0o700, exist_ok=True)
     _refuse_links(history / RUNS)

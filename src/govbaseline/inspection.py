@@ -268,7 +268,9 @@ def summarise(all_runs: list[Run], period: Period, out: Path | None = None) -> d
                 entry["unreachable"] += 1
             else:
                 entry["last_score"] = data["summary"]["score"]
-                if "error" in run.records.get(host, {"error": ""}):
+                # No records, or records with a gap (journal or a state file unreadable).
+                got = run.records.get(host, {"error": ""})
+                if "error" in got or got.get("problems"):
                     entry["records_missing"] += 1
             groups[host] = run.groups.get(host, groups.get(host, []))
     systems: dict[str, list[str]] = {}

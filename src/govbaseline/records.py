@@ -36,8 +36,11 @@ def load(path):
     except (OSError, ValueError) as exc:
         out["problems"].append("%s: %s" % (path, exc))
         return None
-proc = subprocess.run(["journalctl", "-o", "json", "-t", "govbaseline-alert", "--no-pager",
-                       "--since", "@" + sys.argv[1]], capture_output=True, text=True)
+try:
+    proc = subprocess.run(["journalctl", "-o", "json", "-t", "govbaseline-alert", "--no-pager",
+                           "--since", "@" + sys.argv[1]], capture_output=True, text=True)
+except OSError as exc:
+    proc = subprocess.CompletedProcess([], 1, "", str(exc))
 if proc.returncode != 0:
     out["problems"].append("journalctl: " + proc.stderr.strip()[-300:])
 for line in proc.stdout.splitlines():

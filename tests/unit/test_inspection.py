@@ -300,3 +300,21 @@ def test_history_dir_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(history.ENV_VAR, "/srv/evidence")
     assert history.history_dir(None) == Path("/srv/evidence")
     assert history.history_dir("~/h") == Path(os.path.expanduser("~/h"))
+
+
+def test_records_not_read_are_a_gap_not_a_quiet_period(tmp_path: Path):
+    where = tmp_path / "h"
+    for day in ("2026-11-01", "2026-11-02"):
+        run(tmp_path, where, at(day), records={"db1": {"error": "the host's records could not be read: timeout"}})
+    data = inspection.summarise(history.load_runs(where), inspection.Period(dt.date(2026, 11, 1),
+                                                                            dt.date(2026, 11, 2)))
+    assert data["coverage"]["days_without_runs"] == [] and data["hosts"]["db1"]["records_missing"] == 2
+    assert all(not s["supported"] and "the records of db1 could not be read" in s["instead"]
+               for s in data["statements"])
+
+
+def test_gather_names_a_host_it_cannot_read():
+    from govbaseline.records import gather
+
+    found = gather({"_meta": {"hostvars": {}}, "all": {"hosts": []}}, ["ghost"], 0)
+    assert found["ghost"]["error"].startswith("the host's records could not be read"), found
