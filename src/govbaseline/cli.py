@@ -168,27 +168,14 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 def _archived(args: argparse.Namespace, outcome: Any, code: int) -> int:
     """With --history (or GOVBASELINE_HISTORY): gather the hosts' own records and archive the run
     in the evidence history (``govbaseline.history``); the run's exit code either way."""
-    import datetime as dt
+    from govbaseline.history import RUNS, history_dir
+    from govbaseline.records import archive_run
 
-    from govbaseline import history, records
-    from govbaseline.verify import connection_inventory
-
-    where = history.history_dir(args.history)
+    where = history_dir(args.history)
     if where is None:
         return code
-    selection = _selected(args)
-    hosts = sorted(outcome.data["hosts"])
-    groups = {h: selection.hosts.groups_of(h) for h in hosts if h in selection.hosts.hostvars}
-    last = history.last_generated(where)
-    # From a day before the previous archived run (the journal is read again, each entry counted once).
-    since = int((last - dt.timedelta(days=1)).timestamp()) if last else int(
-        (dt.datetime.now(dt.UTC) - dt.timedelta(days=400)).timestamp())
-    reachable = [h for h in hosts if h not in outcome.data["summary"]["unreachable"] and h in groups]
-    connections = connection_inventory(selection, {h: {} for h in reachable}, reachable)
-    found = records.gather(connections, reachable, since)
-    found.update({h: {"error": "unreachable at this run"} for h in hosts if h not in reachable})
-    entry = history.archive(outcome.report_dir, where, groups, found)
-    print(f"history: {where / history.RUNS / entry['run']} chained as entry {entry['seq']} "
+    entry = archive_run(_selected(args), outcome.report_dir, outcome.data, where)
+    print(f"history: {where / RUNS / entry['run']} chained as entry {entry['seq']} "
           f"(chain sha256 {entry['chain_sha256']})")
     return code
 

@@ -15,10 +15,14 @@ same connection as the checks (testinfra's ansible backend).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from govbaseline import history
+from govbaseline.inventory import Selection
 
 # Runs on the host: argv[1] is the epoch second from which to read the journal.
 HOST_PROGRAM = r"""
@@ -88,3 +92,20 @@ def gather(connections: dict[str, Any], hosts: list[str], since: int) -> dict[st
             except Exception as exc:  # any failure is this host's gap, stated in the report
                 found[name] = {"error": f"the host's records could not be read: {exc}"}
     return found
+
+
+def archive_run(selection: Selection, report_dir: Path, data: dict[str, Any], where: Path) -> dict[str, Any]:
+    """Gather the records of the run's reachable hosts since the history's last run (less a day:
+    the journal is read again, and the inspection counts each entry once) and archive the run in
+    ``where`` with its hosts' inventory groups; return the run's index line."""
+    from govbaseline.verify import connection_inventory
+
+    hosts = sorted(data["hosts"])
+    groups = {h: selection.hosts.groups_of(h) for h in hosts if h in selection.hosts.hostvars}
+    last = history.last_generated(where)
+    since = (last - dt.timedelta(days=1)) if last else dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    reachable = [h for h in hosts if h not in data["summary"]["unreachable"] and h in groups]
+    connections = connection_inventory(selection, {h: {} for h in reachable}, reachable)
+    found = gather(connections, reachable, int(since.timestamp()))
+    found.update({h: {"error": "unreachable at this run"} for h in hosts if h not in reachable})
+    return history.archive(report_dir, where, groups, found)
