@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -71,26 +70,26 @@ print(json.dumps(out))
 """
 
 
-def gather(connections: dict[str, Any], hosts: list[str], since: int) -> dict[str, dict[str, Any]]:
+def gather(inventory: Path, connections: dict[str, Any], hosts: list[str], since: int) -> dict[str, dict[str, Any]]:
     """Each host's records (``alerts``, ``state``, ``quarantine``, ``problems``); a host that could
     not be read gets ``{"error": why}``, reported as a gap, never as a quiet period. ``connections``
-    is the ``ansible-inventory --list`` form verify hands the checks (``connection_inventory``)."""
+    is the ``ansible-inventory --list`` form of ``inventory`` verify hands the checks
+    (``connection_inventory``), given to testinfra's runner as the checks plugin does
+    (``plugin._use_resolved_inventory``): no second ``ansible-inventory`` run, no vault prompt."""
     import testinfra
+    from testinfra.utils.ansible_runner import AnsibleRunner
 
+    AnsibleRunner.get_runner(str(inventory)).__dict__["inventory"] = connections
     found: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="govbaseline-gather-") as tmp:
-        inventory = Path(tmp) / "inventory.json"
-        inventory.write_text(json.dumps(connections))
-        inventory.chmod(0o600)  # connection variables may hold secrets
-        for name in hosts:
-            try:
-                host = testinfra.get_host(f"ansible://{name}", ansible_inventory=str(inventory))
-                done = host.run("python3 -c %s %s", HOST_PROGRAM, str(since))
-                if done.rc != 0:
-                    raise RuntimeError(f"exit {done.rc}: {done.stderr.strip()[-300:]}")
-                found[name] = json.loads(done.stdout)
-            except Exception as exc:  # any failure is this host's gap, stated in the report
-                found[name] = {"error": f"the host's records could not be read: {exc}"}
+    for name in hosts:
+        try:
+            host = testinfra.get_host(f"ansible://{name}", ansible_inventory=str(inventory))
+            done = host.run("python3 -c %s %s", HOST_PROGRAM, str(since))
+            if done.rc != 0:
+                raise RuntimeError(f"exit {done.rc}: {done.stderr.strip()[-300:]}")
+            found[name] = json.loads(done.stdout)
+        except Exception as exc:  # any failure is this host's gap, stated in the report
+            found[name] = {"error": f"the host's records could not be read: {exc}"}
     return found
 
 
@@ -106,6 +105,6 @@ def archive_run(selection: Selection, report_dir: Path, data: dict[str, Any], wh
     since = (last - dt.timedelta(days=1)) if last else dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
     reachable = [h for h in hosts if h not in data["summary"]["unreachable"] and h in groups]
     connections = connection_inventory(selection, {h: {} for h in reachable}, reachable)
-    found = gather(connections, reachable, int(since.timestamp()))
+    found = gather(selection.inventory.resolve(), connections, reachable, int(since.timestamp()))
     found.update({h: {"error": "unreachable at this run"} for h in hosts if h not in reachable})
     return history.archive(report_dir, where, groups, found)

@@ -55,7 +55,8 @@ def test_history_gathers_the_hosts_records_and_inspection_counts_them(lab_factor
     data = json.loads((out / "inspection.json").read_text())
     runs = [r["run"] for r in data["coverage"]["runs_list"]]
     assert data["coverage"]["runs"] == 3 and data["coverage"]["days_without_runs"] == []
-    assert data["hosts"][host.name]["records_missing"] == 0, data["hosts"]
+    assert data["hosts"][host.name]["records_missing"] == 0, [
+        p.read_text()[:600] for p in (where / "runs").glob(f"*/records/{host.name}.json")]
     findings = [(f["host"], f["control"], f["failed_run"], f["fixed_run"]) for f in data["findings"]]
     assert findings == [(host.name, "FW-01", runs[1], runs[2])], data["findings"]
     malware = data["incidents"]["malware_found"]

@@ -316,5 +316,5 @@ def test_records_not_read_are_a_gap_not_a_quiet_period(tmp_path: Path):
 def test_gather_names_a_host_it_cannot_read():
     from govbaseline.records import gather
 
-    found = gather({"_meta": {"hostvars": {}}, "all": {"hosts": []}}, ["ghost"], 0)
+    found = gather(Path("/nonexistent/inventory.yml"), {"_meta": {"hostvars": {}}, "all": {"hosts": []}}, ["ghost"], 0)
     assert found["ghost"]["error"].startswith("the host's records could not be read"), found
