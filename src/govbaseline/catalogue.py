@@ -41,6 +41,9 @@ class Control:
     # Why the control answers no policy clause (none of the policies asks for it): it stands on the
     # CIS benchmark alone. Empty for a control that answers clauses.
     unasked: str = ""
+    # The govbaseline command that enforces a control no role carries (its ``role`` is empty), e.g.
+    # ``inspection`` for the self-inspection report: there is nothing to apply or check on a host.
+    command: str = ""
 
     @property
     def tag(self) -> str:
@@ -91,7 +94,7 @@ def cis_section(ref: str) -> str:
 
 def render_table(catalogue: Catalogue) -> str:
     rows = [("ID", "STATUS", "ROLE", "CHECKS", "ISO 27001", "CIS", "TITLE")]
-    rows += [(c.id, c.status, c.role, str(len(c.checks)), ",".join(c.iso27001),
+    rows += [(c.id, c.status, c.role or f"({c.command})", str(len(c.checks)), ",".join(c.iso27001),
               ", ".join(cis_section(ref) for ref in c.cis) or "-", c.title) for c in catalogue.controls]
     last = len(rows[0]) - 1
     widths = [max(len(r[i]) for r in rows) for i in range(last)]

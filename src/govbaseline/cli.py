@@ -1,5 +1,5 @@
 # PYTHON_ARGCOMPLETE_OK
-"""The govbaseline command line: controls, lab, apply, verify, demo.
+"""The govbaseline command line: controls, lab, apply, verify, history, inspection, demo.
 
 Shell completion (argcomplete): ``eval "$(register-python-argcomplete govbaseline)"`` in bash."""
 
@@ -160,7 +160,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(f"govbaseline: unknown control {', '.join(unknown_ids)} in --control (`govbaseline controls` "
                   "lists them, e.g. FW-01)", file=sys.stderr)
             return 2
-        known = {c.role for c in catalogue}
+        known = {c.role for c in catalogue if c.role}
         unknown = sorted(set(args.role or []) - known)
         if unknown:
             print(f"govbaseline: unknown role {', '.join(unknown)} (roles: {', '.join(sorted(known))})",
@@ -170,7 +170,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     # A waiver outside the inventory (WaiverError, a ValueError) is reported by main(), exit 2.
     outcome = verify(Path(args.inventory), report_dir=Path(args.report_dir), forks=args.forks,
                      limit=args.limit, controls=controls or None, waivers=waivers)
-    return _reported(outcome)
+    return _archived(args, outcome, _reported(outcome))
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
@@ -181,7 +181,77 @@ def _cmd_collect(args: argparse.Namespace) -> int:
         return 2
     outcome = collect(Path(args.inventory), Path(args.report_dir), limit=args.limit, forks=args.forks,
                       max_age_hours=args.max_age_hours, waivers=waivers)
-    return _reported(outcome)
+    return _archived(args, outcome, _reported(outcome))
+
+
+def _archived(args: argparse.Namespace, outcome: Any, code: int) -> int:
+    """With --history (or GOVBASELINE_HISTORY): gather the hosts' own records and archive the run
+    in the evidence history (``govbaseline.history``); the run's exit code either way."""
+    from govbaseline.history import RUNS, history_dir
+    from govbaseline.records import archive_run
+
+    where = history_dir(args.history)
+    if where is None:
+        return code
+    entry = archive_run(_selected(args), outcome.report_dir, outcome.data, where)
+    print(f"history: {where / RUNS / entry['run']} chained as entry {entry['seq']} "
+          f"(chain sha256 {entry['chain_sha256']})")
+    return code
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from govbaseline.history import HistoryError, verify_history
+
+    try:
+        problems = verify_history(Path(args.dir))
+    except HistoryError as exc:
+        problems = [str(exc)]
+    for problem in problems:
+        print(f"govbaseline: {problem}", file=sys.stderr)
+    if problems:
+        print(f"history {args.dir}: BROKEN, first at {problems[0]}", file=sys.stderr)
+        return 1
+    print(f"history {args.dir}: every run and the chain are intact")
+    return 0
+
+
+def _date(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _cmd_inspection(args: argparse.Namespace) -> int:
+    from govbaseline import inspection
+    from govbaseline.history import HistoryError, load_runs
+
+    where = Path(args.history)
+    if not where.is_dir():
+        print(f"govbaseline: history {where} does not exist (verify --history writes it)", file=sys.stderr)
+        return 2
+    if (args.previous_from is None) != (args.previous_to is None):
+        print("govbaseline: give both --previous-from and --previous-to, or neither (the period of the same "
+              "length just before)", file=sys.stderr)
+        return 2
+    period = inspection.Period(args.date_from, args.date_to)
+    previous = inspection.Period(args.previous_from, args.previous_to) if args.previous_from else None
+    try:
+        runs = load_runs(where)
+    except HistoryError as exc:
+        print(f"govbaseline: refused: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    data = inspection.build(runs, period, previous, out=out, history=where)
+    json_path, html_path = inspection.write(data, out)
+    supported = sum(s["supported"] for s in data["statements"])
+    print(f"inspection {period}: {data['coverage']['runs']} runs on {data['coverage']['days_with_runs']} of "
+          f"{data['coverage']['days']} days, {len(data['findings'])} findings, {supported} of "
+          f"{len(data['statements'])} statements supported by the evidence")
+    print(f"report: {html_path}\ndata: {json_path}")
+    return 0
 
 
 def _selected(args: argparse.Namespace) -> Any:
@@ -339,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="checks run at once across the hosts (default 4)")
     verify_p.add_argument("--control", action="append", help="only this control id (repeatable)")
     verify_p.add_argument("--role", action="append", help="only the controls of this role, e.g. tls (repeatable)")
+    verify_p.add_argument("--history", metavar="DIR",
+                          help="archive the run and the hosts' records in this evidence history "
+                               "(default: $GOVBASELINE_HISTORY; none if unset)")
     verify_p.set_defaults(func=_cmd_verify)
 
     collect_p = sub.add_parser("collect", help="gather the results of hosts in pull mode into one report", parents=run)
@@ -347,7 +420,29 @@ def build_parser() -> argparse.ArgumentParser:
     collect_p.add_argument("--max-age-hours", type=float, default=6.0,
                            help="older results fail the host: above pull_calendar's interval plus its delay "
                                 "(default %(default)s)")
+    collect_p.add_argument("--history", metavar="DIR",
+                           help="archive the run and the hosts' records in this evidence history "
+                                "(default: $GOVBASELINE_HISTORY; none if unset)")
     collect_p.set_defaults(func=_cmd_collect)
+
+    history_p = sub.add_parser("history", help="the evidence history of verify --history")
+    history_sub = history_p.add_subparsers(dest="history_command", required=True)
+    history_verify = history_sub.add_parser("verify", help="check every run's files and the index's chain")
+    history_verify.add_argument("dir", help="the history folder")
+    history_verify.set_defaults(func=_cmd_history)
+
+    inspection_p = sub.add_parser("inspection", help="the self-inspection report of a period (REP-01)")
+    inspection_p.add_argument("--history", required=True, metavar="DIR", help="the evidence history")
+    inspection_p.add_argument("--from", dest="date_from", type=_date, required=True, metavar="DATE",
+                              help="first day of the period (YYYY-MM-DD, UTC)")
+    inspection_p.add_argument("--to", dest="date_to", type=_date, required=True, metavar="DATE",
+                              help="last day of the period (inclusive)")
+    inspection_p.add_argument("--previous-from", type=_date, metavar="DATE",
+                              help="the period to compare with (default: the same length just before)")
+    inspection_p.add_argument("--previous-to", type=_date, metavar="DATE")
+    inspection_p.add_argument("-o", "--out", default="reports/inspection",
+                              help="folder for inspection.html and inspection.json (default %(default)s)")
+    inspection_p.set_defaults(func=_cmd_inspection)
 
     # Run on a host in pull mode by /usr/local/sbin/govbaseline-pull, from its checkout: not for people.
     result_p = sub.add_parser("pull-result")  # no help: left out of the command list
@@ -394,7 +489,7 @@ EXIT_CODES = """exit codes:
 
 # Options whose value is a path: resolved from the folder govbaseline is started in, before any
 # engine runs, whatever folder the engines' tools are started in.
-PATH_OPTIONS = ("inventory", "report_dir", "waivers", "out", "apply_log", "dir")
+PATH_OPTIONS = ("inventory", "report_dir", "waivers", "out", "apply_log", "dir", "history")
 
 
 def _absolute_paths(args: argparse.Namespace) -> None:

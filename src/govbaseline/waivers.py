@@ -107,6 +107,9 @@ def load(path: Path) -> list[Waiver]:
             raise fail("control", f"{control!r} is not a control of the catalogue")
         if controls[control].status != "implemented":
             raise fail("control", f"{control} is not implemented yet: there is nothing to waive")
+        if controls[control].command:
+            raise fail("control", f"{control} is enforced by `govbaseline {controls[control].command}`, not on "
+                                  "hosts: there is nothing to waive")
         scope = entry["scope"]
         if not isinstance(scope, dict) or set(scope) - {"hosts", "groups"} or not scope:
             raise fail("scope", "must be a mapping with hosts and/or groups")

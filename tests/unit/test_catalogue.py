@@ -54,7 +54,24 @@ def test_mapping_is_total():
     assert not unexplained, f"clauses marked not-for-a-server without a reason: {unexplained}"
 
 
-IMPLEMENTED = [c for c in CATALOGUE.controls if c.status == "implemented"]
+IMPLEMENTED = [c for c in CATALOGUE.controls if c.status == "implemented" and not c.command]
+COMMANDS = [c for c in CATALOGUE.controls if c.command]
+
+
+def test_a_control_has_a_role_or_a_command():
+    for control in CATALOGUE.controls:
+        assert bool(control.role) != bool(control.command), f"{control.id}: give a role or a command, not both"
+
+
+@pytest.mark.parametrize("control", COMMANDS, ids=lambda c: c.id)
+def test_command_control_is_a_command_of_the_cli(control):
+    """A control a command enforces (REP-01: `govbaseline inspection`) has that command, and no
+    role tasks or host checks: it is proved by the command's own tests."""
+    from govbaseline.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert control.command in commands, f"{control.id}: no command `govbaseline {control.command}`"
+    assert control.status == "implemented" and not control.checks
 
 
 @pytest.mark.parametrize("control", IMPLEMENTED, ids=lambda c: c.id)

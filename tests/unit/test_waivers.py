@@ -64,7 +64,7 @@ def test_a_good_file_is_read_with_scope_states_and_lines(tmp_path):
     ("- control: AV-02\n  scope: {hosts: [web1]}\n  justification: x\n  approver: y\n", 1, "expires is missing"),
     (GOOD.replace("expires: 2026-12-31", "expires: end of year"), 6, "'end of year' is not a date"),
     (GOOD.replace("control: TLS-05", "control: TLS-99"), 7, "'TLS-99' is not a control of the catalogue"),
-    (GOOD.replace("control: TLS-05", "control: REP-01"), 7, "REP-01 is not implemented yet"),
+    (GOOD.replace("control: TLS-05", "control: REP-01"), 7, "REP-01 is enforced by `govbaseline inspection`"),
     (GOOD.replace("scope: {hosts: [web1]}", "scope: {hosts: []}"), 3, "scope names no host and no group"),
     (GOOD.replace("scope: {hosts: [web1]}", "scope: web1"), 3, "scope must be a mapping"),
     (GOOD.replace("approver: J. Doe\n", "approver: ''\n", 1), 11, "approver must be a non-empty text"),
@@ -72,7 +72,7 @@ def test_a_good_file_is_read_with_scope_states_and_lines(tmp_path):
      "ticket is not a waiver field"),
     ("control: AV-02\n", 1, "a waivers file is a list"),
     ("- control: [\n", 2, "not valid YAML"),
-], ids=["missing", "date", "unknown-control", "planned-control", "empty-scope", "scope-type", "empty-approver",
+], ids=["missing", "date", "unknown-control", "command-control", "empty-scope", "scope-type", "empty-approver",
         "unknown-field", "not-a-list", "bad-yaml"])
 def test_a_malformed_waiver_is_an_error_naming_its_line(tmp_path, text, line, words):
     with pytest.raises(WaiverError) as refused:

@@ -1,0 +1,249 @@
+"""The evidence history: every verify or collect run archived in its own folder, chained in an index.
+
+A history folder holds::
+
+    index.jsonl                     one line per run, append-only
+    runs/<YYYYMMDDTHHMMSSZ>-<seq>/  the run's report.json, report.html, junit.xml, evidence bundle,
+                                    groups.json (each host's inventory groups) and records/<host>.json
+                                    (what the host itself recorded: alerts, quarantines, scans...)
+
+Each index line holds the run folder's hash (``run_sha256``: SHA-256 over the lines
+``<sha256 of the file>  <path in the folder>`` of every file, sorted by path, the form of
+``sha256sum``) and ``chain_sha256``, the SHA-256 of the previous line's ``chain_sha256`` and this
+run's name and hash. Replacing, editing or removing a past run, or an index line, breaks the chain
+from there on: ``govbaseline history verify DIR`` names the first broken entry. The index is the
+record to keep apart (or its last ``chain_sha256``): whoever rewrites the whole chain has to
+rewrite that too.
+
+Files are written 0600 and folders 0700, a run's folder is built under a temporary name and renamed
+into place, and no path of the history may be a symbolic link (it could point anywhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from govbaseline import report
+
+INDEX = "index.jsonl"
+RUNS = "runs"
+GROUPS = "groups.json"
+RECORDS = "records"
+GENESIS = "0" * 64
+# The run's files copied from its report folder (those that exist).
+RUN_FILES = (*report.EVIDENCE_FILES, report.MANIFEST, report.BUNDLE, f"{report.BUNDLE}.sha256")
+# Where a history goes when --history is not given: none (see README, "Evidence history").
+ENV_VAR = "GOVBASELINE_HISTORY"
+
+
+class HistoryError(ValueError):
+    pass
+
+
+@dataclass
+class Run:
+    """One archived run, as the index and its folder tell it."""
+
+    seq: int
+    name: str
+    generated: dt.datetime
+    folder: Path
+    data: dict[str, Any]
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _refuse_links(path: Path) -> None:
+    """Refuse ``path`` or any folder above it being a symbolic link (after making it absolute)."""
+    path = path.absolute()
+    for part in [path, *path.parents]:
+        if part.is_symlink():
+            raise HistoryError(f"history path {part} is a symbolic link: give the real folder")
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    """Write a new file 0600, never through a link and never over an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _files(folder: Path) -> Iterator[tuple[str, Path]]:
+    """Every file under ``folder`` with its path relative to it, sorted; refuses links."""
+    found = []
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            raise HistoryError(f"{path} is a symbolic link: a history holds only files")
+        if path.is_file():
+            found.append((path.relative_to(folder).as_posix(), path))
+    yield from sorted(found)
+
+
+def folder_sha256(folder: Path) -> str:
+    """The run folder's hash: SHA-256 over ``<sha256>  <relative path>`` lines, sorted by path."""
+    lines = "".join(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {name}\n" for name, path in _files(folder))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def chain_sha256(previous: str, name: str, run_sha256: str) -> str:
+    return hashlib.sha256(f"{previous}\n{name}\n{run_sha256}\n".encode()).hexdigest()
+
+
+def _index_entries(history: Path) -> list[dict[str, Any]]:
+    index = history / INDEX
+    if index.is_symlink():
+        raise HistoryError(f"{index} is a symbolic link: a history holds only files")
+    if not index.exists():
+        return []
+    entries = []
+    for number, line in enumerate(index.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            raise HistoryError(f"{index}:{number}: not a JSON object: {exc}") from None
+        entries.append(entry)
+    return entries
+
+
+@contextlib.contextmanager
+def _locked(history: Path) -> Iterator[None]:
+    """One writer at a time (two verify runs archiving at once would both chain to the same line)."""
+    fd = os.open(history / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def archive(report_dir: Path, history: Path, groups: dict[str, list[str]],
+            records: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Copy the run in ``report_dir`` (its report.json must be there) into ``history`` with the
+    hosts' ``groups`` and ``records``; append its index line and return it."""
+    _refuse_links(history)
+    odd = sorted(h for h in records or {} if "/" in h or h.startswith("."))
+    if odd:
+        raise HistoryError(f"host name {odd[0]!r} cannot name a records file")
+    history.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (history / RUNS).mkdir(mode=0o700, exist_ok=True)
+    _refuse_links(history / RUNS)
+    data = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    stamp = dt.datetime.strptime(data["generated"], "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%dT%H%M%SZ")
+    with _locked(history):
+        entries = _index_entries(history)
+        seq = len(entries) + 1
+        previous = str(entries[-1].get("chain_sha256", "")) if entries else GENESIS
+        name = f"{stamp}-{seq:05d}"
+        final = history / RUNS / name
+        temporary = history / RUNS / f".{name}.tmp"
+        if final.exists() or temporary.exists():
+            raise HistoryError(f"{final} exists already: the index and the runs folder disagree "
+                               f"(`govbaseline history verify {history}`)")
+        temporary.mkdir(mode=0o700)
+        for file_name in RUN_FILES:
+            source = report_dir / file_name
+            if source.is_file() and not source.is_symlink():
+                _write_new(temporary / file_name, source.read_bytes())
+        _write_new(temporary / GROUPS, json.dumps(groups, indent=1, sort_keys=True).encode())
+        if records:
+            (temporary / RECORDS).mkdir(mode=0o700)
+            for host, content in sorted(records.items()):
+                _write_new(temporary / RECORDS / f"{host}.json",
+                           json.dumps(content, indent=1, sort_keys=True, ensure_ascii=False).encode())
+        digest = folder_sha256(temporary)
+        os.rename(temporary, final)
+        entry = {"seq": seq, "run": name, "generated": data["generated"], "passed": data["summary"]["passed"],
+                 "run_sha256": digest, "previous": previous, "chain_sha256": chain_sha256(previous, name, digest)}
+        fd = os.open(history / INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    return entry
+
+
+def verify_history(history: Path) -> list[str]:
+    """Problems of a history, the first broken entry first: an index line out of sequence, a chain
+    that does not follow, a run folder missing or whose files changed, a run folder not in the index."""
+    _refuse_links(history)
+    if not (history / INDEX).exists():
+        return [f"{history} has no {INDEX}: not a govbaseline history"]
+    problems = []
+    previous = GENESIS
+    listed = set()
+    for number, entry in enumerate(_index_entries(history), start=1):
+        name = str(entry.get("run", ""))
+        label = f"entry {number} ({name or 'no run named'})"
+        listed.add(name)
+        if entry.get("seq") != number:
+            problems.append(f"{label}: sequence number {entry.get('seq')!r}, expected {number}: a line was "
+                            "removed or inserted")
+        if entry.get("previous") != previous or \
+                entry.get("chain_sha256") != chain_sha256(previous, name, str(entry.get("run_sha256"))):
+            problems.append(f"{label}: the chain is broken: this line or an earlier one was changed or removed")
+        previous = str(entry.get("chain_sha256"))
+        folder = history / RUNS / name
+        if not name or "/" in name or name.startswith("."):
+            problems.append(f"{label}: not a run folder name")
+        elif folder.is_symlink() or not folder.is_dir():
+            problems.append(f"{label}: the run folder {folder} is missing")
+        else:
+            try:
+                digest = folder_sha256(folder)
+            except HistoryError as exc:
+                problems.append(f"{label}: {exc}")
+            else:
+                if digest != entry.get("run_sha256"):
+                    problems.append(f"{label}: the files of {folder} were changed (SHA-256 {digest}, "
+                                    f"the index recorded {entry.get('run_sha256')})")
+    runs = history / RUNS
+    for extra in sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []:
+        if extra not in listed and not extra.startswith("."):
+            problems.append(f"run folder {runs / extra} is not in the index")
+    return problems
+
+
+def load_runs(history: Path) -> list[Run]:
+    """Every run of a verified history, oldest first; HistoryError naming the first problem of a
+    broken one (a report over a history someone changed would prove nothing)."""
+    problems = verify_history(history)
+    if problems:
+        raise HistoryError(f"history {history} fails its check, first: {problems[0]} "
+                           f"(`govbaseline history verify {history}` lists all)")
+    runs = []
+    for entry in _index_entries(history):
+        folder = history / RUNS / str(entry["run"])
+        data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        groups = json.loads((folder / GROUPS).read_text(encoding="utf-8")) if (folder / GROUPS).exists() else {}
+        records = {p.stem: json.loads(p.read_text(encoding="utf-8"))
+                   for p in sorted((folder / RECORDS).glob("*.json"))}
+        generated = dt.datetime.strptime(data["generated"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        runs.append(Run(int(entry["seq"]), str(entry["run"]), generated, folder, data, groups, records))
+    return sorted(runs, key=lambda r: (r.generated, r.seq))
+
+
+def history_dir(given: str | None) -> Path | None:
+    """The history folder of --history, else of GOVBASELINE_HISTORY, else none (no archiving)."""
+    value = given or os.environ.get(ENV_VAR, "")
+    return Path(os.path.abspath(os.path.expanduser(value))) if value else None
+
+
+def last_generated(history: Path) -> dt.datetime | None:
+    """When the last archived run ended, None for a new history."""
+    entries = _index_entries(history) if history.is_dir() else []
+    if not entries:
+        return None
+    return dt.datetime.strptime(str(entries[-1]["generated"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
