@@ -13,8 +13,6 @@ import functools
 import ipaddress
 import re
 import shlex
-import shutil
-import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -23,8 +21,29 @@ from typing import Any
 import yaml
 
 from govbaseline.paths import PLAYBOOKS_DIR, ROLES_DIR
-
-Rule = Callable[[str, Any], list[str]]
+from govbaseline.rules.common import (
+    Rule,
+    absolute_path,
+    absolute_paths,
+    calendar,
+    cidr_list,
+    each,
+    email,
+    host_name_or_ip,
+    inside,
+    int_range,
+    ip_address,
+    matching,
+    non_empty,
+    optional,
+    pem_certificate,
+    port_list,
+    printable,
+    requires,
+    system_folder,
+    url,
+    username,
+)
 
 
 class ValidationError(ValueError):
@@ -37,102 +56,13 @@ class ValidationError(ValueError):
         super().__init__(("" if role == "baseline" else f"role {role}: ") + "; ".join(problems))
 
 
-def int_range(low: int, high: int) -> Rule:
-    def rule(name: str, value: Any) -> list[str]:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return [f"{name} must be a whole number, not {value!r}"]
-        if not low <= value <= high:
-            return [f"{name} must be between {low} and {high}, not {value}"]
-        return []
-
-    return rule
-
-
-def each(rule: Rule) -> Rule:
-    """Apply ``rule`` to every item of a list, naming each as ``name[i]``."""
-
-    def check(name: str, value: Any) -> list[str]:
-        return [p for i, item in enumerate(value) for p in rule(f"{name}[{i}]", item)]
-
-    return check
-
-
-def optional(rule: Rule) -> Rule:
-    """An empty string means "not set"; anything else must pass ``rule``."""
-
-    def check(name: str, value: Any) -> list[str]:
-        return [] if value == "" else rule(name, value)
-
-    return check
-
-
-def matching(pattern: str, what: str) -> Rule:
-    """A string that matches ``pattern`` as a whole; refused as "must be <what>"."""
-
-    def rule(name: str, value: Any) -> list[str]:
-        if not isinstance(value, str) or not re.fullmatch(pattern, value):
-            return [f"{name} must be {what}, not {value!r}"]
-        return []
-
-    return rule
-
-
-def port_list(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list):
-        return [f"{name} must be a list of ports, not {value!r}"]
-    return each(int_range(1, 65535))(name, value)
-
-
-def cidr(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str):
-        return [f"{name} must be a CIDR string such as 192.0.2.0/24, not {value!r}"]
-    try:
-        ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
-        return [f"{name} is not a valid network: {value!r} ({exc})"]
-    return []
-
-
-def cidr_list(non_empty: bool) -> Rule:
-    def rule(name: str, value: Any) -> list[str]:
-        if not isinstance(value, list):
-            return [f"{name} must be a list of CIDRs, not {value!r}"]
-        if non_empty and not value:
-            return [f"{name} must list at least one network: an empty list would shut every administrator out"]
-        return each(cidr)(name, value)
-
-    return rule
-
-
 def log_prefix(name: str, value: Any) -> list[str]:
     if not isinstance(value, str) or not 1 <= len(value) <= 64 or not value.isprintable() or '"' in value:
         return [f"{name} must be 1-64 printable characters without double quotes, not {value!r}"]
     return []
 
 
-EMAIL = re.compile(r"^[^@\s<>,;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$|^[^@\s<>,;]+@[A-Za-z0-9-]+$")
-LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})*$")
 SEVERITIES = ("low", "medium", "high", "critical")
-
-
-def host_name_or_ip(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str) or not value:
-        return [f"{name} must name a host (DNS name or IP address); it is empty"]
-    try:
-        ipaddress.ip_address(value)
-        return []
-    except ValueError:
-        pass
-    if not HOSTNAME.match(value):
-        return [f"{name} is not a valid host name or IP address: {value!r}"]
-    return []
-
-
-def email(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str) or not EMAIL.match(value):
-        return [f"{name} must be a mail address such as security@example.gov, not {value!r}"]
-    return []
 
 
 def recipients_by_severity(name: str, value: Any) -> list[str]:
@@ -152,43 +82,9 @@ def recipients_by_severity(name: str, value: Any) -> list[str]:
     return problems
 
 
-def url(name: str, value: Any) -> list[str]:
-    parsed = urllib.parse.urlparse(value) if isinstance(value, str) else None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return [f"{name} must be an http:// or https:// URL, not {value!r}"]
-    return []
-
-
-def printable(low: int, high: int) -> Rule:
-    def rule(name: str, value: Any) -> list[str]:
-        if not isinstance(value, str) or not low <= len(value) <= high or not value.isprintable():
-            return [f"{name} must be {low}-{high} printable characters, not {value!r}"]
-        return []
-
-    return rule
-
-
-def requires(name: str, needed: str, what: str) -> Callable[[Mapping[str, Any]], list[str]]:
-    """A cross-variable rule: when ``name`` is set, ``needed`` must be set too."""
-
-    def rule(values: Mapping[str, Any]) -> list[str]:
-        if values.get(name) and not values.get(needed):
-            return [f"{needed} is missing: {name} is set, so {what}"]
-        return []
-
-    return rule
-
-
-USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
                         r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$")
 ALGORITHM = re.compile(r"^[A-Za-z0-9@.+_-]+$")
-
-
-def username(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str) or not USERNAME.match(value):
-        return [f"{name} must be an account name (lower case letters, digits, _ and -, at most 32), not {value!r}"]
-    return []
 
 
 def username_list(name: str, value: Any) -> list[str]:
@@ -229,12 +125,6 @@ def umask(name: str, value: Any) -> list[str]:
     return []
 
 
-def absolute_path(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
-        return [f"{name} must be an absolute path, not {value!r}"]
-    return []
-
-
 def non_empty_text(name: str, value: Any) -> list[str]:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         return [f"{name} must be non-empty text"]
@@ -263,17 +153,6 @@ def some_admin_can_log_in(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
-PROTECTED_DIRS = {"/", "/bin", "/boot", "/etc", "/home", "/lib", "/opt", "/root", "/sbin", "/srv", "/usr", "/var",
-                  "/var/lib", "/var/log"}
-
-
-def system_folder(path: str) -> bool:
-    return path.rstrip("/") in PROTECTED_DIRS | {""}
-
-
-absolute_paths = each(absolute_path)
-
-
 def deletable_log_dirs(name: str, value: Any) -> list[str]:
     """Folders whose old files are deleted: never a system folder itself."""
     problems = absolute_paths(name, value)
@@ -287,13 +166,6 @@ def deletable_log_dirs(name: str, value: Any) -> list[str]:
 def size(name: str, value: Any) -> list[str]:
     if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]*[KMGT]?", value):
         return [f"{name} must be a size such as 500M or 2G, not {value!r}"]
-    return []
-
-
-def pem_certificate(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str) or "-----BEGIN CERTIFICATE-----" not in value \
-            or "-----END CERTIFICATE-----" not in value:
-        return [f"{name} is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)"]
     return []
 
 
@@ -355,21 +227,6 @@ def nginx_size(name: str, value: Any) -> list[str]:
 def extension(name: str, value: Any) -> list[str]:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9]{1,16}", value):
         return [f"{name} must be a file name ending without the dot (letters and digits), not {value!r}"]
-    return []
-
-
-def non_empty(rule: Rule) -> Rule:
-    def check(name: str, value: Any) -> list[str]:
-        return [f"{name} must not be empty"] if not value else rule(name, value)
-
-    return check
-
-
-def ip_address(name: str, value: Any) -> list[str]:
-    try:
-        ipaddress.ip_address(value)
-    except (TypeError, ValueError):
-        return [f"{name} must be an IP address, not {value!r}"]
     return []
 
 
@@ -481,28 +338,6 @@ def regex(name: str, value: Any) -> list[str]:
 
 
 time_of_day = matching(r"([01][0-9]|2[0-3]):[0-5][0-9]", "a time of day HH:MM such as 03:00")
-
-
-def calendar(name: str, value: Any) -> list[str]:
-    """A systemd OnCalendar expression: a pre-check by the controller's systemd-analyze where it has one.
-    The judgement that counts is the host's (``calendar_command``), made by both engines before any
-    change, so a controller without systemd skips nothing."""
-    if not isinstance(value, str) or not value.strip() or not value.isprintable():
-        return [f"{name} must be a systemd calendar expression such as daily or 'Mon *-*-* 02:00', not {value!r}"]
-    refusal = _controller_calendar_refusal(value)
-    return [f"{name} is not a systemd calendar expression: {value!r} ({refusal})"] if refusal is not None else []
-
-
-@functools.cache
-def _controller_calendar_refusal(value: str) -> str | None:
-    """systemd-analyze's refusal of a calendar on the controller (None if accepted or no systemd):
-    asked once per expression, as every host of a fleet usually shares its schedules."""
-    analyze = shutil.which("systemd-analyze")
-    if analyze:
-        out = subprocess.run([analyze, "calendar", value], capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            return out.stderr.strip()
-    return None
 
 
 def calendar_command(value: str) -> str:
@@ -666,11 +501,6 @@ def drill_inside_backup(values: Mapping[str, Any]) -> list[str]:
             if isinstance(path, str) and not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)]
 
 
-def _inside(path: str, folder: str) -> bool:
-    path, folder = path.rstrip("/") or "/", folder.rstrip("/") or "/"
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
 def drill_not_excluded(values: Mapping[str, Any]) -> list[str]:
     """A drill path inside an excluded folder (backup_exclude's plain paths, or the antivirus
     quarantine the role always excludes) is in no snapshot: every drill would fail."""
@@ -681,7 +511,7 @@ def drill_not_excluded(values: Mapping[str, Any]) -> list[str]:
     return [f"backup_drill_paths[{i}] {path} is inside {name} {folder}, which is never backed up: every restore "
             f"drill would find nothing to restore. Name a backed-up folder such as /var/www"
             for i, path in enumerate(values.get("backup_drill_paths") or []) if isinstance(path, str)
-            for name, folder in excluded if _inside(path, folder)]
+            for name, folder in excluded if inside(path, folder)]
 
 
 def backup_server_tls(values: Mapping[str, Any]) -> list[str]:
@@ -1458,15 +1288,15 @@ def contradictions(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
                         "use tls_certificate_source: files")
     web_root = str(tls.get("tls_web_root", "")) if tls else ""
     if web_root and integrity and integrity.get("integrity_tamper_enabled") and \
-            not _inside(web_root, str(integrity.get("integrity_web_root", ""))):
+            not inside(web_root, str(integrity.get("integrity_web_root", ""))):
         problems.append(f"tls_web_root {web_root} is outside integrity_web_root {integrity['integrity_web_root']}: "
                         "the tamper watch would guard a folder nginx does not serve. Set integrity_web_root to "
                         "tls_web_root or a folder holding it")
-    if web_root and audit and not _inside(web_root, str(audit.get("audit_web_root", ""))):
+    if web_root and audit and not inside(web_root, str(audit.get("audit_web_root", ""))):
         problems.append(f"tls_web_root {web_root} is outside audit_web_root {audit['audit_web_root']}: changes to "
                         "the published site would not be audited. Set audit_web_root to tls_web_root or a folder "
                         "holding it")
-    if web_root and backup and not any(_inside(web_root, p) for p in backup.get("backup_paths", [])):
+    if web_root and backup and not any(inside(web_root, p) for p in backup.get("backup_paths", [])):
         problems.append(f"tls_web_root {web_root} is inside none of backup_paths: the published site would not be "
                         "backed up. Add it (or a folder holding it) to backup_paths")
     quarantine = str(antivirus.get("antivirus_quarantine_dir", "")) if antivirus else ""
@@ -1475,7 +1305,7 @@ def contradictions(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
           "judged (and restored over) by the tamper watch")] if integrity else [])
     problems += [f"antivirus_quarantine_dir {quarantine} is inside {name} {root}: infected files would be {what}. "
                  "Keep the quarantine outside every web root, such as /var/lib/govbaseline/quarantine"
-                 for name, root, what in roots if quarantine and root and _inside(quarantine, root)]
+                 for name, root, what in roots if quarantine and root and inside(quarantine, root)]
     return problems
 
 
