@@ -8,7 +8,8 @@ the server keeps the client's repository password and retention, because pruning
   a bcrypt hash of the client's REST password.
 - SFTP (the fallback where restic-rest-server is missing, Debian 12): a system account
   ``sftp_account(name)`` chrooted to its own folder, logging in with the client's SSH key (the
-  server keeps the public half, derived here from the client's private key).
+  server keeps the public half, derived from the client's private key by ``ssh_public_key``, which
+  lives with the backup role's rules in ``rules/backup.py``: the rule that judges the key uses it).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import bcrypt
-from cryptography.hazmat.primitives import serialization
 
 from govbaseline import validation
+from govbaseline.rules.backup import ssh_public_key
 
 # bcrypt's own base64 alphabet, in the order of the standard one.
 _STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -51,18 +52,6 @@ def sftp_account(name: str) -> str:
     if plain == name and len(plain) <= 29:
         return f"bk-{plain}"
     return f"bk-{plain[:20]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-
-
-def ssh_public_key(private_key: str) -> str:
-    """The OpenSSH public key line of an OpenSSH (or PEM) private key, without a comment."""
-    data = private_key.encode()
-    key: Any
-    try:
-        key = serialization.load_ssh_private_key(data, password=None)
-    except ValueError:
-        key = serialization.load_pem_private_key(data, password=None)
-    public: bytes = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return public.decode()
 
 
 def server_clients(fleet: Mapping[str, Mapping[str, Any]], transport: str = "rest") -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ import shlex
 
 import pytest
 
-from govbaseline.validation import LISTENING_TCP_PORTS, role_defaults
+from govbaseline.rules.firewall import LISTENING_TCP_PORTS
+from govbaseline.validation import role_defaults
 from tests.bad_input import BATCHES, batch
 from tests.lab.conftest import assert_refused_without_change, sh
 
@@ -27,7 +28,7 @@ def test_bad_values_refused_before_any_change(pyinfra_lab, tmp_path, engine, nam
 
 
 def test_the_lockout_context_sees_sshd_listening(pyinfra_lab):
-    """The shell both engines run for the lockout check (validation.LISTENING_TCP_PORTS) finds sshd's
+    """The shell both engines run for the lockout check (rules/firewall.py's LISTENING_TCP_PORTS) finds sshd's
     port on a real host, so a good firewall_ssh_port is never refused as unserved."""
     host = pyinfra_lab.hosts()[0]
     for shell in ("sh", "bash"):

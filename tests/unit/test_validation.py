@@ -569,7 +569,7 @@ def test_an_ssh_port_nothing_listens_on_is_refused():
 def test_every_engine_reads_the_listening_ports_with_the_same_shell():
     from govbaseline.deploys import common
     from govbaseline.paths import PLAYBOOKS_DIR, ROLES_DIR
-    from govbaseline.validation import LISTENING_TCP_PORTS
+    from govbaseline.rules.firewall import LISTENING_TCP_PORTS
 
     for path in (PLAYBOOKS_DIR / "site.yml", ROLES_DIR / "firewall" / "tasks" / "preflight.yml"):
         assert LISTENING_TCP_PORTS in path.read_text(), path

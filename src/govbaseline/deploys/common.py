@@ -23,11 +23,12 @@ from pyinfra.operations import files, server, systemd
 from govbaseline import hostfacts, templating, validation
 from govbaseline.deploys import timers
 from govbaseline.paths import ROLES_DIR
+from govbaseline.rules.firewall import LISTENING_TCP_PORTS
 
 # What site.yml's first task reads too: where this controller connects from, on which port of
 # sshd (SSH_CONNECTION is "client_ip client_port server_ip server_port"), and as whom.
 CONNECTION = ('echo "address=${SSH_CONNECTION%% *}"; echo "port=${SSH_CONNECTION##* }"; echo "user=$(id -un)"; '
-              'echo "groups=$(id -Gn)"; echo "listening=$(' + validation.LISTENING_TCP_PORTS + ')"')
+              'echo "groups=$(id -Gn)"; echo "listening=$(' + LISTENING_TCP_PORTS + ')"')
 
 
 def connection() -> dict[str, Any]:

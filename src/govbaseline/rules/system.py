@@ -1,0 +1,130 @@
+"""Role system's rules: what its ``meta/argument_specs.yml`` cannot say.
+
+``RULES`` judges one variable each, ``CROSS_RULES`` several of the role's variables together;
+``govbaseline.validation`` runs them, for both engines, after the argument spec.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from govbaseline.rules.common import (
+    CrossRule,
+    Rule,
+    each,
+    host_name_or_ip,
+    int_range,
+    optional,
+    pem_certificate,
+    username,
+)
+
+# The allowed values of the kernel parameters the system role sets by default (by the last part of
+# the name; 0/1 switches unless listed). A parameter not listed takes any whole number.
+SYSCTL_RANGES = {"rp_filter": (0, 2), "accept_ra": (0, 2), "tcp_syncookies": (0, 2), "randomize_va_space": (0, 2),
+                 "kptr_restrict": (0, 2), "ptrace_scope": (0, 3), "protected_fifos": (0, 2),
+                 "protected_regular": (0, 2), "suid_dumpable": (0, 2), "unprivileged_bpf_disabled": (0, 2),
+                 **dict.fromkeys(("ip_forward", "forwarding", "send_redirects", "accept_redirects", "secure_redirects",
+                                  "accept_source_route", "log_martians", "icmp_echo_ignore_broadcasts",
+                                  "icmp_ignore_bogus_error_responses", "dmesg_restrict", "protected_hardlinks",
+                                  "protected_symlinks", "kexec_load_disabled"), (0, 1))}
+
+
+def sysctl_parameters(prefixes: tuple[str, ...]) -> Rule:
+    """A dict of kernel parameters (``net.ipv4.tcp_syncookies: 1``) whose names start with one of
+    ``prefixes`` and whose values are whole numbers the kernel accepts for them."""
+    def rule(name: str, value: Any) -> list[str]:
+        if not isinstance(value, dict) or not value:
+            return [f"{name} must map kernel parameters to values (e.g. {prefixes[0]}...: 1), not {value!r}; "
+                    f"to set none, switch the area off"]
+        problems = []
+        for key, setting in value.items():
+            if not isinstance(key, str) or not re.fullmatch(r"[a-z]+(\.[A-Za-z0-9_/-]+)+", key) \
+                    or not key.startswith(prefixes):
+                problems.append(f"{name} has {key!r}: a parameter name must start with {' or '.join(prefixes)} "
+                                "and be written with dots (as sysctl prints it)")
+                continue
+            text = str(setting) if isinstance(setting, int) and not isinstance(setting, bool) else setting
+            if not isinstance(text, str) or not re.fullmatch(r"-?\d{1,10}", text):
+                problems.append(f"{name}[{key!r}] must be a whole number, not {setting!r}")
+                continue
+            low, high = SYSCTL_RANGES.get(key.rsplit(".", 1)[-1], (-2**31, 2**31 - 1))
+            if not low <= int(text) <= high:
+                problems.append(f"{name}[{key!r}] must be between {low} and {high}, not {setting}")
+        return problems
+
+    return rule
+
+
+def cron_allow_users(name: str, value: Any) -> list[str]:
+    problems = each(username)(name, value)
+    if not problems and "root" not in value:
+        problems.append(f"{name} must list root: with /etc/cron.allow present, an account not listed cannot use "
+                        "cron or at, and root's own jobs would be refused. Add root")
+    return problems
+
+
+def no_suid_dumps(values: Mapping[str, Any]) -> list[str]:
+    """SYS-03 keeps set-uid programs from dumping core through SYS-02's fs.suid_dumpable."""
+    if not (values.get("system_coredumps_enabled") and values.get("system_kernel_enabled")):
+        return []
+    kernel = values.get("system_sysctl_kernel")
+    if isinstance(kernel, dict) and str(kernel.get("fs.suid_dumpable")) != "0":
+        return [f"system_sysctl_kernel has fs.suid_dumpable {kernel.get('fs.suid_dumpable')!r}, but core dumps are "
+                "off (system_coredumps_enabled): a set-uid program's dump would hold another user's secrets. "
+                "Set fs.suid_dumpable: 0 in system_sysctl_kernel, or system_coredumps_enabled: false"]
+    return []
+
+
+TIME_SERVER_KEYS = {"name", "pool", "nts"}
+
+
+def time_servers(name: str, value: Any) -> list[str]:
+    """SYS-06's servers: a non-empty list of ``{name: host, pool: bool, nts: bool}`` (pool and nts optional)."""
+    if not isinstance(value, list) or not value:
+        return [f"{name} must list at least one time server, such as [{{name: ntp.example.gov, nts: true}}]; "
+                "to leave the clock alone, set system_time_enabled: false"]
+    problems = []
+    for i, server in enumerate(value):
+        if not isinstance(server, dict):
+            problems.append(f"{name}[{i}] must be a mapping such as {{name: ntp.example.gov, nts: true}}, "
+                            f"not {server!r}")
+            continue
+        unknown = sorted(set(server) - TIME_SERVER_KEYS, key=str)
+        if unknown:
+            problems.append(f"{name}[{i}] has unknown keys {unknown}: only name, pool and nts")
+        problems += host_name_or_ip(f"{name}[{i}].name", server.get("name"))
+        problems += [f"{name}[{i}].{key} must be true or false, not {server[key]!r}"
+                     for key in ("pool", "nts") if key in server and not isinstance(server[key], bool)]
+    names = [s.get("name") for s in value if isinstance(s, dict)]
+    problems += [f"{name} lists {n} twice" for n in sorted({n for n in names if names.count(n) > 1}, key=str)]
+    return problems
+
+
+def nts_ca_needs_an_nts_server(values: Mapping[str, Any]) -> list[str]:
+    """A CA for NTS servers is only read for a server with ``nts: true``: a CA without one means the
+    operator meant NTS and would get plain, forgeable NTP."""
+    servers = values.get("system_time_servers")
+    if not (values.get("system_time_enabled") and values.get("system_time_nts_ca_cert") and isinstance(servers, list)):
+        return []
+    if not any(isinstance(s, dict) and s.get("nts") is True for s in servers):
+        return ["system_time_nts_ca_cert is set but no server in system_time_servers has nts: true: the clock would "
+                "follow plain, forgeable NTP. Add nts: true to the servers that offer NTS, or empty "
+                "system_time_nts_ca_cert"]
+    return []
+
+
+# One rule per variable, for what the argument spec cannot say; validation runs them in this order.
+RULES: dict[str, Rule] = {
+    "system_sysctl_network": sysctl_parameters(("net.",)),
+    "system_sysctl_kernel": sysctl_parameters(("kernel.", "fs.")),
+    "system_cron_allow_users": cron_allow_users,
+    "system_time_servers": time_servers,
+    "system_time_nts_ca_cert": optional(pem_certificate),
+    "system_time_max_offset_ms": int_range(1, 60000),
+    "system_file_search_seconds": int_range(10, 3600),
+}
+# Rules that look at several of the role's variables together.
+CROSS_RULES: list[CrossRule] = [no_suid_dumps, nts_ca_needs_an_nts_server]
