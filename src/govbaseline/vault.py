@@ -80,9 +80,10 @@ def secrets() -> list[tuple[str, Any]]:
     from ansible.cli import CLI
     from ansible.parsing.dataloader import DataLoader
 
-    from govbaseline.inventory import ansible_env
-
-    env = ansible_env()
+    # The process's own environment: configure() puts the options there, and inventory.ansible_env
+    # hands them to every Ansible tool unchanged (importing it here would make vault and inventory
+    # import each other).
+    env = os.environ
     ids = [i for i in env.get("ANSIBLE_VAULT_IDENTITY_LIST", "").split(",") if i]
     files = [env["ANSIBLE_VAULT_PASSWORD_FILE"]] if env.get("ANSIBLE_VAULT_PASSWORD_FILE") else []
     if not ids and not files:
