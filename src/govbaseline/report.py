@@ -33,6 +33,8 @@ SEVERITY = ("error", "fail", "waived", "switched off", "skipped", "pass")
 # is not applicable on that host, but it is no answer to its clauses either: across the fleet it is
 # "switched off", and a clause it answers is at best "partly" answered.
 SWITCHED_OFF = "switched off: "
+# How the checks' progress lines start on their stderr (verify hands them on while the checks run).
+PROGRESS = "govbaseline-progress: "
 
 # How a policy clause stands across the fleet, from the controls that answer it.
 ANSWERED, PARTLY, NOT_ANSWERED = "answered", "partly", "not answered"
@@ -300,7 +302,7 @@ def _context(data: dict[str, Any], expanded: bool) -> dict[str, Any]:
         "waivers": waivers,
         "waivers_due": [{**w, "scope": ", ".join(w["hosts"] + [f"group {g}" for g in w["groups"]])} for w in due],
         "policies": policies, "drift": data.get("drift", {"previous": None, "changes": []}),
-        "expanded": expanded,
+        "not_a_server_matter": NOT_A_SERVER_MATTER, "expanded": expanded,
     }
 
 
