@@ -13,7 +13,8 @@ fi
 packages=(podman runc netavark aardvark-dns iptables debootstrap nftables iproute2 openssh-client
           python3-venv git ca-certificates
           auditd sudo aide  # the unit tests load the audit rules, check sudoers and AIDE rules here
-          chromium-headless-shell  # a lab test renders report.html in a real browser and keeps a screenshot
+          chromium-headless-shell  # prints report.pdf (verify --pdf); a lab test renders report.html in it
+          poppler-utils tesseract-ocr  # the PDF tests turn its pages into images and read them (OCR)
           qemu-system-x86 qemu-utils)  # VM lab hosts (lab up --vm): a kernel of their own
 missing=()
 for p in "${packages[@]}"; do

@@ -167,10 +167,24 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         controls += [c.id for c in catalogue if c.role in (args.role or []) and c.status == "implemented"]
+    if args.pdf:
+        from govbaseline import pages
+
+        try:  # refused before any host is read: the run would end without the PDF asked for
+            pages.pdf_renderer()
+        except pages.RendererMissing as exc:
+            print(f"govbaseline: {exc}", file=sys.stderr)
+            return 2
     # A waiver outside the inventory (WaiverError, a ValueError) is reported by main(), exit 2.
     outcome = verify(Path(args.inventory), report_dir=Path(args.report_dir), forks=args.forks,
-                     limit=args.limit, controls=controls or None, waivers=waivers)
-    return _archived(args, outcome, _reported(outcome))
+                     limit=args.limit, controls=controls or None, waivers=waivers,
+                     progress=lambda line: print(line, flush=True))
+    code = _reported(outcome)
+    if args.pdf:
+        from govbaseline import report
+
+        print(f"pdf: {report.write_pdf(outcome.data, outcome.report_dir)}")
+    return _archived(args, outcome, code)
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
@@ -269,6 +283,12 @@ def _selected(args: argparse.Namespace) -> Any:
 
 def _reported(outcome: Any) -> int:
     """Say where the report of a verify or collect run is, and how it ended (exit 1 if it failed)."""
+    from govbaseline import report
+
+    for failure in report.failures(outcome.data):
+        message = (failure["message"].strip().splitlines() or [""])[0][:200]
+        print(f"{failure['status'].upper()} {failure['host']} {failure['control']} {failure['title']}"
+              f"{': ' + message if message else ''}\n    repair: {failure['repair']}")
     print(outcome.summary_line())
     print(f"report: {outcome.report_dir / 'report.html'}")
     print(f"evidence: {outcome.report_dir / 'evidence.tar.gz'} sha256 {outcome.bundle_sha256} "
@@ -412,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify_p.add_argument("--history", metavar="DIR",
                           help="archive the run and the hosts' records in this evidence history "
                                "(default: $GOVBASELINE_HISTORY; none if unset)")
+    verify_p.add_argument("--pdf", action="store_true",
+                          help="also write report.pdf (printed by headless Chromium: chromium-headless-shell)")
     verify_p.set_defaults(func=_cmd_verify)
 
     collect_p = sub.add_parser("collect", help="gather the results of hosts in pull mode into one report", parents=run)

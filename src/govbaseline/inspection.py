@@ -385,12 +385,9 @@ def build(runs: list[Run], period: Period, previous: Period | None = None, out: 
 
 
 def render_html(data: dict[str, Any]) -> str:
-    import jinja2
+    from govbaseline import pages
 
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("govbaseline", "templates"), autoescape=True,
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return environment.get_template("inspection.html.j2").render(data=data)
+    return pages.render("inspection.html.j2", data=data)
 
 
 def write(data: dict[str, Any], out: Path) -> tuple[Path, Path]:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import html
 import io
 import json
+import shlex
 import tarfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from govbaseline import pages
 from govbaseline.catalogue import Catalogue, load_catalogue
 from govbaseline.waivers import Waiver
 from govbaseline.waivers import waived as waived_on
@@ -31,6 +33,8 @@ SEVERITY = ("error", "fail", "waived", "switched off", "skipped", "pass")
 # is not applicable on that host, but it is no answer to its clauses either: across the fleet it is
 # "switched off", and a clause it answers is at best "partly" answered.
 SWITCHED_OFF = "switched off: "
+# How the checks' progress lines start on their stderr (verify hands them on while the checks run).
+PROGRESS = "govbaseline-progress: "
 
 # How a policy clause stands across the fleet, from the controls that answer it.
 ANSWERED, PARTLY, NOT_ANSWERED = "answered", "partly", "not answered"
@@ -62,6 +66,7 @@ def build(results: list[dict[str, Any]], hosts: list[str], inventory: str = "",
         "schema_version": SCHEMA_VERSION,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "inventory": inventory,
+        "tool": {"version": pages.tool_version(), "roles": pages.roles_commit()},
         "hosts": {h: {"reachable": h not in unreachable, "controls": {}} for h in hosts},
     }
     for host_name, why in unreachable.items():
@@ -220,138 +225,97 @@ def verify_bundle(bundle: Path) -> list[str]:
     return problems
 
 
-# -- HTML ----------------------------------------------------------------------------------------
+# -- HTML and PDF --------------------------------------------------------------------------------
+
+FAILING = ("error", "fail")
+# The statuses the page's filter offers, worst first.
+FILTER_STATUSES = ("error", "fail", "unreachable", "waived", "skipped", "pass")
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+@cache
+def _known_tags() -> frozenset[str]:
+    from govbaseline import engines
+
+    return frozenset(engines.known_tags())
 
 
-def _status(value: str) -> str:
-    return f"<span class='s-{_e(value.replace(' ', '-'))}'>{_e(value)}</span>"
+def repair_command(inventory: str, host: str, control_id: str) -> str:
+    """The command that applies one control again on one host: the control's own tag (``fw-01``),
+    else its role's, as the roles carry them; without either, the whole baseline on that host."""
+    catalogue = load_catalogue()
+    tags = _known_tags()
+    tag = ""
+    if catalogue.has(control_id):
+        control = catalogue.get(control_id)
+        tag = control.tag if control.tag in tags else control.role if control.role in tags else ""
+    command = ["govbaseline", "apply", "-i", inventory or "INVENTORY", "--limit", host]
+    return shlex.join([*command, "--tags", tag] if tag else command)
 
 
-CSS = """
-body{font-family:sans-serif;margin:2em;max-width:90em} table{border-collapse:collapse;width:100%;margin-bottom:1em}
-td,th{border:1px solid #ccc;padding:4px;vertical-align:top;text-align:left}
-.s-pass,.s-answered{color:#176b2c;font-weight:bold}
-.s-fail,.s-error,.s-not-answered,.s-unreachable{color:#a00;font-weight:bold}
-.s-partly,.s-waived,.s-switched-off,.s-expiring-soon,.s-expired{color:#a60;font-weight:bold}
-.s-skipped,.s-not-checked,.s-not-a-server-matter,.s-planned{color:#666}
-pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f6f6f6} .msg{color:#a00}
-nav a{margin-right:1em} .quote{font-style:italic}
-"""
+def rationale(control_id: str) -> list[str]:
+    """Why a control is in the baseline: the policy clauses it answers (verbatim), or why it stands
+    on the CIS benchmark alone."""
+    catalogue = load_catalogue()
+    if not catalogue.has(control_id):
+        return []
+    control = catalogue.get(control_id)
+    quotes = {c.id: c for c in catalogue.clauses}
+    said = [f"{quotes[c].policy}: {quotes[c].quote}" for c in control.clauses if c in quotes]
+    return said or ([control.unasked] if control.unasked else [*control.cis])
 
 
-def _policies_html(policies: dict[str, list[dict[str, Any]]]) -> str:
-    parts = ["<h2 id='policies'>Policies and clauses</h2>"]
-    for policy, clauses in sorted(policies.items()):
+def failures(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every control that failed or erred on a host, worst and then by host and control: its first
+    failing check's message, why the control exists and the command that repairs it."""
+    found = []
+    for host_name, host in data["hosts"].items():
+        for control_id, control in host["controls"].items():
+            if control["status"] not in FAILING:
+                continue
+            failed = [c for c in control["checks"] if c["status"] in FAILING]
+            found.append({"host": host_name, "control": control_id, "title": control["title"],
+                          "status": control["status"], "check": failed[0]["check"] if failed else "",
+                          "message": failed[0]["message"] if failed else "",
+                          "rationale": rationale(control_id),
+                          "repair": repair_command(data.get("inventory", ""), host_name, control_id)})
+    return sorted(found, key=lambda f: (SEVERITY.index(f["status"]), f["host"], f["control"]))
+
+
+def _context(data: dict[str, Any], expanded: bool) -> dict[str, Any]:
+    """What report.html.j2 shows, from the report data (an older report.json without ``tool`` too)."""
+    policies = []
+    for policy, clauses in sorted(data.get("policies", {}).items()):
         tally: dict[str, int] = {}
         for clause in clauses:
             tally[clause["status"]] = tally.get(clause["status"], 0) + 1
-        counts = ", ".join(f"{n} {_e(k)}" for k, n in sorted(tally.items()))
-        parts.append(f"<h3>{_e(policy)}</h3><p>{counts}</p>")
-        parts.append("<table><tr><th>Clause</th><th>What the policy says</th><th>Status</th>"
-                     "<th>Controls behind it</th></tr>")
-        for clause in clauses:
-            behind = ", ".join(f"{_e(cid)} {_status(s)}" for cid, s in sorted(clause["controls"].items()))
-            if clause["status"] == NOT_A_SERVER_MATTER:
-                behind = _e(clause.get("why", ""))
-            parts.append(f"<tr><td><code>{_e(clause['clause'].split(':', 1)[1])}</code></td>"
-                         f"<td class='quote'>{_e(clause['quote'])}</td><td>{_status(clause['status'])}</td>"
-                         f"<td>{behind}</td></tr>")
-        parts.append("</table>")
-    return "".join(parts)
-
-
-def _waivers_html(waivers: list[dict[str, Any]]) -> str:
-    """Expired and soon-to-expire waivers first thing in the report: each is a decision due."""
-    if not waivers:
-        return ""
+        policies.append((policy, clauses, tally))
+    waivers = data.get("waivers", [])
     due = sorted((w for w in waivers if w["state"] != "active"), key=lambda w: w["expires"])
-    head = (f"<h2 id='waivers'>Waivers</h2><p>{len(waivers)} waivers; {len(due)} expired or ending within "
-            "30 days.</p>")
-    if not due:
-        return head
-    rows = "".join(
-        f"<tr><td>{_status(w['state'])}</td><td>{_e(w['control'])}</td>"
-        f"<td>{_e(', '.join(w['hosts'] + [f'group {g}' for g in w['groups']]))}</td><td>{_e(w['expires'])}</td>"
-        f"<td>{_e(w['justification'])}</td><td>{_e(w['approver'])}</td><td><code>{_e(w['source'])}</code></td></tr>"
-        for w in due)
-    return head + ("<table><tr><th>State</th><th>Control</th><th>Scope</th><th>Expires</th><th>Justification</th>"
-                   f"<th>Approver</th><th>Where</th></tr>{rows}</table>")
+    hosts = sorted(data["hosts"].items())
+    return {
+        "generated": data["generated"], "inventory": data["inventory"], "summary": data["summary"],
+        "tool": data.get("tool", {"version": "unknown", "roles": "unknown"}),
+        "hosts": [name for name, _ in hosts], "host_items": hosts, "statuses": FILTER_STATUSES,
+        "failures": failures(data),
+        "unreachable": [(name, host.get("error", "")) for name, host in hosts if not host.get("reachable", True)],
+        # Expired and soon-to-expire waivers first thing in the report: each is a decision due.
+        "waivers": waivers,
+        "waivers_due": [{**w, "scope": ", ".join(w["hosts"] + [f"group {g}" for g in w["groups"]])} for w in due],
+        "policies": policies, "drift": data.get("drift", {"previous": None, "changes": []}),
+        "not_a_server_matter": NOT_A_SERVER_MATTER, "expanded": expanded,
+    }
 
 
-def _drift_html(drift_data: dict[str, Any]) -> str:
-    if drift_data["previous"] is None:
-        return "<h2 id='drift'>Changes since the previous run</h2><p>No previous run in this report folder.</p>"
-    head = f"<h2 id='drift'>Changes since the previous run ({_e(drift_data['previous'])})</h2>"
-    if not drift_data["changes"]:
-        return head + "<p>None: every control has the status it had.</p>"
-    rows = "".join(f"<tr><td>{_e(c['host'])}</td><td>{_e(c['control'])}</td><td>{_status(c['before'])}</td>"
-                   f"<td>{_status(c['after'])}</td></tr>" for c in drift_data["changes"])
-    return head + f"<table><tr><th>Host</th><th>Control</th><th>Before</th><th>Now</th></tr>{rows}</table>"
+def render_html(data: dict[str, Any], expanded: bool = False) -> str:
+    """A self-contained page from ``templates/report.html.j2``; autoescaping keeps every value from
+    a host text, so evidence cannot inject markup. ``expanded``: every piece of evidence open (the
+    PDF's copy)."""
+    return pages.render("report.html.j2", **_context(data, expanded))
 
 
-def _host_html(host_name: str, host: dict[str, Any]) -> str:
-    anchor = "host-" + "".join(ch if ch.isalnum() else "-" for ch in host_name)
-    if not host.get("reachable", True):
-        return (f"<h2 id='{_e(anchor)}'>{_e(host_name)} {_status('unreachable')}</h2>"
-                f"<p class='msg'>Not checked: {_e(host.get('error', ''))}</p>")
-    rows = [f"<h2 id='{_e(anchor)}'>{_e(host_name)} <small>score {_e(host['summary']['score'])}%</small></h2>"]
-    pull = host.get("pull")
-    if pull:
-        outcome = ("applied" if not pull["apply_returncode"]
-                   else f"{_status('fail')} ansible-pull exited {_e(pull['apply_returncode'])}")
-        log = (f"<details><summary>end of the ansible-pull log</summary><pre>{_e(pull['apply_log_tail'])}</pre>"
-               "</details>" if pull["apply_returncode"] else "")
-        rows.append(f"<p class='msg'>Pull mode: the host applied commit <code>{_e(pull['commit'] or 'none')}</code> "
-                    f"and checked itself at {_e(pull['finished'])}: {outcome}.</p>{log}")
-    rows += ["<table><tr><th>Control</th><th>Title</th><th>Status</th><th>Checks and evidence</th></tr>"]
-    for control_id, control in sorted(host["controls"].items()):
-        checks = []
-        for check in control["checks"]:
-            evidence = "".join(
-                f"<details><summary><code>{_e(ev['command'])}</code> (exit {_e(ev['rc'])}, {_e(ev['time'])})"
-                f"</summary><pre>{_e(ev['stdout'])}{_e(ev['stderr'])}</pre></details>"
-                for ev in check["evidence"])
-            message = f"<div class='msg'>{_e(check['message'])}</div>" if check["message"] else ""
-            checks.append(f"<div>{_status(check['status'])} <code>{_e(check['check'])}</code>{message}{evidence}</div>")
-        waiver = control.get("waiver")
-        note = (f"<div class='msg'>waived until {_e(waiver['expires'])} by {_e(waiver['approver'])}: "
-                f"{_e(waiver['justification'])}</div>" if waiver else "")
-        rows.append(f"<tr><td>{_e(control_id)}</td><td>{_e(control['title'])}</td>"
-                    f"<td>{_status(control['status'])}{note}</td><td>{''.join(checks)}</td></tr>")
-    rows.append("</table>")
-    return "".join(rows)
-
-
-def render_html(data: dict[str, Any]) -> str:
-    """A self-contained page; every value from a host is escaped, so evidence cannot inject markup."""
-    summary = data["summary"]
-    counts = ", ".join(f"{_e(n)} {_e(k)}" for k, n in sorted(summary["controls"].items()))
-    verdict = "PASS" if summary["passed"] else "FAIL"
-    host_rows = "".join(
-        f"<tr><td><a href='#host-{_e(''.join(ch if ch.isalnum() else '-' for ch in name))}'>{_e(name)}</a></td>"
-        f"<td>{_status('reachable' if host.get('reachable', True) else 'unreachable')}</td>"
-        f"<td>{_e(host['summary']['score'])}</td>"
-        f"<td>{', '.join(f'{n} {_e(k)}' for k, n in sorted(host['summary']['controls'].items()))}</td></tr>"
-        for name, host in sorted(data["hosts"].items()))
-    unreachable = (f"<p class='msg'>Not checked (unreachable): {_e(', '.join(summary['unreachable']))}</p>"
-                   if summary.get("unreachable") else "")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>govbaseline report</title>
-<style>{CSS}</style></head><body>
-<h1>govbaseline verification report: {verdict}</h1>
-<p>Generated {_e(data['generated'])} from inventory <code>{_e(data['inventory'])}</code>:
-{_e(summary['hosts'])} hosts; controls {counts}.</p>{unreachable}
-{_waivers_html(data.get('waivers', []))}
-<nav><a href='#policies'>Policies and clauses</a><a href='#drift'>Changes since the previous run</a>
-<a href='#hosts'>Hosts</a></nav>
-{_policies_html(data.get('policies', {}))}
-{_drift_html(data.get('drift', {'previous': None, 'changes': []}))}
-<h2 id='hosts'>Hosts</h2>
-<table><tr><th>Host</th><th>Reached</th><th>Score (%)</th><th>Controls</th></tr>{host_rows}</table>
-{''.join(_host_html(name, host) for name, host in sorted(data['hosts'].items()))}
-</body></html>
-"""
+def write_pdf(data: dict[str, Any], report_dir: Path) -> Path:
+    """report.pdf beside report.html: the same page printed, its evidence open. Not in the evidence
+    bundle: a rendering of report.json, which is (a PDF's bytes change with the renderer)."""
+    pdf = report_dir / "report.pdf"
+    pages.write_pdf(render_html(data, expanded=True), pdf)
+    return pdf

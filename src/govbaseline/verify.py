@@ -177,21 +177,27 @@ def start(inventory: Path, report_dir: Path, forks: int, limit: str | None = Non
 def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None = None,
            controls: list[str] | None = None, checks: list[str] | None = None,
            waivers: list[Waiver] | None = None, selection: Selection | None = None,
-           local: bool = False) -> Outcome:
+           local: bool = False, progress: Callable[[str], None] | None = None) -> Outcome:
     """Check every host; ``checks`` narrows to check function names (used by the negative twins).
     ``forks`` bounds how many checks run at once; a host that cannot be reached is reported as
     unreachable and the others are checked all the same. ``local``: the run is on the host itself
-    (pull mode): its commands run locally, and checks that need a view from outside are skipped."""
+    (pull mode): its commands run locally, and checks that need a view from outside are skipped.
+    ``progress`` is handed a line when a host is found unreachable, when the checks are counted,
+    when a host is done and every few seconds while they run."""
     selection, previous = start(inventory, report_dir, forks, limit, selection, waivers)
     resolved = selection.hosts
     hosts = sorted(resolved.hostvars)
     applied = applied_hostvars(resolved, hosts)
     down = {} if local else unreachable_hosts(resolved.hostvars, forks)
     reachable = [h for h in hosts if h not in down]
+    if progress:
+        for host_name, why in sorted(down.items()):
+            progress(f"{host_name}: not checked: {why}")
     results: list[dict[str, Any]] = []
     proc = subprocess.CompletedProcess[str]([], 0, "", "")
     if reachable:
-        results, proc = _run_checks(selection, applied, reachable, report_dir, forks, controls, checks, local)
+        results, proc = _run_checks(selection, applied, reachable, report_dir, forks, controls, checks, local,
+                                     progress)
     else:
         (report_dir / "junit.xml").unlink(missing_ok=True)
     clean = redact(results, secret_values(resolved.hostvars))
@@ -253,6 +259,7 @@ def remember_check_seconds(results: list[dict[str, Any]]) -> None:
 
 def _run_checks(selection: Selection, applied: dict[str, dict[str, Any]], hosts: list[str], report_dir: Path,
                 forks: int, controls: list[str] | None, checks: list[str] | None, local: bool = False,
+                progress: Callable[[str], None] | None = None,
                 ) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
     with tempfile.TemporaryDirectory(prefix="govbaseline-verify-") as tmp:
         work = Path(tmp)
@@ -293,6 +300,8 @@ def _run_checks(selection: Selection, applied: dict[str, dict[str, Any]], hosts:
             cmd += ["--govbaseline-controls", ",".join(controls)]
         if checks:
             cmd += ["-k", " or ".join(checks)]
+        if progress:
+            cmd += ["--govbaseline-progress"]
         # testinfra multiplexes SSH through ansible.cfg's control_path only if this folder exists.
         (Path.home() / ".ansible" / "cp").mkdir(parents=True, exist_ok=True)
         env = ansible_env()
@@ -310,9 +319,27 @@ def _run_checks(selection: Selection, applied: dict[str, dict[str, Any]], hosts:
         with contextlib.suppress(OSError):
             shutil.copyfile(check_seconds_file(), seconds)
         env["GOVBASELINE_CHECK_SECONDS"] = str(seconds)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        proc = _run_pytest(cmd, env, work / "pytest.out", progress)
         if not results_file.exists():
             raise RuntimeError(f"the checks did not run:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
         results: list[dict[str, Any]] = json.loads(results_file.read_text())
     remember_check_seconds(results)
     return results, proc
+
+
+def _run_pytest(cmd: list[str], env: dict[str, str], out: Path,
+                progress: Callable[[str], None] | None) -> subprocess.CompletedProcess[str]:
+    """Run the checks; their progress lines (the plugin's, on stderr) go to ``progress`` as they come,
+    without the prefix. stdout goes to a file meanwhile, so neither pipe can fill and stall pytest."""
+    with out.open("w+") as stdout:
+        child = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
+        assert child.stderr is not None
+        errors = []
+        for line in child.stderr:
+            if line.startswith(report.PROGRESS) and progress:
+                progress(line.removeprefix(report.PROGRESS).rstrip("\n"))
+            else:
+                errors.append(line)
+        returncode = child.wait()
+        stdout.seek(0)
+        return subprocess.CompletedProcess(cmd, returncode, stdout.read(), "".join(errors))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -78,13 +80,27 @@ def test_report_with_a_host_down_is_schema_valid_tamper_evident_and_shows_drift(
     sh(lab, target, "systemctl stop fail2ban")
     try:
         (report_dir / "report.json").write_text(json.dumps(first.data))
-        second = verify(inventory, report_dir=report_dir, controls=CONTROLS)
+        said: list[str] = []
+        second = verify(inventory, report_dir=report_dir, controls=CONTROLS, progress=said.append)
     finally:
         sh(lab, target, "systemctl start fail2ban")
     assert second.data["drift"]["previous"] == first.data["generated"]
     assert second.data["drift"]["changes"] == [
         {"host": target.name, "control": "IDS-02", "before": "pass", "after": "fail"}], second.data["drift"]
     jsonschema.validate(second.data, json.loads(report.SCHEMA_FILE.read_text()))
+    # Progress while it ran: the host down at once, each host when its checks were done.
+    assert said[0].startswith("down-1: not checked: SSH port") and "did not answer" in said[0], said
+    for host in lab.hosts():
+        assert any(line.startswith(f"{host.name}: done, ") for line in said), said
+    # Failing controls first, with the command that repairs exactly that one.
+    repair = f"govbaseline apply -i {shlex.quote(str(inventory))} --limit {target.name} --tags ids-02"
+    assert [(f["host"], f["control"], f["repair"]) for f in report.failures(second.data)] == [
+        (target.name, "IDS-02", repair)]
+    pdf = report.write_pdf(second.data, report_dir)
+    printed = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    # A long command wraps in print, also after a hyphen, which pdftotext then drops: compare without either.
+    assert "Failing controls (1)" in printed and re.sub(r"[\s-]", "", f"--limit {target.name} --tags ids-02") in \
+        re.sub(r"[\s-]", "", printed)
 
     # A real browser: the page renders, the hostile file name stays text, a screenshot is kept.
     page = (report_dir / "report.html").as_uri()

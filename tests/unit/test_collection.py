@@ -70,13 +70,15 @@ def test_ansible_galaxy_builds_the_collection_with_its_roles_modules_and_playboo
 # after them): govbaseline finds its collection, settings and data there, never in the checkout.
 PROBE = textwrap.dedent("""
     import json, sys
-    from govbaseline import paths, templating, validation
+    from govbaseline import pages, paths, templating, validation
     from govbaseline.deploys import nftables, timers
     from govbaseline.lab import podman
     files = [paths.ANSIBLE_CFG, paths.CATALOGUE_FILE, paths.CHECKS_DIR / "test_firewall.py", podman.CONTAINERS_CONF,
              paths.PLAYBOOKS_DIR / "site.yml", paths.PLAYBOOKS_DIR / "group_vars" / "all.yml",
              paths.MODULES_DIR / "nftables_table.py", paths.ROLES_DIR / "firewall" / "templates",
              paths.ROLES_DIR / "firewall" / "meta" / "argument_specs.yml"]
+    # The report's page template, through the loader the reports use.
+    files.append(paths.Path(pages.environment().get_template("report.html.j2").filename))
     print(json.dumps({"files": {str(f): f.exists() for f in files},
                       "modules": [nftables.NFT.__file__, timers.TIMER.__file__],
                       "roles": validation.baseline_roles(),

@@ -117,7 +117,7 @@ def test_verify_reports_waived_until_expiry_then_judges_the_control(tmp_path):
     assert web2["AV-02"]["status"] == "fail", "a waiver covers only its scope"
     assert data["hosts"]["web1"]["summary"]["score"] is None and not data["summary"]["passed"]
     page = report.render_html(data)
-    top = page[:page.index("id='policies'")]
+    top = page[:page.index('id="policies"')]
     assert "expired" in top and "FW-03" in top and "expiring soon" in top and "TLS-05" in top
     only_waived = report.build(results[:2], ["web1"], waivers=waivers, groups={"web1": ["legacy"]}, today=TODAY)
     assert only_waived["summary"]["passed"] is True

@@ -13,14 +13,15 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from govbaseline.report import SWITCHED_OFF
+from govbaseline.report import PROGRESS, SWITCHED_OFF
 
+PROGRESS_EVERY = 20.0  # seconds between the lines saying how far each host is
 EVIDENCE_LIMIT = 4000  # characters of output kept per command
 # Seconds a TCP connection may take before a port counts as not answering (a firewall drops the SYN
 # rather than refusing it). Linux resends an unanswered SYN after 1 s and next after 3 s (RFC 6298's
@@ -34,6 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--govbaseline-controls", default="", help="comma-separated control ids to run")
     group.addoption("--govbaseline-results", default=os.environ.get("GOVBASELINE_RESULTS", ""),
                     help="where to write the results JSON")
+    group.addoption("--govbaseline-progress", action="store_true",
+                    help=f"write each host's progress to stderr, on lines starting {PROGRESS!r}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,6 +110,63 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = _longest_first(keep)
+    if not hasattr(config, "workerinput"):  # without xdist this process runs the checks and reports
+        _progress.expect(config, [item.nodeid for item in items])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """With xdist, each worker collects (and sorts) the same checks; the controller counts them once."""
+    _progress.expect(node.config, ids)
+
+
+@dataclass
+class Progress:
+    """How many checks each host has, how many are done: a line when a host is done, and every
+    PROGRESS_EVERY seconds how far each is. Counts only; the verdicts are the results file's."""
+
+    enabled: bool = False
+    expected: dict[str, int] | None = None
+    done: dict[str, dict[str, int]] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    said: float = field(default_factory=time.monotonic)
+
+    def expect(self, config: pytest.Config, nodeids: list[str]) -> None:
+        self.enabled = bool(config.getoption("--govbaseline-progress"))
+        if not self.enabled or self.expected is not None:
+            return
+        hosts = [h.removeprefix("ansible://") for h in str(config.getoption("hosts") or "").split(",") if h]
+        self.expected = {h: 0 for h in hosts}
+        for nodeid in nodeids:
+            param = nodeid.rpartition("[")[2]
+            # testinfra's parameter id is ansible://<host>; the longest name that matches, so that
+            # web1 does not take web10's checks.
+            matching = [h for h in hosts if f"ansible://{h}" in param]
+            if matching:
+                self.expected[max(matching, key=len)] += 1
+        total = sum(self.expected.values())
+        self.say(f"{total} checks on {len(hosts)} hosts: " +
+                 ", ".join(f"{h} {n}" for h, n in sorted(self.expected.items())))
+
+    def finished(self, host: str, status: str) -> None:
+        if not self.enabled:
+            return
+        counts = self.done.setdefault(host, {})
+        counts[status] = counts.get(status, 0) + 1
+        expected = (self.expected or {}).get(host, 0)
+        if expected and sum(counts.values()) == expected:
+            tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            self.say(f"{host}: done, {expected} checks: {tally} ({time.monotonic() - self.started:.0f} s)")
+        elif time.monotonic() - self.said >= PROGRESS_EVERY:
+            self.say("; ".join(f"{h} {sum(c.values())}/{(self.expected or {}).get(h, '?')}"
+                               for h, c in sorted(self.done.items())) + " checks done")
+
+    def say(self, line: str) -> None:
+        self.said = time.monotonic()
+        print(PROGRESS + line, file=sys.stderr, flush=True)
+
+
+_progress = Progress()
 
 
 def _longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -345,6 +405,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         entry["status"], entry["message"] = "error", _message(report)
     entry["evidence"] = props.get("evidence", entry["evidence"])
     entry["host"] = props.get("host", entry["host"])
+    if report.when == "teardown":
+        _progress.finished(entry["host"], entry["status"])
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
