@@ -257,9 +257,20 @@ def _cmd_inspection(args: argparse.Namespace) -> int:
     except HistoryError as exc:
         print(f"govbaseline: refused: {exc}", file=sys.stderr)
         return 2
+    if args.pdf:
+        from govbaseline import pages
+
+        try:  # refused before anything is written: the run would end without the PDF asked for
+            pages.pdf_renderer()
+        except pages.RendererMissing as exc:
+            print(f"govbaseline: {exc}", file=sys.stderr)
+            return 2
     out = Path(args.out)
     data = inspection.build(runs, period, previous, out=out, history=where)
     json_path, html_path = inspection.write(data, out)
+    if args.pdf:
+        pages.write_pdf(inspection.render_html(data), out / "inspection.pdf")
+        print(f"pdf: {out / 'inspection.pdf'}")
     supported = sum(s["supported"] for s in data["statements"])
     print(f"inspection {period}: {data['coverage']['runs']} runs on {data['coverage']['days_with_runs']} of "
           f"{data['coverage']['days']} days, {len(data['findings'])} findings, {supported} of "
@@ -464,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspection_p.add_argument("--previous-to", type=_date, metavar="DATE")
     inspection_p.add_argument("-o", "--out", default="reports/inspection",
                               help="folder for inspection.html and inspection.json (default %(default)s)")
+    inspection_p.add_argument("--pdf", action="store_true",
+                              help="also write inspection.pdf (printed by headless Chromium: chromium-headless-shell)")
     inspection_p.set_defaults(func=_cmd_inspection)
 
     # Run on a host in pull mode by /usr/local/sbin/govbaseline-pull, from its checkout: not for people.

@@ -318,3 +318,27 @@ def test_gather_names_a_host_it_cannot_read():
 
     found = gather(Path("/nonexistent/inventory.yml"), {"_meta": {"hostvars": {}}, "all": {"hosts": []}}, ["ghost"], 0)
     assert found["ghost"]["error"].startswith("the host's records could not be read"), found
+
+
+def test_the_pdf_of_the_period_prints_its_header_and_statements(simulated: Path, tmp_path: Path):
+    """inspection --pdf: printed by headless Chromium, every page headed with the period; the first
+    page read back as an image (OCR) shows the title and the statements' verdicts."""
+    import shutil
+    import subprocess
+
+    out = tmp_path / "out"
+    assert main(["inspection", "--history", str(simulated), "--from", "2026-11-01", "--to", "2026-11-10",
+                 "-o", str(out), "--pdf"]) == 0
+    pdf = out / "inspection.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    layer = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    printed = layer.split("\f")[:-1]
+    assert printed and all("Self-inspection report 2026-11-01 to 2026-11-10" in p for p in printed), printed[:1]
+    assert shutil.which("tesseract"), "tesseract is missing: scripts/setup.sh installs tesseract-ocr"
+    subprocess.run(["pdftoppm", "-r", "150", "-gray", "-png", "-singlefile", "-f", "1", "-l", "1", str(pdf),
+                    str(tmp_path / "page1")], check=True)
+    seen = " ".join(subprocess.run(["tesseract", str(tmp_path / "page1.png"), "-", "--psm", "3"],
+                                   capture_output=True, text=True, check=True).stdout.split())
+    seen = seen.replace("- ", "-")  # a heading wrapped after a date's hyphen
+    assert "Self-inspection report, 2026-11-01 to 2026-11-10" in seen and "Statements" in seen, seen[:600]
+    assert "9 verification runs on 9 of 10 days" in seen, seen[:600]
