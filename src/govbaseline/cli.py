@@ -179,12 +179,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     outcome = verify(Path(args.inventory), report_dir=Path(args.report_dir), forks=args.forks,
                      limit=args.limit, controls=controls or None, waivers=waivers,
                      progress=lambda line: print(line, flush=True))
-    code = _reported(outcome)
+    # Archived first: a PDF that fails to print must not cost the period a day of evidence.
+    code = _archived(args, outcome, _reported(outcome))
     if args.pdf:
         from govbaseline import report
 
         print(f"pdf: {report.write_pdf(outcome.data, outcome.report_dir)}")
-    return _archived(args, outcome, code)
+    return code
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
@@ -225,7 +226,17 @@ def _cmd_history(args: argparse.Namespace) -> int:
     if problems:
         print(f"history {args.dir}: BROKEN, first at {problems[0]}", file=sys.stderr)
         return 1
-    print(f"history {args.dir}: every run and the chain are intact")
+    from govbaseline.history import last_entry
+
+    last = last_entry(Path(args.dir))
+    head = f"{last['seq']} runs, last chain sha256 {last['chain_sha256']}" if last else "no runs"
+    if args.expect_chain and (not last or last["chain_sha256"] != args.expect_chain):
+        # Runs removed from the end leave an intact, shorter chain: only a recorded head shows it.
+        print(f"history {args.dir}: the chain ends at {head}, not at the expected {args.expect_chain}: runs were "
+              "removed from its end (or the expected value is of another history)", file=sys.stderr)
+        return 1
+    print(f"history {args.dir}: every run and the chain are intact; {head} (keep it outside the history: "
+          "--expect-chain proves later that no run was removed from the end)")
     return 0
 
 
@@ -266,6 +277,10 @@ def _cmd_inspection(args: argparse.Namespace) -> int:
             print(f"govbaseline: {exc}", file=sys.stderr)
             return 2
     out = Path(args.out)
+    if out.resolve() == where.resolve() or where.resolve() in out.resolve().parents:
+        print(f"govbaseline: --out {out} is inside the history {where}: a history holds only archived runs "
+              "(a folder of its own would break `history verify`); write the report elsewhere", file=sys.stderr)
+        return 2
     data = inspection.build(runs, period, previous, out=out, history=where)
     json_path, html_path = inspection.write(data, out)
     if args.pdf:
@@ -462,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     history_sub = history_p.add_subparsers(dest="history_command", required=True)
     history_verify = history_sub.add_parser("verify", help="check every run's files and the index's chain")
     history_verify.add_argument("dir", help="the history folder")
+    history_verify.add_argument("--expect-chain", metavar="SHA256",
+                                help="the last chain sha256 recorded earlier: fail when the chain ends elsewhere")
     history_verify.set_defaults(func=_cmd_history)
 
     inspection_p = sub.add_parser("inspection", help="the self-inspection report of a period (REP-01)")

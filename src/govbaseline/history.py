@@ -85,8 +85,13 @@ def _files(folder: Path) -> Iterator[tuple[str, Path]]:
     for path in folder.rglob("*"):
         if path.is_symlink():
             raise HistoryError(f"{path} is a symbolic link: a history holds only files")
+        name = path.relative_to(folder).as_posix()
+        if any(c in name for c in "\n\r\\"):
+            # The hashed lines are "<sha256>  <name>\n": a name with a line break could forge other lines.
+            raise HistoryError(f"{folder}: a file name with a line break or backslash ({name!r}): a history "
+                               "holds only the files govbaseline wrote")
         if path.is_file():
-            found.append((path.relative_to(folder).as_posix(), path))
+            found.append((name, path))
     yield from sorted(found)
 
 
@@ -209,11 +214,33 @@ def verify_history(history: Path) -> list[str]:
                 if digest != entry.get("run_sha256"):
                     problems.append(f"{label}: the files of {folder} were changed (SHA-256 {digest}, "
                                     f"the index recorded {entry.get('run_sha256')})")
+                else:
+                    problems += _index_fields_problems(label, entry, folder)
     runs = history / RUNS
     for extra in sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []:
         if extra not in listed and not extra.startswith("."):
             problems.append(f"run folder {runs / extra} is not in the index")
     return problems
+
+
+def last_entry(history: Path) -> dict[str, Any] | None:
+    """The index's last entry (the chain's head), or None for an empty history."""
+    entries = _index_entries(history)
+    return entries[-1] if entries else None
+
+
+def _index_fields_problems(label: str, entry: dict[str, Any], folder: Path) -> list[str]:
+    """The index's own fields outside the chain (``generated``, ``passed``) must be the run's
+    report's, which the chain covers: an edited date would move the next records window."""
+    try:
+        data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # a run without a readable report is reported where it is read
+    if entry.get("generated") != data.get("generated") or entry.get("passed") != data.get("summary", {}).get("passed"):
+        return [f"{label}: the index says generated {entry.get('generated')!r}, passed {entry.get('passed')!r}; the "
+                f"run's report says {data.get('generated')!r}, {data.get('summary', {}).get('passed')!r}: the index "
+                "line was changed"]
+    return []
 
 
 def load_runs(history: Path) -> list[Run]:
@@ -239,6 +266,25 @@ def history_dir(given: str | None) -> Path | None:
     """The history folder of --history, else of GOVBASELINE_HISTORY, else none (no archiving)."""
     value = given or os.environ.get(ENV_VAR, "")
     return Path(os.path.abspath(os.path.expanduser(value))) if value else None
+
+
+def last_read_by_host(history: Path) -> dict[str, dt.datetime]:
+    """When each host's records were last read into the history (the end of the last run that
+    archived them without an error): the next gathering of that host starts there, whatever runs of
+    other hosts came between (a host checked weekly is read for its whole week)."""
+    found: dict[str, dt.datetime] = {}
+    for entry in _index_entries(history) if history.is_dir() else []:
+        folder = history / RUNS / str(entry.get("run", "")) / RECORDS
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        when = dt.datetime.strptime(str(entry["generated"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        for path in folder.glob("*.json"):
+            try:
+                if "error" not in json.loads(path.read_text(encoding="utf-8")):
+                    found[path.stem] = when
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 def last_generated(history: Path) -> dt.datetime | None:

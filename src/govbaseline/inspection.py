@@ -65,6 +65,7 @@ def _link(out: Path | None, path: Path) -> str:
 KINDS = {
     "malware_found": "malicious code found",
     "malware_quarantined": "malicious code quarantined",
+    "scan_failures": "antivirus scans that could not run or finish",
     "intrusion_alerts": "intrusion alerts (Suricata, fail2ban)",
     "pages_tampered": "web pages tampered with",
     "pages_restored": "web pages restored from the known-good copy",
@@ -85,6 +86,9 @@ def _kinds_of(alert: dict[str, str]) -> list[str]:
         found.append("malware_found")
         if "moved to the quarantine" in message:
             found.append("malware_quarantined")
+    elif source == "antivirus":
+        # Any other antivirus alert says a scan could not run or finish: no scan, no evidence of no malware.
+        found.append("scan_failures")
     elif source in ("suricata", "fail2ban"):
         found.append("intrusion_alerts")
     elif source == "integrity" and kind.startswith("web pages differ"):
@@ -262,8 +266,10 @@ def summarise(all_runs: list[Run], period: Period, out: Path | None = None) -> d
     groups: dict[str, list[str]] = {}
     for run in runs:
         for host, data in run.data["hosts"].items():
-            entry = hosts.setdefault(host, {"runs": 0, "unreachable": 0, "records_missing": 0, "last_score": None})
+            entry = hosts.setdefault(host, {"runs": 0, "unreachable": 0, "records_missing": 0, "last_score": None,
+                                            "days_checked": set()})
             entry["runs"] += 1
+            entry["days_checked"].add(run.generated.date())
             if not data.get("reachable", True):
                 entry["unreachable"] += 1
             else:
@@ -273,6 +279,8 @@ def summarise(all_runs: list[Run], period: Period, out: Path | None = None) -> d
                 if "error" in got or got.get("problems"):
                     entry["records_missing"] += 1
             groups[host] = run.groups.get(host, groups.get(host, []))
+    for entry in hosts.values():  # JSON: a count; a host absent from runs of other hosts has gaps of its own
+        entry["days_without_runs"] = len(run_days) - len(entry.pop("days_checked"))
     systems: dict[str, list[str]] = {}
     for host in hosts:
         for group in groups.get(host) or ["ungrouped"]:
@@ -325,6 +333,10 @@ def statements(summary: dict[str, Any], last: Run | None, out: Path | None) -> l
     missing = sorted(h for h, e in summary["hosts"].items() if e["records_missing"] or e["unreachable"])
     if missing:
         gaps.append(f"the records of {', '.join(missing)} could not be read at every run")
+    absent = sorted(h for h, e in summary["hosts"].items() if e.get("days_without_runs"))
+    if absent:
+        gaps.append(f"{', '.join(absent)} not checked on every day with a run "
+                    f"({', '.join(str(summary['hosts'][h]['days_without_runs']) for h in absent)} days without)")
     evidence = [r["report"] for r in coverage["runs_list"]]
 
     def claim(statement: str, problems: list[str]) -> dict[str, Any]:
@@ -339,12 +351,16 @@ def statements(summary: dict[str, Any], last: Run | None, out: Path | None) -> l
     open_findings = [f for f in summary["findings"] if f["fixed"] is None]
     drills = summary["drills"]
     return [
-        claim("No system was infected by malicious code.", counted("malware_found", "malware_quarantined")),
+        claim("No system was infected by malicious code.",
+              counted("malware_found", "malware_quarantined", "scan_failures")),
         claim("The portal was not attacked or tampered with.", counted("pages_tampered", "intrusion_alerts")),
         claim("Backups ran and every restore drill passed.",
               counted("backup_failures") + ([f"{drills['run'] - drills['passed']} of {drills['run']} restore "
                                              "drills failed"] if drills["passed"] < drills["run"] else [])
-              + (["no restore drill was recorded"] if not drills["run"] else [])),
+              + (["no restore drill was recorded"] if not drills["run"] else [])
+              + (["no backup was recorded"] if not summary["backups"]["recorded"] else [])
+              + ([f"{summary['backups']['failed']} recorded backups did not end ok"]
+                 if summary["backups"]["failed"] else [])),
         claim("Every alert was delivered.", counted("undelivered_alerts")),
         claim("The whole assessment shows the systems safe: every control passes at the end of the period.",
               ([f"{len(open_findings)} findings still open at the last run: "

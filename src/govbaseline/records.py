@@ -70,7 +70,8 @@ print(json.dumps(out))
 """
 
 
-def gather(inventory: Path, connections: dict[str, Any], hosts: list[str], since: int) -> dict[str, dict[str, Any]]:
+def gather(inventory: Path, connections: dict[str, Any], hosts: list[str],
+           since: dict[str, int]) -> dict[str, dict[str, Any]]:
     """Each host's records (``alerts``, ``state``, ``quarantine``, ``problems``); a host that could
     not be read gets ``{"error": why}``, reported as a gap, never as a quiet period. ``connections``
     is the ``ansible-inventory --list`` form of ``inventory`` verify hands the checks
@@ -84,7 +85,7 @@ def gather(inventory: Path, connections: dict[str, Any], hosts: list[str], since
     for name in hosts:
         try:
             host = testinfra.get_host(f"ansible://{name}", ansible_inventory=str(inventory))
-            done = host.run("python3 -c %s %s", HOST_PROGRAM, str(since))
+            done = host.run("python3 -c %s %s", HOST_PROGRAM, str(since[name]))
             if done.rc != 0:
                 raise RuntimeError(f"exit {done.rc}: {done.stderr.strip()[-300:]}")
             found[name] = json.loads(done.stdout)
@@ -94,17 +95,35 @@ def gather(inventory: Path, connections: dict[str, Any], hosts: list[str], since
 
 
 def archive_run(selection: Selection, report_dir: Path, data: dict[str, Any], where: Path) -> dict[str, Any]:
-    """Gather the records of the run's reachable hosts since the history's last run (less a day:
-    the journal is read again, and the inspection counts each entry once) and archive the run in
+    """Gather the records of the run's reachable hosts, each since its own last archived read (less a
+    day: the journal is read again, and the inspection counts each entry once) and archive the run in
     ``where`` with its hosts' inventory groups; return the run's index line."""
     from govbaseline.verify import connection_inventory
 
     hosts = sorted(data["hosts"])
     groups = {h: selection.hosts.groups_of(h) for h in hosts if h in selection.hosts.hostvars}
-    last = history.last_generated(where)
-    since = (last - dt.timedelta(days=1)) if last else dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    # Each host from its own last archived read (less a day), not the history's last run: a host
+    # left out of some runs (--limit) is read for the whole time since it was last read.
+    last = history.last_read_by_host(where)
+    never = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    since = {h: int(((last[h] - dt.timedelta(days=1)) if h in last else never).timestamp()) for h in hosts}
     reachable = [h for h in hosts if h not in data["summary"]["unreachable"] and h in groups]
     connections = connection_inventory(selection, {h: {} for h in reachable}, reachable)
-    found = gather(selection.inventory.resolve(), connections, reachable, int(since.timestamp()))
+    found = gather(selection.inventory.resolve(), connections, reachable, since)
     found.update({h: {"error": "unreachable at this run"} for h in hosts if h not in reachable})
-    return history.archive(report_dir, where, groups, found)
+    # The records go into the history and the inspection report as they are: the inventory's secrets
+    # and private keys masked first, as verify masks its own results (an error quoting a URL).
+    from govbaseline.verify import masker, secret_values
+
+    return history.archive(report_dir, where, groups, masked(found, masker(secret_values(selection.hosts.hostvars))))
+
+
+def masked(value: Any, clean: Any) -> Any:
+    """``value`` (JSON data) with ``clean`` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {masked(k, clean): masked(v, clean) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, clean) for v in value]
+    return value

@@ -137,9 +137,13 @@ def policy_summary(catalogue: Catalogue, hosts: dict[str, Any]) -> dict[str, lis
             entry.update(status=NOT_A_SERVER_MATTER, why=clause.why)
         else:
             answering = catalogue.answering(clause.id)
+            # A control a command enforces (REP-01: `govbaseline inspection`) is answered by that
+            # command's report, never by a host's checks: named, and left out of this run's verdict.
+            commands = {c.id: c.command for c in answering if getattr(c, "command", "")}
             statuses = {c.id: (_fleet_status(hosts, c.id) if c.status == "implemented" else "planned")
-                        for c in answering}
+                        for c in answering if c.id not in commands}
             entry["controls"] = {cid: status or "not checked" for cid, status in statuses.items()}
+            entry["controls"].update({cid: f"by govbaseline {command}" for cid, command in commands.items()})
             # A control not applicable on any host checked (skipped) neither answers nor fails it.
             relevant = [s for s in statuses.values() if s != "skipped"]
             passed = sum(s == "pass" for s in relevant)

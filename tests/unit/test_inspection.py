@@ -9,6 +9,7 @@ with in every way ``history verify`` must catch.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import json
 import os
@@ -51,7 +52,7 @@ def state(when: dt.datetime, **fields: Any) -> dict[str, Any]:
 
 
 def run(tmp: Path, where: Path, when: dt.datetime, failing: dict[str, list[str]] | None = None,
-        records: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        records: dict[str, dict[str, Any]] | None = None, hosts: list[str] | None = None) -> dict[str, Any]:
     """One verify run at ``when``: every control passes on both hosts except ``failing`` (host ->
     controls); archived in ``where`` with ``records``."""
     failing = failing or {}
@@ -59,8 +60,8 @@ def run(tmp: Path, where: Path, when: dt.datetime, failing: dict[str, list[str]]
                 "status": "fail" if cid in failing.get(host, []) else "pass",
                 "message": f"{cid} does not hold on {host}\nsecond line" if cid in failing.get(host, []) else "",
                 "duration": 0.1, "evidence": []}
-               for host in GROUPS for cid in CONTROLS]
-    data = report.build(results, sorted(GROUPS), inventory="inv.yml", waivers=WAIVERS, groups=GROUPS,
+               for host in hosts or GROUPS for cid in CONTROLS]
+    data = report.build(results, sorted(hosts or GROUPS), inventory="inv.yml", waivers=WAIVERS, groups=GROUPS,
                         today=when.date())
     data["generated"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     jsonschema.validate(data, SCHEMA)
@@ -69,7 +70,7 @@ def run(tmp: Path, where: Path, when: dt.datetime, failing: dict[str, list[str]]
     folder.mkdir()
     report.write(data, folder)
     (folder / "junit.xml").write_text("<testsuites/>")
-    default = {h: {"alerts": [], "state": {}, "quarantine": [], "problems": []} for h in GROUPS}
+    default = {h: {"alerts": [], "state": {}, "quarantine": [], "problems": []} for h in hosts or GROUPS}
     return history.archive(folder, where, GROUPS, {**default, **(records or {})})
 
 
@@ -114,7 +115,8 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     where = tmp / "history"
     # The previous period, 2026-10-29 to 2026-10-31: a run every day, nothing happened but a drill.
     for day in ("2026-10-29", "2026-10-30", "2026-10-31"):
-        web1 = {"alerts": [], "state": {"backup/drill.json": state(at("2026-10-29", 5), status="ok")},
+        web1 = {"alerts": [], "state": {"backup/drill.json": state(at("2026-10-29", 5), status="ok"),
+                                        "backup/last.json": state(at(day, 2), status="ok")},
                 "quarantine": [], "problems": []}
         run(tmp, where, at(day), records={"web1": web1})
     for number in range(1, 11):
@@ -152,7 +154,8 @@ def test_inspection_numbers(simulated: Path, tmp_path: Path):
     assert (coverage["days"], coverage["days_with_runs"], coverage["runs"]) == (10, 9, 9)
     assert coverage["days_without_runs"] == ["2026-11-05"]
     assert data["systems"] == {"databases": ["db1"], "webservers": ["web1"]}
-    assert data["hosts"]["web1"] == {"runs": 9, "unreachable": 0, "records_missing": 0, "last_score": 100}
+    assert data["hosts"]["web1"] == {"runs": 9, "unreachable": 0, "records_missing": 0, "last_score": 100,
+                                     "days_without_runs": 0}
     found = {(f["host"], f["control"]): f for f in data["findings"]}
     assert set(found) == {("web1", "FW-01"), ("db1", "AV-01")}
     fw = found[("web1", "FW-01")]
@@ -161,8 +164,9 @@ def test_inspection_numbers(simulated: Path, tmp_path: Path):
     assert fw["message"] == "FW-01 does not hold on web1"
     assert found[("db1", "AV-01")]["fixed"] is None
     counts = {kind: i["count"] for kind, i in data["incidents"].items()}
-    assert counts == {"malware_found": 1, "malware_quarantined": 1, "intrusion_alerts": 1, "pages_tampered": 1,
-                      "pages_restored": 1, "files_changed": 0, "backup_failures": 1, "port_scan_findings": 0,
+    assert counts == {"malware_found": 1, "malware_quarantined": 1, "scan_failures": 0, "intrusion_alerts": 1,
+                      "pages_tampered": 1, "pages_restored": 1, "files_changed": 0, "backup_failures": 1,
+                      "port_scan_findings": 0,
                       "hardening_findings": 0, "patch_reports": 1, "undelivered_alerts": 1, "held_back_alerts": 0}
     assert data["incidents"]["malware_found"]["events"][0]["time"] == "2026-11-04T03:00:00Z"
     assert data["drills"]["run"] == 2 and data["drills"]["passed"] == 1
@@ -185,6 +189,8 @@ def test_statements_only_where_the_evidence_supports_them(simulated: Path, tmp_p
     assert "1 malicious code found (web1)" in malware["instead"] and "1 of 10 days have no run" in malware["instead"]
     assert "1 web pages tampered with (web1)" in said["The portal was not attacked or tampered with."]["instead"]
     assert "1 of 2 restore drills failed" in said["Backups ran and every restore drill passed."]["instead"]
+    # No backup recorded in the period: no claim that backups ran.
+    assert "no backup was recorded" in said["Backups ran and every restore drill passed."]["instead"]
     assert "AV-01 on db1" in data["statements"][-1]["instead"]
     # The previous period: a run every day, records read, nothing found: every statement, with evidence.
     before = data["previous"]
@@ -217,6 +223,11 @@ def test_the_cli_writes_the_report_escaped(simulated: Path, tmp_path: Path, caps
     assert main(["inspection", "--history", str(simulated), "--from", "2026-11-10", "--to", "2026-11-01",
                  "-o", str(out)]) == 2
     assert "swap --from and --to" in capsys.readouterr().err
+    # A report written into the history would be a folder the index does not know.
+    assert main(["inspection", "--history", str(simulated), "--from", "2026-11-01", "--to", "2026-11-10",
+                 "-o", str(simulated / "runs" / "report")]) == 2
+    assert "is inside the history" in capsys.readouterr().err
+    assert not (simulated / "runs" / "report").exists()
 
 
 def test_html_is_autoescaped():
@@ -316,7 +327,8 @@ def test_records_not_read_are_a_gap_not_a_quiet_period(tmp_path: Path):
 def test_gather_names_a_host_it_cannot_read():
     from govbaseline.records import gather
 
-    found = gather(Path("/nonexistent/inventory.yml"), {"_meta": {"hostvars": {}}, "all": {"hosts": []}}, ["ghost"], 0)
+    found = gather(Path("/nonexistent/inventory.yml"), {"_meta": {"hostvars": {}}, "all": {"hosts": []}}, ["ghost"],
+                   {"ghost": 0})
     assert found["ghost"]["error"].startswith("the host's records could not be read"), found
 
 
@@ -342,3 +354,70 @@ def test_the_pdf_of_the_period_prints_its_header_and_statements(simulated: Path,
     seen = seen.replace("- ", "-")  # a heading wrapped after a date's hyphen
     assert "Self-inspection report, 2026-11-01 to 2026-11-10" in seen and "Statements" in seen, seen[:600]
     assert "9 verification runs on 9 of 10 days" in seen, seen[:600]
+
+
+def test_an_antivirus_scan_that_could_not_run_counts_against_the_malware_statement():
+    failed = {"GOVBASELINE_SOURCE": "antivirus", "GOVBASELINE_KIND": "scan",
+              "MESSAGE": "the antivirus scan of /var/www could not run: clamscan exited 2"}
+    assert inspection._kinds_of(failed) == ["scan_failures"]
+    found = {"GOVBASELINE_SOURCE": "antivirus", "MESSAGE": "Eicar-Signature found in /tmp/x, moved to the quarantine"}
+    assert inspection._kinds_of(found) == ["malware_found", "malware_quarantined"]
+
+
+def test_a_host_left_out_of_runs_is_a_gap_and_is_read_from_its_own_last_read(tmp_path: Path):
+    """db1 is checked on one day of two (verify --limit web1 on the other): no claim for the
+    period, and its next gathering starts at its own last read, not at web1's later run."""
+    where = tmp_path / "history"
+    clean = {"alerts": [], "state": {}, "quarantine": [], "problems": []}
+    run(tmp_path, where, at("2026-11-01"), records={"web1": clean, "db1": clean})
+    run(tmp_path, where, at("2026-11-02"), records={"web1": clean}, hosts=["web1"])
+    data = inspection.summarise(history.load_runs(where), inspection.Period(dt.date(2026, 11, 1),
+                                                                              dt.date(2026, 11, 2)))
+    assert data["hosts"]["db1"]["days_without_runs"] == 1 and data["hosts"]["web1"]["days_without_runs"] == 0
+    assert all("db1 not checked on every day with a run" in s["instead"] for s in data["statements"])
+    read = history.last_read_by_host(where)
+    assert read["db1"] == at("2026-11-01") and read["web1"] == at("2026-11-02")
+
+
+def test_host_records_are_masked_before_they_reach_the_history():
+    from govbaseline.records import masked
+    from govbaseline.verify import masker
+
+    clean = masker({"s3cret-repository-password"})
+    records = {"web1": {"state": {"backup/last.json": {"error": "rest:https://u:s3cret-repository-password@b/ 401"}},
+                        "alerts": [{"MESSAGE": "x s3cret-repository-password y"}]}}
+    text = json.dumps(masked(records, clean))
+    assert "s3cret-repository-password" not in text and "rest:https://u:" in text
+
+
+def test_a_file_name_with_a_line_break_cannot_forge_the_hashed_lines(copy: Path):
+    """The review's attack: one host's records moved into a folder whose name carries a line break
+    and another file's hash, the other host's records deleted; the folder hash must not survive."""
+    folder = _runs(copy)[3]
+    records = folder / history.RECORDS
+    web1, db1 = records / "web1.json", records / "db1.json"
+    forged = records / f"web1.json\n{hashlib.sha256(db1.read_bytes()).hexdigest()}  records"
+    forged.mkdir()
+    web1.rename(forged / "db1.json")
+    db1.unlink()
+    problems = history.verify_history(copy)
+    assert problems and "line break" in problems[0] and problems[0].startswith("entry 4 ("), problems
+
+
+def test_an_edited_index_date_and_runs_cut_from_the_end_are_found(copy: Path, capsys: pytest.CaptureFixture[str]):
+    index = copy / history.INDEX
+    lines = index.read_text().splitlines()
+    entry = json.loads(lines[2])
+    entry["generated"] = "2026-12-31T00:00:00Z"  # would move the next records window
+    index.write_text("\n".join([*lines[:2], json.dumps(entry, sort_keys=True), *lines[3:]]) + "\n")
+    assert "the index line was changed" in history.verify_history(copy)[0]
+    # The newest runs removed with their index lines leave an intact chain: the recorded head shows it.
+    index.write_text("\n".join(lines) + "\n")
+    head = json.loads(lines[-1])["chain_sha256"]
+    assert main(["history", "verify", str(copy), "--expect-chain", head]) == 0
+    assert f"last chain sha256 {head}" in capsys.readouterr().out
+    shutil.rmtree(_runs(copy)[-1])
+    index.write_text("\n".join(lines[:-1]) + "\n")
+    assert main(["history", "verify", str(copy)]) == 0
+    assert main(["history", "verify", str(copy), "--expect-chain", head]) == 1
+    assert "runs were removed from its end" in capsys.readouterr().err

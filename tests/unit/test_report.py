@@ -196,3 +196,18 @@ def test_rollout_plan_puts_supporting_hosts_with_the_canaries_then_batches():
     assert plan(hosts, web, canary=5, batch_size=1) == [hosts]
     with pytest.raises(ValueError, match="at least 1"):
         plan(hosts, web, canary=0, batch_size=1)
+
+
+def test_a_control_a_command_enforces_is_named_and_does_not_hold_back_its_clauses():
+    """REP-01 is answered by `govbaseline inspection`, never by a host's checks: a clause it shares
+    with host controls is answered when those pass (it showed "partly" for ever before)."""
+    catalogue = load_catalogue()
+    rep = next(c for c in catalogue.controls if c.id == "REP-01")
+    clause = next(cl for cl in rep.clauses
+                  if any(c.id != "REP-01" and c.status == "implemented" for c in catalogue.answering(cl)))
+    others = [c.id for c in catalogue.answering(clause) if c.id != "REP-01"]
+    hosts = {"web1": {"controls": {cid: {"status": "pass", "checks": []} for cid in others}}}
+    entry = next(e for entries in report.policy_summary(catalogue, hosts).values() for e in entries
+                 if e["clause"] == clause)
+    assert entry["controls"]["REP-01"] == "by govbaseline inspection"
+    assert entry["status"] == report.ANSWERED, entry

@@ -21,8 +21,7 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    apt.packages(name="SYS-01, SYS-02, SYS-04, SYS-06 | Packages the role needs", packages=v["system_packages"],
-                 update=False)
+    apt.packages(name="SYS-01, SYS-02, SYS-04 | Packages the role needs", packages=v["system_packages"], update=False)
     # Each area: its switch, then a waiver of its control (common.enforced), as the role's tasks/main.yml.
     if switched(v, "system_network_enabled") and common.enforced(ROLE, "network"):
         network(v)
@@ -126,6 +125,9 @@ def permissions(v: dict[str, Any]) -> None:
 def time(v: dict[str, Any]) -> None:
     # chrony.conf is the role's whole file: Debian's default pool would otherwise stay beside the
     # inventory's servers. The CA file and the container drop-in exist only where they are needed.
+    # chrony replaces the host's own time daemon: installed only where SYS-06 applies.
+    apt.packages(name="SYS-06 | Install chrony (it replaces the host's own time daemon, so only where SYS-06 applies)",
+                 packages=v["system_time_packages"], update=False)
     name = "SYS-06 | chrony follows the listed time servers (NTS where asked), in a container without setting the clock"
     changed = [common.put_text(name, common.render(ROLE, "chrony.conf.j2", v), v["__system_chrony_conf"])]
     ca, dropin = v["__system_chrony_nts_ca"], v["__system_chrony_container_dropin"]
