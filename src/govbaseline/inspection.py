@@ -365,8 +365,23 @@ def statements(summary: dict[str, Any], last: Run | None, out: Path | None) -> l
         claim("The whole assessment shows the systems safe: every control passes at the end of the period.",
               ([f"{len(open_findings)} findings still open at the last run: "
                 + ", ".join(f"{f['control']} on {f['host']}" for f in open_findings)] if open_findings else [])
-              + ([] if last is None or last.data["summary"]["passed"] else ["the last run of the period failed"])),
+              + ([] if last is None or last.data["summary"]["passed"] else ["the last run of the period failed"])
+              + _partial(last, summary["hosts"])),
     ]
+
+
+def _partial(last: Run | None, hosts: dict[str, Any]) -> list[str]:
+    """Why the last run is not the whole assessment: narrowed to some controls or checks, or
+    without some of the period's hosts."""
+    if last is None:
+        return []
+    narrowed = last.data.get("selection") or {}
+    problems = [f"the last run checked only {', '.join(narrowed[k])} ({k})" for k in ("controls", "checks")
+                if narrowed.get(k)]
+    left_out = sorted(set(hosts) - set(last.data["hosts"]))
+    if left_out:
+        problems.append(f"the last run did not check {', '.join(left_out)}")
+    return problems
 
 
 def compare(current: dict[str, Any], previous: dict[str, Any]) -> list[dict[str, Any]]:

@@ -207,6 +207,8 @@ def verify(inventory: Path, report_dir: Path, forks: int = 4, limit: str | None 
         junit.write_text(clean(junit.read_text()))
     data = report.build(results, hosts, inventory=str(inventory), unreachable=down, previous=previous,
                         waivers=waivers, groups={h: resolved.groups_of(h) for h in hosts})
+    # What the run was narrowed to: a run of a few controls must not read as the whole assessment.
+    data["selection"] = {"limit": limit or "", "controls": sorted(controls or []), "checks": sorted(checks or [])}
     digest = report.write(data, report_dir)
     return Outcome(report_dir=report_dir, data=data, returncode=proc.returncode, output=proc.stdout,
                    bundle_sha256=digest, results=results)

@@ -421,3 +421,15 @@ def test_an_edited_index_date_and_runs_cut_from_the_end_are_found(copy: Path, ca
     assert main(["history", "verify", str(copy)]) == 0
     assert main(["history", "verify", str(copy), "--expect-chain", head]) == 1
     assert "runs were removed from its end" in capsys.readouterr().err
+
+
+def test_a_narrowed_last_run_does_not_support_the_whole_assessment(tmp_path: Path):
+    where = tmp_path / "history"
+    clean = {"alerts": [], "state": {}, "quarantine": [], "problems": []}
+    run(tmp_path, where, at("2026-11-01"), records={"web1": clean, "db1": clean})
+    runs = history.load_runs(where)
+    runs[-1].data["selection"] = {"limit": "", "controls": ["FW-01"], "checks": []}
+    assert inspection._partial(runs[-1], {"web1": {}, "db1": {}}) == ["the last run checked only FW-01 (controls)"]
+    runs[-1].data["selection"] = {"limit": "web1", "controls": [], "checks": []}
+    del runs[-1].data["hosts"]["db1"]
+    assert inspection._partial(runs[-1], {"web1": {}, "db1": {}}) == ["the last run did not check db1"]
