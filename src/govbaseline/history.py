@@ -16,7 +16,10 @@ record to keep apart (or its last ``chain_sha256``): whoever rewrites the whole 
 rewrite that too.
 
 Files are written 0600 and folders 0700, a run's folder is built under a temporary name and renamed
-into place, and no path of the history may be a symbolic link (it could point anywhere).
+into place, and no path of the history may be a symbolic link (it could point anywhere). An archive
+cut off (a crash, a kill) leaves no half run behind: the next archive removes a temporary folder and
+completes a run renamed into place whose index line was not written yet (``runs/.pending`` names it
+with its hash; a run folder not in the index without that note is left for ``history verify`` to report).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +43,7 @@ INDEX = "index.jsonl"
 RUNS = "runs"
 GROUPS = "groups.json"
 RECORDS = "records"
+PENDING = ".pending"
 GENESIS = "0" * 64
 # The run's files copied from its report folder (those that exist).
 RUN_FILES = (*report.EVIDENCE_FILES, report.MANIFEST, report.BUNDLE, f"{report.BUNDLE}.sha256")
@@ -134,6 +140,44 @@ def _locked(history: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _append(history: Path, entry: dict[str, Any]) -> None:
+    fd = os.open(history / INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _recover(history: Path, entries: list[dict[str, Any]]) -> list[str]:
+    """Finish what an archive cut off left (called under the lock): temporary folders are removed,
+    a run renamed into place but not indexed is indexed when ``runs/.pending`` names it with the
+    hash its files still have. Returns what was done, one line each; ``entries`` grows."""
+    done = []
+    runs = history / RUNS
+    for temporary in sorted(runs.glob(".*.tmp")):
+        if temporary.is_dir() and not temporary.is_symlink():
+            shutil.rmtree(temporary)
+            done.append(f"removed {temporary}, left by an archive that was cut off")
+    pending = runs / PENDING
+    if pending.is_file() and not pending.is_symlink():
+        try:
+            entry = json.loads(pending.read_text(encoding="utf-8"))
+            name = str(entry["run"])
+        except (ValueError, KeyError, TypeError):
+            entry, name = {}, ""
+        previous = str(entries[-1].get("chain_sha256", "")) if entries else GENESIS
+        folder = runs / name
+        if name and "/" not in name and not name.startswith(".") and folder.is_dir() \
+                and not folder.is_symlink() and name not in {e.get("run") for e in entries} \
+                and entry.get("seq") == len(entries) + 1 and folder_sha256(folder) == entry.get("run_sha256"):
+            entry.update(previous=previous, chain_sha256=chain_sha256(previous, name, str(entry["run_sha256"])))
+            _append(history, entry)
+            entries.append(entry)
+            done.append(f"indexed {folder}: its archive was cut off before its index line was written")
+        pending.unlink()
+    return done
+
+
 def archive(report_dir: Path, history: Path, groups: dict[str, list[str]],
             records: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Copy the run in ``report_dir`` (its report.json must be there) into ``history`` with the
@@ -149,6 +193,8 @@ def archive(report_dir: Path, history: Path, groups: dict[str, list[str]],
     stamp = dt.datetime.strptime(data["generated"], "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%dT%H%M%SZ")
     with _locked(history):
         entries = _index_entries(history)
+        for line in _recover(history, entries):
+            print(f"history: {line}", file=sys.stderr)
         seq = len(entries) + 1
         previous = str(entries[-1].get("chain_sha256", "")) if entries else GENESIS
         name = f"{stamp}-{seq:05d}"
@@ -169,14 +215,14 @@ def archive(report_dir: Path, history: Path, groups: dict[str, list[str]],
                 _write_new(temporary / RECORDS / f"{host}.json",
                            json.dumps(content, indent=1, sort_keys=True, ensure_ascii=False).encode())
         digest = folder_sha256(temporary)
-        os.rename(temporary, final)
         entry = {"seq": seq, "run": name, "generated": data["generated"], "passed": data["summary"]["passed"],
                  "run_sha256": digest, "previous": previous, "chain_sha256": chain_sha256(previous, name, digest)}
-        fd = os.open(history / INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        pending = history / RUNS / PENDING
+        pending.unlink(missing_ok=True)
+        _write_new(pending, json.dumps(entry, sort_keys=True).encode())
+        os.rename(temporary, final)
+        _append(history, entry)
+        pending.unlink()
     return entry
 
 
@@ -217,9 +263,13 @@ def verify_history(history: Path) -> list[str]:
                 else:
                     problems += _index_fields_problems(label, entry, folder)
     runs = history / RUNS
+    pending = runs / PENDING
+    cut_off = pending.read_text(encoding="utf-8", errors="replace") if pending.is_file() else ""
     for extra in sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []:
         if extra not in listed and not extra.startswith("."):
-            problems.append(f"run folder {runs / extra} is not in the index")
+            why = (": its archive was cut off before its index line; the next archive indexes it"
+                   if f'"run": "{extra}"' in cut_off else "")
+            problems.append(f"run folder {runs / extra} is not in the index{why}")
     return problems
 
 

@@ -433,3 +433,53 @@ def test_a_narrowed_last_run_does_not_support_the_whole_assessment(tmp_path: Pat
     runs[-1].data["selection"] = {"limit": "web1", "controls": [], "checks": []}
     del runs[-1].data["hosts"]["db1"]
     assert inspection._partial(runs[-1], {"web1": {}, "db1": {}}) == ["the last run did not check db1"]
+
+
+def test_an_archive_cut_off_leaves_no_half_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]):
+    where = tmp_path / "history"
+    run(tmp_path, where, at("2026-11-01"))
+    # Cut off after the run folder was renamed into place, before its index line: history verify
+    # names it, and the next archive indexes it (its hash still matches), in order.
+    real_append = history._append
+
+    def killed(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(history, "_append", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, where, at("2026-11-02"))
+    problems = history.verify_history(where)
+    assert len(problems) == 1 and "cut off before its index line" in problems[0], problems
+    # Cut off before the rename: a temporary folder is left (this archive indexed the one before).
+    monkeypatch.setattr(history, "_append", real_append)
+    capsys.readouterr()
+    real_rename = os.rename
+
+    def killed_rename(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "rename", killed_rename)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, where, at("2026-11-03"))
+    assert "indexed" in capsys.readouterr().err
+    assert list((where / history.RUNS).glob(".*.tmp"))
+    monkeypatch.setattr(os, "rename", real_rename)
+    run(tmp_path, where, at("2026-11-04"))
+    assert "removed" in capsys.readouterr().err
+    assert history.verify_history(where) == []
+    assert not list((where / history.RUNS).glob(".*"))
+    assert [r.generated.day for r in history.load_runs(where)] == [1, 2, 4]
+
+
+def test_a_run_folder_not_in_the_index_without_the_pending_note_is_left_to_verify(copy: Path):
+    # Runs cut from the end of the index (tampering, not a crash) are not put back by the next archive.
+    index = copy / history.INDEX
+    lines = index.read_text().splitlines()
+    index.write_text("\n".join(lines[:-1]) + "\n")
+    last = _runs(copy)[-1]
+    tmp = copy.parent / "again"
+    tmp.mkdir()
+    run(tmp, copy, at("2026-11-20"))
+    problems = history.verify_history(copy)
+    assert problems == [f"run folder {last} is not in the index"], problems
