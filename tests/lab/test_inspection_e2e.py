@@ -1,8 +1,9 @@
 """The evidence history and the inspection report (REP-01) on a real host: verify --history runs
-while things happen (an EICAR detection, a tampered page, a control broken then repaired, a waiver
-in the waivers file), the host's own records
-come into the history with each run, and the inspection report counts what the test did; a run
-edited afterwards is caught by `history verify`.
+while things happen (an EICAR detection, a tampered page the watch puts back, a backup that fails
+while the backup server is down and then a good one with its restore drill, a control broken then
+repaired, a waiver in the waivers file), the host's own records come into the history with each
+run, and the inspection report counts what the test did; a run edited afterwards is caught by
+`history verify`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from govbaseline.cli import main
 from govbaseline.eicar import DETECTED_AS, EICAR
 from govbaseline.engines import apply, run_ansible
-from tests.lab.conftest import LAB_PREFIX, sh, wait_for_alert
+from tests.lab.conftest import LAB_PREFIX, inventory_with, sh, wait_for_alert
 
 pytestmark = pytest.mark.lab
 
@@ -28,6 +29,11 @@ def test_history_gathers_the_hosts_records_and_inspection_counts_them(lab_factor
     converged = apply(lab.inventory, engine="ansible", stream=False)
     assert converged.ok, converged.output[-3000:]
     host = lab.hosts()[0]
+    # The watch puts tampered pages back from the release folder.
+    sh(lab, host, "rm -rf /srv/release && cp -a /var/www /srv/release")
+    inventory = inventory_with(lab, tmp_path, integrity_tamper_restore=True, integrity_known_good_dir="/srv/release")
+    restoring = run_ansible(inventory, tags="integrity", stream=False)
+    assert restoring.ok, restoring.output[-3000:]
     where = tmp_path / "history"
 
     waivers = tmp_path / "waivers.yml"
@@ -35,7 +41,7 @@ def test_history_gathers_the_hosts_records_and_inspection_counts_them(lab_factor
                        "  approver: J. Doe\n  expires: 2099-12-31\n")
 
     def verify_run(number: int) -> int:
-        return main(["verify", "-i", str(lab.inventory), "--report-dir", str(tmp_path / f"run{number}"),
+        return main(["verify", "-i", str(inventory), "--report-dir", str(tmp_path / f"run{number}"),
                      "--history", str(where), "--control", CONTROLS, "--waivers", str(waivers)])
 
     assert verify_run(1) == 0, capsys.readouterr().out[-3000:]
@@ -45,15 +51,24 @@ def test_history_gathers_the_hosts_records_and_inspection_counts_them(lab_factor
     sh(lab, host, f"mkdir -p /srv/incoming && printf '%s' '{EICAR.decode()}' > {origin}")
     sh(lab, host, "systemctl start govbaseline-av-scan.service")
     wait_for_alert(lab, "antivirus", f"{DETECTED_AS} found in {origin}")
-    # A page tampered with, alerted by the watch, then put back by hand.
+    # A page tampered with, put back by the watch from the release folder, alerted.
     page = sh(lab, host, "find /var/www -type f -name '*.html' | sort | head -1").strip()
-    sh(lab, host, f"cp -p {page} /root/page.orig && echo '<h1>hacked</h1>' >> {page}")
-    wait_for_alert(lab, "integrity", "differ from the known-good copy", timeout=15)
-    sh(lab, host, f"cp -p /root/page.orig {page} && rm /root/page.orig")
+    sh(lab, host, f"echo '<h1>hacked</h1>' >> {page}")
+    wait_for_alert(lab, "integrity", "restored from /srv/release", timeout=15)
+    assert "hacked" not in sh(lab, host, f"cat {page}")
+    # A backup run while the backup server is down fails and alerts; the next one and its drill pass.
+    lab.exec(lab.sink, "systemctl", "stop", "restic-rest-server.service")
+    try:
+        failed = lab.exec(host, "systemctl", "start", "govbaseline-backup.service", check=False)
+        assert failed.returncode != 0, "the backup run succeeded with the backup server stopped"
+        wait_for_alert(lab, "backup", "backup failed")
+    finally:
+        lab.exec(lab.sink, "systemctl", "start", "restic-rest-server.service")
+    sh(lab, host, "systemctl start govbaseline-backup.service && systemctl start govbaseline-backup-drill.service")
     # FW-01 broken: the second run fails it, a firewall-only converge repairs it, the third passes.
     sh(lab, host, "nft delete table inet govbaseline")
     assert verify_run(2) == 1
-    repaired = run_ansible(lab.inventory, tags="firewall", limit=host.name, stream=False)
+    repaired = run_ansible(inventory, tags="firewall", limit=host.name, stream=False)
     assert repaired.ok, repaired.output[-3000:]
     assert verify_run(3) == 0, capsys.readouterr().out[-3000:]
     capsys.readouterr()
@@ -74,13 +89,19 @@ def test_history_gathers_the_hosts_records_and_inspection_counts_them(lab_factor
     assert data["incidents"]["malware_quarantined"]["count"] == 1
     tampered = data["incidents"]["pages_tampered"]
     assert tampered["count"] == 1 and page.removeprefix("/var/www/") in tampered["events"][0]["message"], tampered
-    assert data["incidents"]["pages_restored"]["count"] == 0  # put back by hand, not by the watch
+    assert data["incidents"]["pages_restored"]["count"] == 1
+    failures = data["incidents"]["backup_failures"]
+    assert failures["count"] == 1 and "backup failed" in failures["events"][0]["message"], failures
+    assert data["drills"]["run"] == 1 and data["drills"]["passed"] == 1, data["drills"]
+    assert data["backups"]["recorded"] >= 1 and data["backups"]["failed"] == 0, data["backups"]
     assert [w["control"] for w in data["waivers"]["in_force"]] == ["FIM-01"]
     said = {s["statement"]: s for s in data["statements"]}
     infected = said["No system was infected by malicious code."]
     assert not infected["supported"] and f"1 malicious code found ({host.name})" in infected["instead"]
     portal = said["The portal was not attacked or tampered with."]
     assert not portal["supported"] and f"1 web pages tampered with ({host.name})" in portal["instead"]
+    backups = said["Backups ran and every restore drill passed."]
+    assert not backups["supported"] and "1 failed backups" in backups["instead"], backups
     # The day before has no run: nothing is claimed for it.
     assert data["previous"]["coverage"]["runs"] == 0
     assert not any(s["supported"] for s in data["previous"]["statements"])
