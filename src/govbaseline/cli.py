@@ -167,20 +167,34 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         controls += [c.id for c in catalogue if c.role in (args.role or []) and c.status == "implemented"]
-    if args.pdf:
-        from govbaseline import pages
-
-        try:  # refused before any host is read: the run would end without the PDF asked for
-            pages.pdf_renderer()
-        except pages.RendererMissing as exc:
-            print(f"govbaseline: {exc}", file=sys.stderr)
-            return 2
+    if not _pdf_ready(args):
+        return 2
     # A waiver outside the inventory (WaiverError, a ValueError) is reported by main(), exit 2.
     outcome = verify(Path(args.inventory), report_dir=Path(args.report_dir), forks=args.forks,
                      limit=args.limit, controls=controls or None, waivers=waivers,
                      progress=lambda line: print(line, flush=True))
     # Archived first: a PDF that fails to print must not cost the period a day of evidence.
-    code = _archived(args, outcome, _reported(outcome))
+    return _printed(args, outcome, _archived(args, outcome, _reported(outcome)))
+
+
+def _pdf_ready(args: argparse.Namespace) -> bool:
+    """With --pdf: the renderer is there (checked before any host is read: the run would end without
+    the PDF asked for); otherwise says how to install it."""
+    if not args.pdf:
+        return True
+    from govbaseline import pages
+
+    try:
+        pages.pdf_renderer()
+    except pages.RendererMissing as exc:
+        print(f"govbaseline: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _printed(args: argparse.Namespace, outcome: Any, code: int) -> int:
+    """With --pdf: report.pdf beside report.html, written after the run is archived (a PDF that fails
+    to print must not cost the period a day of evidence); the run's exit code."""
     if args.pdf:
         from govbaseline import report
 
@@ -192,11 +206,11 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from govbaseline.pull import collect
 
     waivers = _waivers(args)
-    if waivers is None:
+    if waivers is None or not _pdf_ready(args):
         return 2
     outcome = collect(Path(args.inventory), Path(args.report_dir), limit=args.limit, forks=args.forks,
                       max_age_hours=args.max_age_hours, waivers=waivers)
-    return _archived(args, outcome, _reported(outcome))
+    return _printed(args, outcome, _archived(args, outcome, _reported(outcome)))
 
 
 def _archived(args: argparse.Namespace, outcome: Any, code: int) -> int:
@@ -471,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     collect_p.add_argument("--history", metavar="DIR",
                            help="archive the run and the hosts' records in this evidence history "
                                 "(default: $GOVBASELINE_HISTORY; none if unset)")
+    collect_p.add_argument("--pdf", action="store_true",
+                           help="also write report.pdf (printed by headless Chromium: chromium-headless-shell)")
     collect_p.set_defaults(func=_cmd_collect)
 
     history_p = sub.add_parser("history", help="the evidence history of verify --history")

@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
+from govbaseline.cli import main
 from govbaseline.engines import apply
 from govbaseline.inventory import tool
 from govbaseline.paths import PACKAGE_DIR
@@ -127,6 +128,11 @@ def test_hosts_apply_and_check_themselves_and_the_collector_gathers_them(lab_fac
     text = report_text(report_dir)
     assert VAULT_PASSWORD not in text
     assert data["all"]["children"]["webservers"]["hosts"][first.name]["backup_repository_password"] not in text
+    # The same from the command line, printed: the PDF names both hosts and why the second failed.
+    assert main(["collect", "-i", str(inventory), "--report-dir", str(tmp_path / "printed"), "--pdf"]) == 1
+    printed = subprocess.run(["pdftotext", str(tmp_path / "printed" / "report.pdf"), "-"], capture_output=True,
+                             text=True, check=True).stdout
+    assert first.name in printed and second.name in printed and "no pull result yet" in printed, printed[:3000]
 
     # A second pull changes nothing: pull mode converges as push mode does.
     again = lab.exec(first, "systemctl", "start", "govbaseline-pull.service", check=False)

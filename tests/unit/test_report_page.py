@@ -135,8 +135,9 @@ def test_the_pdf_renderer_missing_is_a_clear_refusal(monkeypatch, tmp_path, caps
     # verify --pdf refuses before it reads any host.
     inventory = tmp_path / "inventory.yml"
     inventory.write_text("all:\n  hosts:\n    alpha: {}\n")
-    assert cli.main(["verify", "-i", str(inventory), "--pdf", "--report-dir", str(tmp_path)]) == 2
-    assert "needs a headless Chromium" in capsys.readouterr().err
+    for command in ("verify", "collect"):
+        assert cli.main([command, "-i", str(inventory), "--pdf", "--report-dir", str(tmp_path)]) == 2
+        assert "needs a headless Chromium" in capsys.readouterr().err
 
 
 def _ocr(pdf: Path, tmp_path: Path, pages: list[int]) -> dict[int, str]:
