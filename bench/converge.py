@@ -4,7 +4,7 @@ For each engine a fresh lab (one web server and the backup server, from the lab 
 once, re-converged ``--runs`` times with nothing to change (the median is printed) and verified.
 Prints seconds, the tasks (Ansible: tasks reached and tasks that ran on a host) or operations
 (pyinfra) and seconds per task, the pyinfra/Ansible ratio of each step, the issue-18 targets, and
-the ten slowest tasks of an Ansible re-converge (bench/callback_plugins/govbaseline_timing.py).
+the ten slowest tasks of an Ansible re-converge (from the run's events: ``EngineResult.tasks()``).
 
 Run: .venv/bin/python bench/converge.py [--hosts 1] [--runs 3]
 Figures from one run on a shared machine are noisy: compare ratios within a run.
@@ -13,8 +13,6 @@ Figures from one run on a shared machine are noisy: compare ratios within a run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import statistics
 import tempfile
@@ -30,17 +28,13 @@ HERE = Path(__file__).resolve().parent
 TARGETS = {"first converge": 90.0, "re-converge": 30.0}  # Ansible seconds, issue 18
 
 
-def timed_apply(lab: Lab, engine: str, timing: Path) -> tuple[float, EngineResult, list[dict[str, Any]]]:
-    """One converge; for Ansible also the per-task seconds from the timing callback."""
-    os.environ.update(ANSIBLE_CALLBACK_PLUGINS=str(HERE / "callback_plugins"),
-                      ANSIBLE_CALLBACKS_ENABLED="govbaseline_timing", GOVBASELINE_TIMING=str(timing))
-    timing.unlink(missing_ok=True)
+def timed_apply(lab: Lab, engine: str) -> tuple[float, EngineResult, list[dict[str, Any]]]:
+    """One converge; for Ansible also the per-task seconds from its events."""
     start = time.perf_counter()
     result = apply(lab.inventory, engine=engine, stream=False)
     took = time.perf_counter() - start
     assert result.ok, result.output[-3000:]
-    tasks = json.loads(timing.read_text()) if engine == "ansible" and timing.exists() else []
-    return took, result, tasks
+    return took, result, result.tasks()
 
 
 def units(engine: str, result: EngineResult, tasks: list[dict[str, Any]]) -> tuple[int, str]:
@@ -57,9 +51,8 @@ def measure(engine: str, hosts: int, runs: int) -> dict[str, Any]:
     lab.up(hosts)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            timing = Path(tmp) / "timing.json"
-            first, r1, t1 = timed_apply(lab, engine, timing)
-            again = [timed_apply(lab, engine, timing) for _ in range(runs)]
+            first, r1, t1 = timed_apply(lab, engine)
+            again = [timed_apply(lab, engine) for _ in range(runs)]
             for _, result, _ in again:
                 assert changed_count(result) == 0, f"a re-converge changed something:\n{result.output[-3000:]}"
             median = sorted(again, key=lambda run: run[0])[len(again) // 2]

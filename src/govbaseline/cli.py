@@ -110,6 +110,10 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
     from govbaseline.engines import apply
 
+    if args.artifact_dir and args.engine != "ansible":
+        print("govbaseline: --artifact-dir keeps Ansible's events: use it with --engine ansible", file=sys.stderr)
+        return 2
+    artifact_dir = Path(args.artifact_dir) if args.artifact_dir else None
     if args.canary is not None:
         if args.check or args.tags:
             print("govbaseline: --canary applies the whole baseline for real: it cannot be combined with "
@@ -118,7 +122,8 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
         from govbaseline.rollout import rollout
 
         done = rollout(Path(args.inventory), canary=args.canary, batch_size=args.batch_size or args.canary,
-                       report_dir=Path(args.report_dir), engine=args.engine, limit=args.limit, waivers=waivers)
+                       report_dir=Path(args.report_dir), engine=args.engine, limit=args.limit, waivers=waivers,
+                       artifact_dir=artifact_dir)
         return 0 if done.ok else 1
     if args.batch_size is not None:
         print("govbaseline: --batch-size needs --canary", file=sys.stderr)
@@ -137,7 +142,10 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
                   f"names (e.g. firewall); `govbaseline controls` lists them", file=sys.stderr)
             return 2
     result = apply(Path(args.inventory), engine=args.engine, check=args.check, limit=args.limit,
-                   tags=args.tags, waivers=waivers, selection=_selected(args))
+                   tags=args.tags, waivers=waivers, selection=_selected(args),
+                   artifact_dir=artifact_dir)
+    if args.artifact_dir:
+        print(f"artifacts: {args.artifact_dir} (events.jsonl: each task's start and each host's result; stdout)")
     if not result.ok and result.output.startswith("refused before any change"):
         print(result.output, file=sys.stderr, end="")
     return result.returncode
@@ -461,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="web servers per batch after the canaries (default: N)")
     apply_p.add_argument("--report-dir", default="reports/rollout",
                          help="where each batch's verification report goes (with --canary)")
+    apply_p.add_argument("--artifact-dir", metavar="DIR",
+                         help="keep the Ansible run's events (events.jsonl, one JSON object per task start and "
+                              "host result) and printed text (stdout) in DIR, appended, private (0700/0600)")
     apply_p.set_defaults(func=_cmd_apply)
 
     verify_p = sub.add_parser("verify", help="check every host in an inventory and write the report", parents=run)
@@ -557,7 +568,7 @@ EXIT_CODES = """exit codes:
 
 # Options whose value is a path: resolved from the folder govbaseline is started in, before any
 # engine runs, whatever folder the engines' tools are started in.
-PATH_OPTIONS = ("inventory", "report_dir", "waivers", "out", "apply_log", "dir", "history")
+PATH_OPTIONS = ("inventory", "report_dir", "waivers", "out", "apply_log", "dir", "history", "artifact_dir")
 
 
 def _absolute_paths(args: argparse.Namespace) -> None:

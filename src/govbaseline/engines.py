@@ -1,13 +1,23 @@
-"""Run the baseline with either engine over one inventory."""
+"""Run the baseline with either engine over one inventory.
+
+Ansible runs as ``ansible-playbook`` in the caller's process group (Ctrl-C reaches it and it stops
+as it does at a terminal) with the collection's callback ``govbaseline.baseline.events``: task
+results, changed counts and per-task seconds come from its JSON-lines events, not from the printed
+text. ansible-runner (AWX's library) was tried for this and not taken: its streaming mode gives the
+playbook a terminal of its own, so Ctrl-C no longer reaches Ansible (a cancel kills the process
+group) and ssh can wait on that terminal for an answer about an unknown host key; its subprocess
+mode prints nothing until the run ends.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +31,60 @@ from govbaseline.waivers import waived as waived_on
 VALIDATE_ONLY_TAG = "govbaseline-checks-only"
 
 
+# The callback (src/ansible_collections/govbaseline/baseline/plugins/callback/events.py) and where it writes.
+EVENTS_CALLBACK = "govbaseline.baseline.events"
+EVENTS_FILE = "events.jsonl"
+
+
 @dataclass
 class EngineResult:
+    """A run's exit code and printed text; for Ansible also its events (dicts, one per task start
+    and per host result, as ``govbaseline.baseline.events`` writes them, in order)."""
+
     engine: str
     returncode: int
     output: str
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
+    def changed_tasks(self) -> list[str]:
+        """``host: role : task`` of every Ansible result that changed something, in order."""
+        return [f"{e['host']}: {e.get('role') or '-'} : {e['task']}" for e in self.events
+                if e["event"] in ("runner_on_ok", "runner_on_failed") and e.get("changed")]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Per task reached, in order: ``name``, ``kind`` (task or handler), ``ran`` (hosts it ran on),
+        ``skipped`` (hosts it skipped), ``seconds`` (from its start to the next task's start or the end)."""
+        found: list[dict[str, Any]] = []
+        for event in self.events:
+            kind = event["event"]
+            if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
+                if found:
+                    found[-1]["seconds"] = event["time"] - found[-1]["seconds"]
+                found.append({"name": event["task"], "role": event.get("role"), "ran": 0, "skipped": 0,
+                              "kind": "handler" if "handler" in kind else "task", "seconds": event["time"]})
+            elif found and kind.startswith("runner_on_"):
+                found[-1]["skipped" if kind == "runner_on_skipped" else "ran"] += 1
+            elif found and kind == "playbook_on_stats":
+                found[-1]["seconds"] = event["time"] - found[-1]["seconds"]
+                found.append({})  # a marker: this run's tasks are closed
+        tasks = [t for t in found if t]
+        if found and found[-1]:  # a run cut off before its stats: its last task has no end
+            tasks = tasks[:-1]
+        return tasks
+
 
 def apply(inventory: Path, engine: str = "ansible", check: bool = False, limit: str | None = None,
           tags: str | None = None, playbook: str = "site.yml", stream: bool = True,
-          waivers: list[Waiver] | None = None, selection: Selection | None = None) -> EngineResult:
+          waivers: list[Waiver] | None = None, selection: Selection | None = None,
+          artifact_dir: Path | None = None) -> EngineResult:
     """Apply the baseline; a control waived on a host (``waivers``, active today) is skipped there.
     A waiver naming a host or group the inventory lacks raises ``WaiverError`` before any change.
-    ``selection`` is the already resolved inventory and limit (a rollout passes each batch's)."""
+    ``selection`` is the already resolved inventory and limit (a rollout passes each batch's).
+    ``artifact_dir``: where Ansible's events and printed text are kept (see ``run_ansible``)."""
     if engine not in ("ansible", "pyinfra"):
         raise ValueError(f"unknown engine {engine!r}: choose ansible or pyinfra")
     if tags and engine == "pyinfra":
@@ -61,27 +108,30 @@ def apply(inventory: Path, engine: str = "ansible", check: bool = False, limit: 
     if engine == "pyinfra":
         return run_pyinfra(inventory, check=check, limit=limit, stream=stream, waived=waived, selection=selection)
     if not any(waived.values()):
-        return run_ansible(inventory, check=check, limit=limit, tags=tags, playbook=playbook, stream=stream)
+        return run_ansible(inventory, check=check, limit=limit, tags=tags, playbook=playbook, stream=stream,
+                           artifact_dir=artifact_dir)
     # Ansible skips by tag for a whole run: one run per set of waived controls, hosts without
     # waivers (and the backup servers) first. Before the first of them changes anything, one run of
     # the checks alone (the tasks tagged always: variables, lockouts, platform; they change nothing)
     # refuses a bad value on any host, as a single run would.
     checked = run_ansible(inventory, check=check, limit=limit, tags=VALIDATE_ONLY_TAG, playbook=playbook,
-                          stream=stream)
+                          stream=stream, artifact_dir=artifact_dir)
     if not checked.ok:
         return checked
     runs: dict[tuple[str, ...], list[str]] = {}
     for host, controls in waived.items():
         runs.setdefault(tuple(controls), []).append(host)
-    outputs, code = [], 0
+    outputs, code, events = [], 0, []
     for skipped, hosts in sorted(runs.items(), key=lambda item: (len(item[0]), item[0])):
         result = run_ansible(inventory, check=check, limit=",".join(sorted(hosts)), tags=tags, playbook=playbook,
-                             stream=stream, skip_tags=",".join(c.lower() for c in skipped) or None)
+                             stream=stream, skip_tags=",".join(c.lower() for c in skipped) or None,
+                             artifact_dir=artifact_dir)
         outputs.append(result.output)
+        events += result.events
         code = result.returncode
         if not result.ok:
             break
-    return EngineResult("ansible", code, "".join(outputs))
+    return EngineResult("ansible", code, "".join(outputs), events)
 
 
 # Tags Ansible itself gives a meaning to (``--tags always`` and the like).
@@ -120,10 +170,30 @@ def _run(cmd: list[str], env: dict[str, str] | None, stream: bool) -> tuple[int,
     return proc.wait(), "".join(lines)
 
 
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of ``govbaseline.baseline.events`` in ``path`` (a line cut off by a killed run is left out)."""
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "event" in event:
+            events.append(event)
+    return events
+
+
 def run_ansible(inventory: Path, check: bool = False, limit: str | None = None, tags: str | None = None,
-                playbook: str = "site.yml", stream: bool = True,
-                extra_vars: dict[str, Any] | None = None, skip_tags: str | None = None) -> EngineResult:
-    cmd = [tool("ansible-playbook"), "-i", str(Path(inventory).absolute()), str(PLAYBOOKS_DIR / playbook)]
+                playbook: str | Path = "site.yml", stream: bool = True,
+                extra_vars: dict[str, Any] | None = None, skip_tags: str | None = None,
+                artifact_dir: Path | None = None) -> EngineResult:
+    """One ``ansible-playbook`` run of ``playbook`` (a name in the collection's playbooks, or a path).
+
+    ``artifact_dir``: a folder (made 0700 if missing) where the run's events are appended to
+    ``events.jsonl`` and its printed text to ``stdout`` (both 0600), kept for the evidence; without
+    it they are kept only in the result."""
+    book = Path(playbook) if Path(playbook).is_absolute() else PLAYBOOKS_DIR / playbook
+    cmd = [tool("ansible-playbook"), "-i", str(Path(inventory).absolute()), str(book)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     if check:
@@ -134,8 +204,27 @@ def run_ansible(inventory: Path, check: bool = False, limit: str | None = None, 
         cmd += ["--tags", tags]
     if skip_tags:
         cmd += ["--skip-tags", skip_tags]
-    code, out = _run(cmd, ansible_env(), stream)
-    return EngineResult("ansible", code, out)
+    env = ansible_env()
+    enabled = [c for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
+    env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join([*enabled, EVENTS_CALLBACK])
+    with tempfile.TemporaryDirectory(prefix="govbaseline-ansible-") as tmp:
+        events_file = Path(tmp) / EVENTS_FILE
+        env["GOVBASELINE_EVENTS"] = str(events_file)
+        code, out = _run(cmd, env, stream)
+        events = read_events(events_file)
+        if artifact_dir is not None:
+            keep(artifact_dir, events_file, out)
+    return EngineResult("ansible", code, out, events)
+
+
+def keep(artifact_dir: Path, events_file: Path, output: str) -> None:
+    """Append a run's events and printed text to ``artifact_dir`` (0700; files 0600, never through a link)."""
+    artifact_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, content in ((EVENTS_FILE, events_file.read_bytes() if events_file.exists() else b""),
+                          ("stdout", output.encode())):
+        fd = os.open(artifact_dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "ab") as fh:
+            fh.write(content)
 
 
 def pyinfra_host_data(hostvars: dict[str, Any]) -> dict[str, Any]:
@@ -221,12 +310,14 @@ def run_pyinfra(inventory: Path, check: bool = False, limit: str | None = None, 
 def changed_count(result: EngineResult) -> int | None:
     """How many tasks/operations changed something, read from the engine's summary.
 
-    Ansible: the sum of ``changed=N`` in the play recap. pyinfra: the sum of the Success column of
+    Ansible: the sum over hosts of ``changed`` in each run's ``playbook_on_stats`` event (None when
+    no run reached its end). pyinfra: the sum of the Success column of
     its "Grand total" lines (an operation that had nothing to do counts under No Change), or in a
     dry run the sum of the Change column of the proposed changes.
     """
     if result.engine == "ansible":
-        counts = [int(m) for m in re.findall(r"changed=(\d+)", result.output)]
+        counts = [sum(int(h.get("changed", 0)) for h in e["stats"].values())
+                  for e in result.events if e["event"] == "playbook_on_stats"]
     elif "Grand total" not in result.output and "Conditional Change" in result.output:
         # A dry run (check mode) prints "Operation | Change | Conditional Change", each "N (hosts)" or "-".
         counts = [0]

@@ -54,7 +54,7 @@ def plan(hosts: list[str], web: list[str], canary: int, batch_size: int) -> list
 
 def rollout(inventory: Path, canary: int, batch_size: int, report_dir: Path, engine: str = "ansible",
             limit: str | None = None, forks: int = 4, say: Callable[[str], None] = print,
-            waivers: list[Waiver] | None = None) -> Rollout:
+            waivers: list[Waiver] | None = None, artifact_dir: Path | None = None) -> Rollout:
     selection = select(inventory, limit)
     if waivers:
         check_scope(waivers, selection.fleet)  # before the first batch changes anything
@@ -69,7 +69,8 @@ def rollout(inventory: Path, canary: int, batch_size: int, report_dir: Path, eng
         label = "canary batch" if number == 1 else f"batch {number}/{len(batches)}"
         say(f"rollout: {label}: applying to {', '.join(members)}")
         narrowed = selection.narrowed(members)
-        applied = apply(inventory, engine=engine, stream=False, waivers=waivers, selection=narrowed)
+        applied = apply(inventory, engine=engine, stream=False, waivers=waivers, selection=narrowed,
+                        artifact_dir=artifact_dir)
         batch.applied = applied.ok
         if not applied.ok:
             batch.problem = f"{engine} failed (exit {applied.returncode}):\n{applied.output[-3000:]}"

@@ -77,6 +77,13 @@ def test_tags_with_the_pyinfra_engine_are_refused_not_ignored(team, capsys, monk
         real_apply(team / "inventory", engine="pyinfra", tags="fw-01")
 
 
+def test_artifact_dir_with_the_pyinfra_engine_is_refused(team, capsys, monkeypatch):
+    monkeypatch.setattr(engines, "apply", lambda *a, **k: pytest.fail("the engine ran"))
+    assert cli.main(["apply", "-i", "inventory", "--engine", "pyinfra", "--artifact-dir", "kept"]) == 2
+    assert "--artifact-dir keeps Ansible's events" in capsys.readouterr().err
+    assert not (team / "kept").exists()
+
+
 def test_known_tags_are_the_controls_and_roles():
     tags = engines.known_tags()
     assert {"fw-01", "tls-05", "firewall", "backup_server", "always"} <= tags

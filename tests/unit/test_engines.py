@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from govbaseline.engines import EngineResult, changed_count
+from govbaseline.engines import EngineResult, changed_count, read_events, run_ansible
 
 
 def test_changed_count_reads_a_pyinfra_dry_run():
@@ -13,3 +13,68 @@ def test_changed_count_reads_a_pyinfra_dry_run():
            "    Audit | LOG-01 | Load the rules            1 (web1)        1 (web2)             \n"
            "\n--> Beginning operation run...\n")
     assert changed_count(EngineResult("pyinfra", 0, out)) == 3
+
+
+# Two hosts that are this machine, with the controller's own Python.
+LOCAL = """\
+all:
+  vars: {ansible_connection: local, ansible_python_interpreter: "{{ ansible_playbook_python }}"}
+  hosts: {alpha: {}, bravo: {}}
+"""
+PLAYBOOK = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Changes something
+      ansible.builtin.command: "true"
+      changed_when: true
+    - name: Changes nothing
+      ansible.builtin.command: "true"
+      changed_when: false
+    - name: Skipped
+      ansible.builtin.command: "true"
+      when: false
+    - name: Fails with a secret it must not show
+      ansible.builtin.shell: "echo {{ secret }}; false"
+      changed_when: false
+      no_log: true
+      ignore_errors: true
+"""
+
+
+def test_ansible_results_come_from_events_and_are_kept(tmp_path):
+    """A real ansible-playbook run on this machine (connection local): the changed count, the tasks
+    and their hosts come from the events callback; the artefacts keep them, private, without the secret."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(LOCAL)
+    book = tmp_path / "play.yml"
+    book.write_text(PLAYBOOK)
+    kept = tmp_path / "artifacts"
+    result = run_ansible(inventory, playbook=book, stream=False, extra_vars={"secret": "s3cr3t-value"},
+                         artifact_dir=kept)
+    assert result.ok, result.output[-2000:]
+    assert changed_count(result) == 2  # one task, two hosts
+    assert sorted(result.changed_tasks()) == ["alpha: - : Changes something", "bravo: - : Changes something"]
+    tasks = {t["name"]: t for t in result.tasks()}
+    assert list(tasks) == ["Changes something", "Changes nothing", "Skipped", "Fails with a secret it must not show"]
+    assert tasks["Skipped"]["ran"] == 0 and tasks["Skipped"]["skipped"] == 2
+    assert tasks["Changes nothing"]["ran"] == 2 and all(t["seconds"] >= 0 for t in tasks.values())
+    failed = [e for e in result.events if e["event"] == "runner_on_failed"]
+    assert len(failed) == 2 and all(e["ignore_errors"] for e in failed)
+    assert (kept / "events.jsonl").stat().st_mode & 0o777 == 0o600 and kept.stat().st_mode & 0o777 == 0o700
+    assert read_events(kept / "events.jsonl") == result.events
+    assert "s3cr3t-value" not in (kept / "events.jsonl").read_text()
+    assert "PLAY RECAP" in (kept / "stdout").read_text()
+    # A second run appends: both runs' stats are there.
+    again = run_ansible(inventory, playbook=book, stream=False, extra_vars={"secret": "x"}, artifact_dir=kept)
+    assert [e["event"] for e in read_events(kept / "events.jsonl")].count("playbook_on_stats") == 2
+    assert changed_count(again) == 2
+
+
+def test_a_run_that_never_reaches_its_end_has_no_changed_count(tmp_path):
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(LOCAL)
+    book = tmp_path / "broken.yml"
+    book.write_text("- hosts: all\n  tasks:\n    - name: Not a module\n      no.such.module: {}\n")
+    result = run_ansible(inventory, playbook=book, stream=False)
+    assert not result.ok and changed_count(result) is None and result.tasks() == []
