@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from govbaseline.validation import ValidationError
@@ -128,6 +128,35 @@ def audit_rules_differ(installed: str, loaded: str) -> str:
                 f"{len(more)} loaded not installed (e.g. {more[0]})" if more else ""]
         parts.append(f"{key}: " + ", ".join(x for x in said if x))
     return "; ".join(parts)
+
+
+# Debian's first UID for people (login.defs UID_MIN when it is not set) and nobody's UID.
+UID_MIN = 1000
+NOBODY_UID = 65534
+
+
+def accounts_with_shell(read: str, exempt: Iterable[str]) -> list[str]:
+    """System accounts with a login shell, sorted, from the output of the system role's
+    ``__system_accounts_read`` (``getent passwd``, ``==``, /etc/shells, ``==``, login.defs' UID_MIN).
+
+    A system account has a UID below UID_MIN (1000 when unset) or is nobody (65534); a login shell
+    is one listed in /etc/shells. Accounts named in ``exempt`` are left out. Source: CIS Debian
+    Linux 12 Benchmark v1.1.0 5.4.2.7 "Ensure system accounts do not have a valid login shell".
+    """
+    passwd, _, rest = read.partition("\n==\n")
+    shells_text, _, uid_min_text = rest.partition("\n==\n")
+    shells = {line.strip() for line in shells_text.splitlines() if line.strip().startswith("/")}
+    uid_min = int(uid_min_text.split()[0]) if uid_min_text.split() and uid_min_text.split()[0].isdigit() else UID_MIN
+    skip = set(exempt)
+    found = set()
+    for line in passwd.splitlines():
+        fields = line.split(":")
+        if len(fields) < 7 or not fields[2].isdigit() or fields[0] in skip:
+            continue
+        uid = int(fields[2])
+        if (uid < uid_min or uid == NOBODY_UID) and fields[6] in shells:
+            found.add(fields[0])
+    return sorted(found)
 
 
 def default_interface(observed: Mapping[str, Any]) -> str | None:

@@ -43,6 +43,13 @@ BREAKS = {
     "test_clock_synchronised_to_the_listed_servers": (
         ["sed -i 's/ iburst nts$/ iburst/' /etc/chrony/chrony.conf && systemctl restart chrony"],
         "listed with nts: true but used with authentication -, not NTS"),
+    # Debian's 10-uname prints the kernel at each login once it may run again.
+    "test_logins_show_no_system_name_or_version": (["chmod 0755 /etc/update-motd.d/10-uname"],
+                                                   "the scripts in /etc/update-motd.d shows"),
+    "test_passwords_hashed_with_yescrypt": (["sed -i 's/^ENCRYPT_METHOD.*/ENCRYPT_METHOD SHA512/' /etc/login.defs"],
+                                            "login.defs ENCRYPT_METHOD is SHA512, YESCRYPT wanted"),
+    "test_system_accounts_have_no_login_shell": (["usermod -s /bin/bash games"],
+                                                 "system accounts with a login shell: games"),
 }
 # The search finds; removing what it found is the administrator's (no converge deletes files).
 CLEANUP = [f"rm -f {WW} {UNOWNED}"]
@@ -101,3 +108,23 @@ def test_the_clock_follows_the_sink_over_nts_and_fails_when_chrony_stops_or_stra
         assert repaired.ok, repaired.output[-3000:]
         after = verify(lab.inventory, tmp_path / "after", limit=host.name, checks=[TIME_CHECK])
         assert after.checks(host.name)[TIME_CHECK]["status"] == "pass", after.output[-2000:]
+
+
+HASH_CHECK = "test_passwords_hashed_with_yescrypt"
+
+
+def test_a_password_hashed_the_old_way_fails_until_it_is_set_again(ansible_lab, tmp_path):
+    """The converge cannot rehash a password: the check names the account until its password is set
+    again, which then hashes it with yescrypt (login.defs, through PAM)."""
+    lab, host = ansible_lab, ansible_lab.hosts()[1]
+    sh(lab, host, "useradd -m carla-hash && usermod -p '$6$rounds=5000$salt$notarealhash' carla-hash")
+    try:
+        old = verify(lab.inventory, tmp_path / "old", limit=host.name, checks=[HASH_CHECK])
+        failed = old.checks(host.name)[HASH_CHECK]
+        assert failed["status"] == "fail" and "carla-hash (SHA-512)" in failed["message"], failed
+        sh(lab, host, "echo 'carla-hash:Long-enough-passphrase-42' | chpasswd")
+        assert sh(lab, host, "getent shadow carla-hash | cut -d: -f2").startswith("$y$")
+        again = verify(lab.inventory, tmp_path / "again", limit=host.name, checks=[HASH_CHECK])
+        assert again.checks(host.name)[HASH_CHECK]["status"] == "pass", again.output[-2000:]
+    finally:
+        sh(lab, host, "userdel -r carla-hash 2>/dev/null; rm -f /run/faillock/carla-hash; true")

@@ -120,3 +120,28 @@ def test_the_audit_role_loads_the_rules_again_when_the_kernel_lost_them():
     assert reload("none", rules, rules) is False
     assert reload("none", None, rules) is False  # auditd not installed yet: nothing to ask
     assert reload("podman", "No rules\n", rules) is False  # no audit system of its own here
+
+
+ACCOUNTS = """root:x:0:0:root:/root:/bin/bash
+daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
+sync:x:4:65534:sync:/bin:/bin/sync
+backup:x:34:34:backup:/var/backups:/bin/bash
+postgres:x:110:118::/var/lib/postgresql:/bin/sh
+clamav:x:995:995::/var/lib/clamav:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent:/usr/bin/bash
+alice:x:1000:1000::/home/alice:/bin/bash
+==
+# /etc/shells: valid login shells
+/bin/sh
+/bin/bash
+/usr/bin/bash
+==
+"""
+
+
+def test_system_accounts_with_a_login_shell_are_found():
+    # UID_MIN unset: 1000. sync's /bin/sync and clamav's /bin/false are not login shells.
+    assert hostfacts.accounts_with_shell(ACCOUNTS, ["root", "sync"]) == ["backup", "nobody", "postgres"]
+    assert hostfacts.accounts_with_shell(ACCOUNTS, ["root", "postgres"]) == ["backup", "nobody"]
+    # A UID_MIN of 100 makes postgres (110) a person's account.
+    assert hostfacts.accounts_with_shell(ACCOUNTS + "100\n", ["root"]) == ["backup", "nobody"]

@@ -157,6 +157,12 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
      "system_time_servers lists a.example.gov twice"),
     ("system", {}, {"system_time_nts_ca_cert": "hello"}, "system_time_nts_ca_cert is not a PEM certificate"),
     ("system", {}, {"system_time_max_offset_ms": 0}, "system_time_max_offset_ms must be between 1 and 60000"),
+    ("system", {}, {"system_login_banner": "Welcome to \\s \\r"}, "uses getty's escape '\\\\s'"),
+    ("system", {}, {"system_login_banner": "Debian server of the city"}, "names the operating system ('Debian')"),
+    ("system", {}, {"system_login_banner": "  \n"}, "system_login_banner must be the text shown at login"),
+    ("system", {}, {"system_motd_scripts_off": ["10-uname"]}, "system_motd_scripts_off[0] must be an absolute path"),
+    ("system", {}, {"system_password_hash_cost": 4}, "system_password_hash_cost must be between 5 and 11"),
+    ("system", {}, {"system_shell_accounts": ["Bad User"]}, "system_shell_accounts[0] must be an account name"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)

@@ -1,4 +1,4 @@
-"""Checks for the operating system's hardening SYS-01 .. SYS-05 (role ``system``)."""
+"""Checks for the operating system's hardening SYS-01 .. SYS-07 (role ``system``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import re
 import pytest
 
 from govbaseline.checks.plugin import in_container
+from govbaseline.hostfacts import accounts_with_shell
 from govbaseline.report import SWITCHED_OFF
+from govbaseline.rules.system import BANNER_ESCAPES
 
 
 def area(hostvars, switch: str) -> None:
@@ -225,3 +227,86 @@ def test_clock_synchronised_to_the_listed_servers(host, hostvars):
     limit = hostvars["system_time_max_offset_ms"]
     assert offset_ms <= limit, \
         f"the clock is {offset_ms:.0f} ms off {selected[0]}, more than system_time_max_offset_ms {limit}"
+
+
+@pytest.mark.control("SYS-07")
+def test_logins_show_no_system_name_or_version(host, hostvars):
+    """What a person sees before and after logging in: /etc/issue (console), /etc/issue.net (SSH, the
+    access role's banner), /etc/motd and what the message-of-the-day scripts print now (pam_motd runs
+    them at each login) name neither the system nor its version (CIS 1.7.1-1.7.3)."""
+    area(hostvars, "system_logins_enabled")
+    issue = host.file(hostvars["__system_issue"])
+    assert issue.exists and issue.content_string.strip() == hostvars["system_login_banner"].strip(), \
+        f"{hostvars['__system_issue']} does not hold system_login_banner"
+    release = host.run(". /etc/os-release && printf '%s\\n' \"$PRETTY_NAME\" \"$NAME\"; uname -r; uname -v")
+    assert release.rc == 0, f"the system's name could not be read: {release.stderr.strip()}"
+    giveaways = [line.strip() for line in release.stdout.splitlines() if len(line.strip()) > 3]
+    shown = {path: host.file(path).content_string for path in
+             (hostvars["__system_issue"], hostvars["__system_issue_net"], hostvars["__system_motd"])
+             if host.file(path).exists}
+    motd_dir = hostvars["__system_motd_dir"]
+    if host.file(motd_dir).is_directory:
+        printed = host.run("run-parts --lsbsysinit %s", motd_dir)
+        shown[f"the scripts in {motd_dir}"] = printed.stdout
+    problems = [f"{where} shows {word!r}" for where, text in shown.items() for word in giveaways if word in text]
+    problems += [f"{where} uses getty's escape {m.group(0)!r}" for where, text in shown.items()
+                 for m in BANNER_ESCAPES.finditer(text)]
+    assert not problems, "a login shows the system's name or version: " + "; ".join(problems)
+
+
+# crypt(5)'s prefixes of the algorithms older than yescrypt ($y$).
+HASH_PREFIXES = {"1": "MD5", "2a": "bcrypt", "2b": "bcrypt", "2y": "bcrypt", "5": "SHA-256", "6": "SHA-512",
+                 "7": "scrypt", "gy": "gost-yescrypt", "sha1": "SHA-1"}
+
+
+def hash_algorithm(hashed: str) -> str:
+    """The algorithm of a shadow hash, by its crypt(5) prefix (``$6$...``: SHA-512); no prefix: DES."""
+    if not hashed.startswith("$"):
+        return "DES"
+    return HASH_PREFIXES.get(hashed.split("$")[1], f"${hashed.split('$')[1]}$")
+
+
+def login_defs(host, key: str) -> str:
+    out = host.run("awk -v k=%s '$1 == k {v = $2} END {print v}' /etc/login.defs", key)
+    return out.stdout.strip()
+
+
+@pytest.mark.control("SYS-07")
+def test_passwords_hashed_with_yescrypt(host, hostvars):
+    """New passwords: login.defs ENCRYPT_METHOD YESCRYPT at least at the set cost, pam_unix naming no
+    older algorithm; existing ones: every password hash in the shadow file is a yescrypt one ($y$)
+    (CIS 5.4.1.4, 5.3.3.4.3)."""
+    area(hostvars, "system_logins_enabled")
+    problems = []
+    method = login_defs(host, "ENCRYPT_METHOD")
+    if method != "YESCRYPT":
+        problems.append(f"login.defs ENCRYPT_METHOD is {method or 'unset'}, YESCRYPT wanted")
+    cost = login_defs(host, "YESCRYPT_COST_FACTOR") or "5"  # yescrypt's default when unset
+    if not cost.isdigit() or int(cost) < hostvars["system_password_hash_cost"]:
+        problems.append(f"login.defs YESCRYPT_COST_FACTOR is {cost}, at least {hostvars['system_password_hash_cost']} "
+                        "wanted")
+    pam = host.file(hostvars["__system_common_password"]).content_string
+    weak = "|".join(hostvars["__system_weak_hashes"])
+    for line in pam.splitlines():
+        found = re.search(rf"^password\s.*pam_unix\.so(?:\s.*)?\s({weak})(?=\s|$)", line)
+        if found:
+            problems.append(f"pam_unix hashes new passwords with {found.group(1)}: {line.strip()}")
+    shadow = host.run("getent shadow")
+    assert shadow.rc == 0, f"the shadow database could not be read: {shadow.stderr.strip()}"
+    older = sorted(f"{fields[0]} ({hash_algorithm(fields[1])})"
+                   for fields in (line.split(":") for line in shadow.stdout.splitlines())
+                   if len(fields) > 1 and fields[1] and fields[1][0] not in "!*" and not fields[1].startswith("$y$"))
+    if older:
+        problems.append(f"passwords hashed with an older algorithm (set them again to rehash): {', '.join(older)}")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.control("SYS-07")
+def test_system_accounts_have_no_login_shell(host, hostvars):
+    """Accounts below UID_MIN (and nobody) have no shell listed in /etc/shells, except root, sync,
+    shutdown, halt and system_shell_accounts (CIS 5.4.2.7)."""
+    area(hostvars, "system_logins_enabled")
+    read = host.run("sh -c %s sh %s", hostvars["__system_accounts_read"], hostvars["__system_login_defs"])
+    assert read.rc == 0 and "\n==\n" in read.stdout, f"the accounts could not be read: {read.stderr.strip()}"
+    found = accounts_with_shell(read.stdout, [*hostvars["__system_shell_exempt"], *hostvars["system_shell_accounts"]])
+    assert not found, f"system accounts with a login shell: {', '.join(found)} (set system_shell_accounts to keep one)"

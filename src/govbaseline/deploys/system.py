@@ -1,4 +1,4 @@
-"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-06), twin of ``roles/system``."""
+"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-07), twin of ``roles/system``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pyinfra.context import host
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
+from govbaseline import hostfacts
 from govbaseline.deploys import common
 
 ROLE = "system"
@@ -35,6 +36,8 @@ def apply() -> None:
         permissions(v)
     if switched(v, "system_time_enabled") and common.enforced(ROLE, "time"):
         time(v)
+    if switched(v, "system_logins_enabled") and common.enforced(ROLE, "logins"):
+        logins(v)
 
 
 def switched(v: dict[str, Any], toggle: str) -> bool:
@@ -148,3 +151,32 @@ def time(v: dict[str, Any]) -> None:
     if service.will_change:
         server.shell(name="SYS-06 | Wait up to 30 seconds for the first synchronisation after chrony (re)started",
                      commands=["chronyc waitsync 30 0 0 1 || true"])
+
+
+def logins(v: dict[str, Any]) -> None:
+    # What a login shows names no operating system or version (CIS 1.7), new passwords are hashed
+    # with yescrypt (CIS 5.4.1.4, 5.3.3.4.3), system accounts have no login shell (CIS 5.4.2.7).
+    for path in (v["__system_issue"], v["__system_motd"]):
+        common.put_text("SYS-07 | Write the local login banner and the message of the day", v["system_login_banner"],
+                        path)
+    scripts = " ".join(shlex.quote(p) for p in v["system_motd_scripts_off"])
+    running = host.get_fact(Command, f"find {scripts} -maxdepth 0 -type f -perm /111 -printf '%m %p\\n' "
+                                     "2>/dev/null; true") or ""
+    for line in running.splitlines():
+        mode, _, path = line.partition(" ")
+        files.file(name="SYS-07 | Turn off the message-of-the-day scripts that print the system's version",
+                   path=path, present=True, mode=f"{int(mode, 8) & ~0o111:o}")
+    for key, value in (("ENCRYPT_METHOD", "YESCRYPT"), ("YESCRYPT_COST_FACTOR", v["system_password_hash_cost"])):
+        files.line(name="SYS-07 | Hash new passwords with yescrypt at the set cost (login.defs)",
+                   path=v["__system_login_defs"], line=rf"^\s*#?\s*{key}\s", replace=f"{key}\t{value}")
+    weak = "|".join(v["__system_weak_hashes"])
+    pam = shlex.quote(v["__system_common_password"])
+    older = f"^(password\\s.*pam_unix\\.so(\\s.*)?)\\s({weak})(\\s|$)"  # ERE, as the role's replace
+    if host.get_fact(Command, f"grep -Ec '{older}' {pam}; true").strip() not in ("", "0"):
+        server.shell(name="SYS-07 | pam_unix hashes with yescrypt, not an older algorithm",
+                     commands=[f"sed -Ei 's/{older}/\\1 yescrypt\\4/' {pam}"])
+    read = host.get_fact(Command, f"sh -c {shlex.quote(v['__system_accounts_read'])} sh "
+                                  f"{shlex.quote(v['__system_login_defs'])}") or ""
+    for name in hostfacts.accounts_with_shell(read, [*v["__system_shell_exempt"], *v["system_shell_accounts"]]):
+        server.shell(name=f"SYS-07 | Give the system account {name} /usr/sbin/nologin",
+                     commands=[f"usermod -s {shlex.quote(v['__system_nologin'])} {shlex.quote(name)}"])

@@ -48,7 +48,19 @@ def declared_tcp_ports(allowed=None, ssh_port=None):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def accounts_with_shell(read, exempt):
+    """System accounts with a login shell (``govbaseline.hostfacts.accounts_with_shell``), from the
+    output of the system role's ``__system_accounts_read``; ``exempt`` names keep theirs."""
+    try:
+        from govbaseline.hostfacts import accounts_with_shell as find
+    except ImportError as exc:
+        raise AnsibleFilterError("govbaseline's filters need the govbaseline package on the controller "
+                                 f"(pip install govbaseline): {exc}") from exc
+    return find(str(read), [str(name) for name in exempt])
+
+
 class FilterModule:
     def filters(self):
         return {"govbaseline_backup_clients": backup_clients, "govbaseline_sftp_account": sftp_account,
-                "govbaseline_declared_tcp_ports": declared_tcp_ports}
+                "govbaseline_declared_tcp_ports": declared_tcp_ports,
+                "govbaseline_accounts_with_shell": accounts_with_shell}
