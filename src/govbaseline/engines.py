@@ -62,13 +62,13 @@ class EngineResult:
         for event in self.events:
             kind = event["event"]
             if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
-                if found:
+                if found and found[-1]:
                     found[-1]["seconds"] = event["time"] - found[-1]["seconds"]
                 found.append({"name": event["task"], "role": event.get("role"), "ran": 0, "skipped": 0,
                               "kind": "handler" if "handler" in kind else "task", "seconds": event["time"]})
-            elif found and kind.startswith("runner_on_"):
+            elif found and found[-1] and kind.startswith("runner_on_"):
                 found[-1]["skipped" if kind == "runner_on_skipped" else "ran"] += 1
-            elif found and kind == "playbook_on_stats":
+            elif found and found[-1] and kind == "playbook_on_stats":
                 found[-1]["seconds"] = event["time"] - found[-1]["seconds"]
                 found.append({})  # a marker: this run's tasks are closed
         tasks = [t for t in found if t]

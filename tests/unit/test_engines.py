@@ -69,6 +69,9 @@ def test_ansible_results_come_from_events_and_are_kept(tmp_path):
     again = run_ansible(inventory, playbook=book, stream=False, extra_vars={"secret": "x"}, artifact_dir=kept)
     assert [e["event"] for e in read_events(kept / "events.jsonl")].count("playbook_on_stats") == 2
     assert changed_count(again) == 2
+    # Runs put together (apply runs Ansible once per set of waived controls): each run's tasks, in order.
+    both = EngineResult("ansible", 0, "", result.events + again.events)
+    assert [t["name"] for t in both.tasks()] == list(tasks) * 2 and changed_count(both) == 4
 
 
 def test_a_run_that_never_reaches_its_end_has_no_changed_count(tmp_path):
