@@ -124,6 +124,8 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
         done = rollout(Path(args.inventory), canary=args.canary, batch_size=args.batch_size or args.canary,
                        report_dir=Path(args.report_dir), engine=args.engine, limit=args.limit, waivers=waivers,
                        artifact_dir=artifact_dir)
+        if args.artifact_dir:
+            print(f"artifacts: {args.artifact_dir} (events.jsonl: each task's start and each host's result; stdout)")
         return 0 if done.ok else 1
     if args.batch_size is not None:
         print("govbaseline: --batch-size needs --canary", file=sys.stderr)

@@ -121,7 +121,7 @@ def apply(inventory: Path, engine: str = "ansible", check: bool = False, limit: 
     runs: dict[tuple[str, ...], list[str]] = {}
     for host, controls in waived.items():
         runs.setdefault(tuple(controls), []).append(host)
-    outputs, code, events = [], 0, []
+    outputs, code, events = [checked.output], 0, list(checked.events)
     for skipped, hosts in sorted(runs.items(), key=lambda item: (len(item[0]), item[0])):
         result = run_ansible(inventory, check=check, limit=",".join(sorted(hosts)), tags=tags, playbook=playbook,
                              stream=stream, skip_tags=",".join(c.lower() for c in skipped) or None,
@@ -158,9 +158,12 @@ def known_tags() -> set[str]:
     return found
 
 
-def _run(cmd: list[str], env: dict[str, str] | None, stream: bool) -> tuple[int, str]:
+def _run(cmd: list[str], env: dict[str, str] | None, stream: bool,
+         lines: list[str] | None = None) -> tuple[int, str]:
+    """Run ``cmd``, its output (stderr with stdout) printed as it comes when ``stream``, and gathered
+    into ``lines`` (given: the caller keeps what came before an interruption)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    lines = []
+    lines = [] if lines is None else lines
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append(line)
@@ -207,13 +210,18 @@ def run_ansible(inventory: Path, check: bool = False, limit: str | None = None, 
     env = ansible_env()
     enabled = [c for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
     env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join([*enabled, EVENTS_CALLBACK])
+    if artifact_dir is not None:  # a folder that cannot be made is refused before the run
+        artifact_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="govbaseline-ansible-") as tmp:
         events_file = Path(tmp) / EVENTS_FILE
         env["GOVBASELINE_EVENTS"] = str(events_file)
-        code, out = _run(cmd, env, stream)
+        lines: list[str] = []
+        try:
+            code, out = _run(cmd, env, stream, lines)
+        finally:  # also when interrupted: the events so far are what the operator needs to see
+            if artifact_dir is not None:
+                keep(artifact_dir, events_file, "".join(lines))
         events = read_events(events_file)
-        if artifact_dir is not None:
-            keep(artifact_dir, events_file, out)
     return EngineResult("ansible", code, out, events)
 
 
@@ -311,13 +319,16 @@ def changed_count(result: EngineResult) -> int | None:
     """How many tasks/operations changed something, read from the engine's summary.
 
     Ansible: the sum over hosts of ``changed`` in each run's ``playbook_on_stats`` event (None when
-    no run reached its end). pyinfra: the sum of the Success column of
+    a run did not reach its end). pyinfra: the sum of the Success column of
     its "Grand total" lines (an operation that had nothing to do counts under No Change), or in a
     dry run the sum of the Change column of the proposed changes.
     """
     if result.engine == "ansible":
+        starts = sum(e["event"] == "playbook_on_start" for e in result.events)
         counts = [sum(int(h.get("changed", 0)) for h in e["stats"].values())
                   for e in result.events if e["event"] == "playbook_on_stats"]
+        if len(counts) < starts:  # a run (of several) that did not reach its end: the count is not known
+            return None
     elif "Grand total" not in result.output and "Conditional Change" in result.output:
         # A dry run (check mode) prints "Operation | Change | Conditional Change", each "N (hosts)" or "-".
         counts = [0]

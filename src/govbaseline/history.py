@@ -148,10 +148,17 @@ def _append(history: Path, entry: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def _run_name(generated: str, seq: int) -> str:
+    """A run folder's name: its report's UTC time and its sequence number (``20261101T060000Z-00003``)."""
+    return dt.datetime.strptime(generated, "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%dT%H%M%SZ") + f"-{seq:05d}"
+
+
 def _recover(history: Path, entries: list[dict[str, Any]]) -> list[str]:
-    """Finish what an archive cut off left (called under the lock): temporary folders are removed,
-    a run renamed into place but not indexed is indexed when ``runs/.pending`` names it with the
-    hash its files still have. Returns what was done, one line each; ``entries`` grows."""
+    """Finish what an archive cut off left (called under the lock): temporary folders are removed;
+    a run renamed into place but not indexed is indexed when ``runs/.pending`` names it as the next
+    run and its files still have the hash the note records. The index line is built again from the
+    folder (its report's time and verdict, the name those give), never taken from the note.
+    Returns what was done, one line each; ``entries`` grows."""
     done = []
     runs = history / RUNS
     for temporary in sorted(runs.glob(".*.tmp")):
@@ -159,22 +166,36 @@ def _recover(history: Path, entries: list[dict[str, Any]]) -> list[str]:
             shutil.rmtree(temporary)
             done.append(f"removed {temporary}, left by an archive that was cut off")
     pending = runs / PENDING
-    if pending.is_file() and not pending.is_symlink():
-        try:
-            entry = json.loads(pending.read_text(encoding="utf-8"))
-            name = str(entry["run"])
-        except (ValueError, KeyError, TypeError):
-            entry, name = {}, ""
+    if pending.is_symlink() or (pending.exists() and not pending.is_file()):
+        raise HistoryError(f"{pending} is not a file: remove it (an archive writes its note there)")
+    if not pending.exists():
+        return done
+    seq = len(entries) + 1
+    try:
+        note = json.loads(pending.read_text(encoding="utf-8"))
+        name, digest = str(note["run"]), str(note["run_sha256"])
+        if "/" not in name and not name.startswith(".") and not (runs / name).exists():
+            # Cut off before the rename: its temporary folder is gone above, nothing was archived.
+            pending.unlink()
+            done.append(f"removed {pending}: its run {name} was never put in place")
+            return done
+        data = json.loads((runs / name / "report.json").read_text(encoding="utf-8"))
+        generated, passed = str(data["generated"]), bool(data["summary"]["passed"])
+        expected = _run_name(generated, seq)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        done.append(f"left {pending} alone: it names no run this archive can complete ({exc})")
+        return done
+    folder = runs / name
+    if name == expected and not folder.is_symlink() and folder.is_dir() and folder_sha256(folder) == digest:
         previous = str(entries[-1].get("chain_sha256", "")) if entries else GENESIS
-        folder = runs / name
-        if name and "/" not in name and not name.startswith(".") and folder.is_dir() \
-                and not folder.is_symlink() and name not in {e.get("run") for e in entries} \
-                and entry.get("seq") == len(entries) + 1 and folder_sha256(folder) == entry.get("run_sha256"):
-            entry.update(previous=previous, chain_sha256=chain_sha256(previous, name, str(entry["run_sha256"])))
-            _append(history, entry)
-            entries.append(entry)
-            done.append(f"indexed {folder}: its archive was cut off before its index line was written")
+        entry = {"seq": seq, "run": name, "generated": generated, "passed": passed, "run_sha256": digest,
+                 "previous": previous, "chain_sha256": chain_sha256(previous, name, digest)}
+        _append(history, entry)
+        entries.append(entry)
+        done.append(f"indexed {folder}: its archive was cut off before its index line was written")
         pending.unlink()
+    else:
+        done.append(f"left {pending} alone: it does not name the next run ({expected}) with the hash its files have")
     return done
 
 
@@ -190,14 +211,13 @@ def archive(report_dir: Path, history: Path, groups: dict[str, list[str]],
     (history / RUNS).mkdir(mode=0o700, exist_ok=True)
     _refuse_links(history / RUNS)
     data = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
-    stamp = dt.datetime.strptime(data["generated"], "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%dT%H%M%SZ")
     with _locked(history):
         entries = _index_entries(history)
         for line in _recover(history, entries):
             print(f"history: {line}", file=sys.stderr)
         seq = len(entries) + 1
         previous = str(entries[-1].get("chain_sha256", "")) if entries else GENESIS
-        name = f"{stamp}-{seq:05d}"
+        name = _run_name(data["generated"], seq)
         final = history / RUNS / name
         temporary = history / RUNS / f".{name}.tmp"
         if final.exists() or temporary.exists():
@@ -218,8 +238,9 @@ def archive(report_dir: Path, history: Path, groups: dict[str, list[str]],
         entry = {"seq": seq, "run": name, "generated": data["generated"], "passed": data["summary"]["passed"],
                  "run_sha256": digest, "previous": previous, "chain_sha256": chain_sha256(previous, name, digest)}
         pending = history / RUNS / PENDING
-        pending.unlink(missing_ok=True)
-        _write_new(pending, json.dumps(entry, sort_keys=True).encode())
+        if pending.exists():
+            raise HistoryError(f"{pending} names a run this archive could not complete: see it, then remove it")
+        _write_new(pending, json.dumps({"run": name, "run_sha256": digest}, sort_keys=True).encode())
         os.rename(temporary, final)
         _append(history, entry)
         pending.unlink()
@@ -264,11 +285,14 @@ def verify_history(history: Path) -> list[str]:
                     problems += _index_fields_problems(label, entry, folder)
     runs = history / RUNS
     pending = runs / PENDING
-    cut_off = pending.read_text(encoding="utf-8", errors="replace") if pending.is_file() else ""
+    try:
+        cut_off = json.loads(pending.read_text(encoding="utf-8")).get("run") if pending.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        cut_off = None
     for extra in sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []:
         if extra not in listed and not extra.startswith("."):
-            why = (": its archive was cut off before its index line; the next archive indexes it"
-                   if f'"run": "{extra}"' in cut_off else "")
+            why = (": its archive was cut off before its index line (runs/.pending names it); the next archive "
+                   "indexes it only if it is the next run and its files are unchanged" if extra == cut_off else "")
             problems.append(f"run folder {runs / extra} is not in the index{why}")
     return problems
 

@@ -43,7 +43,7 @@ def test_a_relative_inventory_is_the_working_folders(team, monkeypatch):
 
 def test_ansible_playbook_gets_an_absolute_inventory(team, monkeypatch):
     ran = {}
-    monkeypatch.setattr(engines, "_run", lambda cmd, env, stream: (ran.setdefault("cmd", cmd), (0, ""))[1])
+    monkeypatch.setattr(engines, "_run", lambda cmd, env, stream, lines=None: (ran.setdefault("cmd", cmd), (0, ""))[1])
     engines.run_ansible(Path("inventory"))
     assert ran["cmd"][ran["cmd"].index("-i") + 1] == str(team / "inventory")
 

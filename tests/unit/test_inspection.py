@@ -483,3 +483,19 @@ def test_a_run_folder_not_in_the_index_without_the_pending_note_is_left_to_verif
     run(tmp, copy, at("2026-11-20"))
     problems = history.verify_history(copy)
     assert problems == [f"run folder {last} is not in the index"], problems
+
+
+def test_a_planted_pending_note_does_not_chain_a_forged_run(tmp_path: Path):
+    where = tmp_path / "history"
+    run(tmp_path, where, at("2026-11-01"))
+    first = _runs(where)[0]
+    # A copy of a real run under the next sequence number but another time, with a note that also
+    # claims a verdict: the name does not follow from its report, so nothing is indexed.
+    forged = where / history.RUNS / "20261231T000000Z-00002"
+    shutil.copytree(first, forged)
+    (where / history.RUNS / history.PENDING).write_text(json.dumps(
+        {"run": forged.name, "run_sha256": history.folder_sha256(forged), "passed": True, "extra": 1}))
+    with pytest.raises(history.HistoryError, match="could not complete"):
+        run(tmp_path, where, at("2026-11-02"))
+    assert [json.loads(line)["run"] for line in (where / history.INDEX).read_text().splitlines()] == [first.name]
+    assert any("is not in the index" in p for p in history.verify_history(where))

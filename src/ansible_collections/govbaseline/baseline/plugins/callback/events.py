@@ -22,7 +22,7 @@ type: notification
 short_description: task starts and host results as JSON lines (for govbaseline's engine)
 description:
   - Appends one JSON object per line to the file named by C(GOVBASELINE_EVENTS), with the fields
-    C(event) (C(playbook_on_task_start), C(playbook_on_handler_task_start), C(runner_on_ok),
+    C(event) (C(playbook_on_start), C(playbook_on_task_start), C(playbook_on_handler_task_start), C(runner_on_ok),
     C(runner_on_failed), C(runner_on_skipped), C(runner_on_unreachable), C(playbook_on_stats)),
     C(time) (seconds since the epoch), and per event C(task), C(task_uuid), C(role), C(action),
     C(host), C(changed), C(ignore_errors), C(msg) or C(stats).
@@ -57,6 +57,9 @@ class CallbackModule(CallbackBase):
         role = getattr(task, "_role", None)
         return {"task": task.get_name(), "task_uuid": task._uuid, "action": task.action,
                 "role": role.get_name() if role is not None else None}
+
+    def v2_playbook_on_start(self, playbook):
+        self._emit("playbook_on_start", playbook=str(playbook._file_name))
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._emit("playbook_on_task_start", **self._task(task))
