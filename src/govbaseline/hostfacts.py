@@ -136,25 +136,32 @@ NOBODY_UID = 65534
 
 
 def accounts_with_shell(read: str, exempt: Iterable[str]) -> list[str]:
-    """System accounts with a login shell, sorted, from the output of the system role's
-    ``__system_accounts_read`` (``getent passwd``, ``==``, /etc/shells, ``==``, login.defs' UID_MIN).
+    """Local system accounts with a login shell, sorted, from the output of the system role's
+    ``__system_accounts_read`` (/etc/passwd, a ``==`` line, /etc/shells, a ``==`` line, login.defs' UID_MIN).
 
     A system account has a UID below UID_MIN (1000 when unset) or is nobody (65534); a login shell
     is one listed in /etc/shells. Accounts named in ``exempt`` are left out. Source: CIS Debian
     Linux 12 Benchmark v1.1.0 5.4.2.7 "Ensure system accounts do not have a valid login shell".
     """
-    passwd, _, rest = read.partition("\n==\n")
-    shells_text, _, uid_min_text = rest.partition("\n==\n")
-    shells = {line.strip() for line in shells_text.splitlines() if line.strip().startswith("/")}
+    parts: list[list[str]] = [[]]
+    for line in read.splitlines():
+        if line.strip() == "==":
+            parts.append([])
+        else:
+            parts[-1].append(line)
+    passwd, shells_lines, uid_min_lines = [*parts, [], [], []][:3]
+    shells = {line.strip() for line in shells_lines if line.strip().startswith("/")}
+    uid_min_text = " ".join(uid_min_lines)
     uid_min = int(uid_min_text.split()[0]) if uid_min_text.split() and uid_min_text.split()[0].isdigit() else UID_MIN
     skip = set(exempt)
     found = set()
-    for line in passwd.splitlines():
+    for line in passwd:
         fields = line.split(":")
         if len(fields) < 7 or not fields[2].isdigit() or fields[0] in skip:
             continue
         uid = int(fields[2])
-        if (uid < uid_min or uid == NOBODY_UID) and fields[6] in shells:
+        # An empty shell field means /bin/sh (passwd(5)).
+        if (uid < uid_min or uid == NOBODY_UID) and (fields[6] or "/bin/sh") in shells:
             found.add(fields[0])
     return sorted(found)
 

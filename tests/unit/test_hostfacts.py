@@ -128,6 +128,7 @@ sync:x:4:65534:sync:/bin:/bin/sync
 backup:x:34:34:backup:/var/backups:/bin/bash
 postgres:x:110:118::/var/lib/postgresql:/bin/sh
 clamav:x:995:995::/var/lib/clamav:/bin/false
+lp:x:7:7:lp:/var/spool/lpd:
 nobody:x:65534:65534:nobody:/nonexistent:/usr/bin/bash
 alice:x:1000:1000::/home/alice:/bin/bash
 ==
@@ -141,7 +142,8 @@ alice:x:1000:1000::/home/alice:/bin/bash
 
 def test_system_accounts_with_a_login_shell_are_found():
     # UID_MIN unset: 1000. sync's /bin/sync and clamav's /bin/false are not login shells.
-    assert hostfacts.accounts_with_shell(ACCOUNTS, ["root", "sync"]) == ["backup", "nobody", "postgres"]
-    assert hostfacts.accounts_with_shell(ACCOUNTS, ["root", "postgres"]) == ["backup", "nobody"]
+    assert hostfacts.accounts_with_shell(ACCOUNTS, ["root", "sync"]) == ["backup", "lp", "nobody", "postgres"]
+    # lp's empty shell field is /bin/sh.
+    assert hostfacts.accounts_with_shell(ACCOUNTS, ["root", "postgres", "lp"]) == ["backup", "nobody"]
     # A UID_MIN of 100 makes postgres (110) a person's account.
-    assert hostfacts.accounts_with_shell(ACCOUNTS + "100\n", ["root"]) == ["backup", "nobody"]
+    assert hostfacts.accounts_with_shell(ACCOUNTS + "100\n", ["root", "lp"]) == ["backup", "nobody"]

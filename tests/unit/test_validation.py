@@ -161,6 +161,7 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("system", {}, {"system_login_banner": "Debian server of the city"}, "names the operating system ('Debian')"),
     ("system", {}, {"system_login_banner": "  \n"}, "system_login_banner must be the text shown at login"),
     ("system", {}, {"system_motd_scripts_off": ["10-uname"]}, "system_motd_scripts_off[0] must be an absolute path"),
+    ("access", ACCESS, {"access_ssh_banner": "Welcome to \\S"}, "uses getty's escape '\\\\S'"),
     ("system", {}, {"system_password_hash_cost": 4}, "system_password_hash_cost must be between 5 and 11"),
     ("system", {}, {"system_shell_accounts": ["Bad User"]}, "system_shell_accounts[0] must be an account name"),
 ])

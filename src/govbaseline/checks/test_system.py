@@ -10,7 +10,7 @@ import pytest
 from govbaseline.checks.plugin import in_container
 from govbaseline.hostfacts import accounts_with_shell
 from govbaseline.report import SWITCHED_OFF
-from govbaseline.rules.system import BANNER_ESCAPES
+from govbaseline.rules.common import BANNER_ESCAPES, BANNER_NAMES
 
 
 def area(hostvars, switch: str) -> None:
@@ -231,27 +231,33 @@ def test_clock_synchronised_to_the_listed_servers(host, hostvars):
 
 @pytest.mark.control("SYS-07")
 def test_logins_show_no_system_name_or_version(host, hostvars):
-    """What a person sees before and after logging in: /etc/issue (console), /etc/issue.net (SSH, the
-    access role's banner), /etc/motd and what the message-of-the-day scripts print now (pam_motd runs
-    them at each login) name neither the system nor its version (CIS 1.7.1-1.7.3)."""
+    """What a person sees before and after logging in: /etc/issue and /etc/issue.d (console, agetty
+    expands its escapes), /etc/motd, /etc/motd.d and what the message-of-the-day scripts print now
+    (pam_motd runs them at each login) name neither the system nor its version (CIS 1.7.1, 1.7.2).
+    /etc/issue.net is the SSH banner of the access role (ACC-01), validated the same way."""
     area(hostvars, "system_logins_enabled")
     issue = host.file(hostvars["__system_issue"])
     assert issue.exists and issue.content_string.strip() == hostvars["system_login_banner"].strip(), \
         f"{hostvars['__system_issue']} does not hold system_login_banner"
-    release = host.run(". /etc/os-release && printf '%s\\n' \"$PRETTY_NAME\" \"$NAME\"; uname -r; uname -v")
+    release = host.run(". /etc/os-release && printf '%s\\n' \"$PRETTY_NAME\" \"$NAME\" \"$VERSION_CODENAME\"; "
+                       "cat /etc/debian_version 2>/dev/null; uname -r; uname -v")
     assert release.rc == 0, f"the system's name could not be read: {release.stderr.strip()}"
     giveaways = [line.strip() for line in release.stdout.splitlines() if len(line.strip()) > 3]
-    shown = {path: host.file(path).content_string for path in
-             (hostvars["__system_issue"], hostvars["__system_issue_net"], hostvars["__system_motd"])
-             if host.file(path).exists}
+    texts = host.run("for f in %s /etc/issue.d/*.issue %s /etc/motd.d/* /run/motd.d/*; do "
+                     "[ -f \"$f\" ] && printf '=== %%s\\n' \"$f\" && cat \"$f\"; done; true",
+                     hostvars["__system_issue"], hostvars["__system_motd"]).stdout
+    shown: dict[str, str] = {}
+    for part in texts.split("=== ")[1:]:
+        path, _, text = part.partition("\n")
+        shown[path] = text
     motd_dir = hostvars["__system_motd_dir"]
     if host.file(motd_dir).is_directory:
-        printed = host.run("run-parts --lsbsysinit %s", motd_dir)
-        shown[f"the scripts in {motd_dir}"] = printed.stdout
+        shown[f"the scripts in {motd_dir}"] = host.run("run-parts --lsbsysinit %s", motd_dir).stdout
     problems = [f"{where} shows {word!r}" for where, text in shown.items() for word in giveaways if word in text]
+    problems += [f"{where} shows {m.group(0)!r}" for where, text in shown.items() for m in BANNER_NAMES.finditer(text)]
     problems += [f"{where} uses getty's escape {m.group(0)!r}" for where, text in shown.items()
-                 for m in BANNER_ESCAPES.finditer(text)]
-    assert not problems, "a login shows the system's name or version: " + "; ".join(problems)
+                 if "issue" in where for m in BANNER_ESCAPES.finditer(text)]
+    assert not problems, "a login shows the system's name or version: " + "; ".join(sorted(set(problems)))
 
 
 # crypt(5)'s prefixes of the algorithms older than yescrypt ($y$).
@@ -266,9 +272,9 @@ def hash_algorithm(hashed: str) -> str:
     return HASH_PREFIXES.get(hashed.split("$")[1], f"${hashed.split('$')[1]}$")
 
 
-def login_defs(host, key: str) -> str:
-    out = host.run("awk -v k=%s '$1 == k {v = $2} END {print v}' /etc/login.defs", key)
-    return out.stdout.strip()
+def login_defs(host, key: str) -> list[str]:
+    """The values of ``key`` in /etc/login.defs, in order (PAM and shadow's tools read the first)."""
+    return host.run("awk -v k=%s '$1 == k {print $2}' /etc/login.defs", key).stdout.split()
 
 
 @pytest.mark.control("SYS-07")
@@ -278,10 +284,13 @@ def test_passwords_hashed_with_yescrypt(host, hostvars):
     (CIS 5.4.1.4, 5.3.3.4.3)."""
     area(hostvars, "system_logins_enabled")
     problems = []
-    method = login_defs(host, "ENCRYPT_METHOD")
+    methods, costs = login_defs(host, "ENCRYPT_METHOD"), login_defs(host, "YESCRYPT_COST_FACTOR")
+    problems += [f"login.defs sets {key} {len(values)} times ({', '.join(values)}): only the first counts"
+                 for key, values in (("ENCRYPT_METHOD", methods), ("YESCRYPT_COST_FACTOR", costs)) if len(values) > 1]
+    method = methods[0] if methods else ""
     if method != "YESCRYPT":
         problems.append(f"login.defs ENCRYPT_METHOD is {method or 'unset'}, YESCRYPT wanted")
-    cost = login_defs(host, "YESCRYPT_COST_FACTOR") or "5"  # yescrypt's default when unset
+    cost = costs[0] if costs else "5"  # yescrypt's default when unset
     if not cost.isdigit() or int(cost) < hostvars["system_password_hash_cost"]:
         problems.append(f"login.defs YESCRYPT_COST_FACTOR is {cost}, at least {hostvars['system_password_hash_cost']} "
                         "wanted")
@@ -291,6 +300,9 @@ def test_passwords_hashed_with_yescrypt(host, hostvars):
         found = re.search(rf"^password\s.*pam_unix\.so(?:\s.*)?\s({weak})(?=\s|$)", line)
         if found:
             problems.append(f"pam_unix hashes new passwords with {found.group(1)}: {line.strip()}")
+        rounds = re.search(r"^password\s.*pam_unix\.so\s.*\brounds=(\d+)", line)
+        if rounds and int(rounds.group(1)) < hostvars["system_password_hash_cost"]:
+            problems.append(f"pam_unix's rounds={rounds.group(1)} overrides the cost factor: {line.strip()}")
     shadow = host.run("getent shadow")
     assert shadow.rc == 0, f"the shadow database could not be read: {shadow.stderr.strip()}"
     older = sorted(f"{fields[0]} ({hash_algorithm(fields[1])})"

@@ -166,12 +166,14 @@ def logins(v: dict[str, Any]) -> None:
         mode, _, path = line.partition(" ")
         files.file(name="SYS-07 | Turn off the message-of-the-day scripts that print the system's version",
                    path=path, present=True, mode=f"{int(mode, 8) & ~0o111:o}")
+    # grep/sed basic regexes (no ?): the same lines the role's lineinfile matches.
     for key, value in (("ENCRYPT_METHOD", "YESCRYPT"), ("YESCRYPT_COST_FACTOR", v["system_password_hash_cost"])):
         files.line(name="SYS-07 | Hash new passwords with yescrypt at the set cost (login.defs)",
-                   path=v["__system_login_defs"], line=rf"^\s*#?\s*{key}\s", replace=f"{key}\t{value}")
+                   path=v["__system_login_defs"], line=rf"^\s*[#]*\s*{key}\s", replace=f"{key}\t{value}")
     weak = "|".join(v["__system_weak_hashes"])
     pam = shlex.quote(v["__system_common_password"])
-    older = f"^(password\\s.*pam_unix\\.so(\\s.*)?)\\s({weak})(\\s|$)"  # ERE, as the role's replace
+    b = "[[:blank:]]"  # space or tab, in grep's and sed's extended regexes alike
+    older = f"^(password{b}.*pam_unix\\.so({b}.*)?){b}({weak})({b}|$)"  # as the role's replace
     if host.get_fact(Command, f"grep -Ec '{older}' {pam}; true").strip() not in ("", "0"):
         server.shell(name="SYS-07 | pam_unix hashes with yescrypt, not an older algorithm",
                      commands=[f"sed -Ei 's/{older}/\\1 yescrypt\\4/' {pam}"])

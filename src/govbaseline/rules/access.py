@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from govbaseline.rules.common import CrossRule, Rule, absolute_path, each, int_range, username
+from govbaseline.rules.common import CrossRule, Rule, absolute_path, each, int_range, login_banner, username
 
 PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
                         r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$")
@@ -54,12 +54,6 @@ def umask(name: str, value: Any) -> list[str]:
         return [f"{name} must be three octal digits such as \"027\", not {value!r}"]
     if int(value, 8) & 0o027 != 0o027:
         return [f"{name} {value} is looser than 027: group members could write and others could read"]
-    return []
-
-
-def non_empty_text(name: str, value: Any) -> list[str]:
-    if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        return [f"{name} must be non-empty text"]
     return []
 
 
@@ -118,7 +112,7 @@ RULES: dict[str, Rule] = {
     "access_ssh_kex_remove": algorithms,
     "access_ssh_ciphers_remove": algorithms,
     "access_ssh_macs_remove": algorithms,
-    "access_ssh_banner": non_empty_text,
+    "access_ssh_banner": login_banner,
     "access_shell_timeout": int_range(60, 86400),
     "access_vendor_accounts": username_list,
     "access_password_min_length": int_range(8, 128),

@@ -214,3 +214,21 @@ def inside(path: str, folder: str) -> bool:
     """Is ``path`` the folder ``folder`` or inside it (whatever trailing slashes either has)?"""
     path, folder = path.rstrip("/") or "/", folder.rstrip("/") or "/"
     return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+# getty's escapes that print the system's name, release, kernel and machine (agetty(8)), and the names
+# that give the system away. Source: CIS Debian Linux 12 Benchmark v1.1.0 1.7.1-1.7.3.
+BANNER_ESCAPES = re.compile(r"\\[mrsvS]")
+BANNER_NAMES = re.compile(r"\b(debian|ubuntu|gnu/linux|linux)\b", re.IGNORECASE)
+
+
+def login_banner(name: str, value: Any) -> list[str]:
+    """A login banner (SYS-07's /etc/issue and /etc/motd, ACC-01's SSH banner): some text, without getty's
+    escapes or the system's name (CIS 1.7)."""
+    if not isinstance(value, str) or not value.strip():
+        return [f"{name} must be the text shown at login (e.g. \"Authorised use only.\"), not {value!r}"]
+    problems = [f"{name} uses getty's escape {m.group(0)!r}, which prints the system's name or version: take it out"
+                for m in BANNER_ESCAPES.finditer(value)]
+    problems += [f"{name} names the operating system ({m.group(0)!r}): a banner must not tell who reads it what "
+                 "to attack; take it out" for m in BANNER_NAMES.finditer(value)]
+    return problems

@@ -17,6 +17,7 @@ from govbaseline.rules.common import (
     each,
     host_name_or_ip,
     int_range,
+    login_banner,
     optional,
     pem_certificate,
     username,
@@ -115,23 +116,6 @@ def nts_ca_needs_an_nts_server(values: Mapping[str, Any]) -> list[str]:
                 "follow plain, forgeable NTP. Add nts: true to the servers that offer NTS, or empty "
                 "system_time_nts_ca_cert"]
     return []
-
-
-# getty's escapes that print the system's name, release, kernel and machine (agetty(8)), and the names
-# that give the system away. Source: CIS Debian Linux 12 Benchmark v1.1.0 1.7.1-1.7.3.
-BANNER_ESCAPES = re.compile(r"\\[mrsv]")
-BANNER_NAMES = re.compile(r"\b(debian|ubuntu|gnu/linux|linux)\b", re.IGNORECASE)
-
-
-def login_banner(name: str, value: Any) -> list[str]:
-    """SYS-07's banner: some text, without getty's escapes or the system's name (CIS 1.7)."""
-    if not isinstance(value, str) or not value.strip():
-        return [f"{name} must be the text shown at login (e.g. \"Authorised use only.\"), not {value!r}"]
-    problems = [f"{name} uses getty's escape {m.group(0)!r}, which prints the system's name or version: take it out"
-                for m in BANNER_ESCAPES.finditer(value)]
-    problems += [f"{name} names the operating system ({m.group(0)!r}): a banner must not tell who reads it what "
-                 "to attack; take it out" for m in BANNER_NAMES.finditer(value)]
-    return problems
 
 
 # One rule per variable, for what the argument spec cannot say; validation runs them in this order.
