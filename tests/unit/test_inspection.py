@@ -435,36 +435,32 @@ def test_a_narrowed_last_run_does_not_support_the_whole_assessment(tmp_path: Pat
     assert inspection._partial(runs[-1], {"web1": {}, "db1": {}}) == ["the last run did not check db1"]
 
 
+def _killed(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _cut_off(monkeypatch: pytest.MonkeyPatch, target: Any, name: str, tmp_path: Path, where: Path, day: str) -> None:
+    """An archive of a run on ``day`` interrupted where ``target.name`` is called."""
+    with monkeypatch.context() as patched:
+        patched.setattr(target, name, _killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path, where, at(day))
+
+
 def test_an_archive_cut_off_leaves_no_half_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]):
     where = tmp_path / "history"
     run(tmp_path, where, at("2026-11-01"))
     # Cut off after the run folder was renamed into place, before its index line: history verify
     # names it, and the next archive indexes it (its hash still matches), in order.
-    real_append = history._append
-
-    def killed(*_: Any) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(history, "_append", killed)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path, where, at("2026-11-02"))
+    _cut_off(monkeypatch, history, "_append", tmp_path, where, "2026-11-02")
     problems = history.verify_history(where)
     assert len(problems) == 1 and "cut off before its index line" in problems[0], problems
     # Cut off before the rename: a temporary folder is left (this archive indexed the one before).
-    monkeypatch.setattr(history, "_append", real_append)
     capsys.readouterr()
-    real_rename = os.rename
-
-    def killed_rename(*_: Any) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "rename", killed_rename)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path, where, at("2026-11-03"))
+    _cut_off(monkeypatch, os, "rename", tmp_path, where, "2026-11-03")
     assert "indexed" in capsys.readouterr().err
     assert list((where / history.RUNS).glob(".*.tmp"))
-    monkeypatch.setattr(os, "rename", real_rename)
     run(tmp_path, where, at("2026-11-04"))
     assert "removed" in capsys.readouterr().err
     assert history.verify_history(where) == []
