@@ -123,7 +123,8 @@ def test_vendor_accounts_locked_and_expired(host, hostvars):
         assert fields[1].startswith(("!", "*")), f"vendor account {name} has a usable password"
         assert fields[7] and int(fields[7]) <= today, f"vendor account {name} is not expired"
         shell = host.run("getent passwd %s", name).stdout.strip().split(":")[6]
-        assert shell in (hostvars["__system_nologin"], "/bin/false", "/sbin/nologin"), f"vendor account {name} has shell {shell}"
+        assert shell in (hostvars["__system_nologin"], "/bin/false", "/sbin/nologin"), \
+            f"vendor account {name} has shell {shell}"
 
 
 def pam_stack(host, name: str) -> list[str]:
