@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -47,3 +48,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for path, seconds in sorted(per_file.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{seconds:9.1f}  {path}")
     terminalreporter.write_line(f"{sum(per_file.values()):9.1f}  total (test time; two workers overlap)")
+
+
+@pytest.fixture(autouse=True)
+def _blocking_stdin():
+    """Each test starts with a blocking stdin: ssh makes its stdin non-blocking and one that is
+    killed leaves it so, and the Ansible tools a test runs refuse a non-blocking stdin."""
+    with contextlib.suppress(OSError):  # no stdin at all
+        os.set_blocking(0, True)

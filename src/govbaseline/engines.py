@@ -162,7 +162,10 @@ def _run(cmd: list[str], env: dict[str, str] | None, stream: bool,
          lines: list[str] | None = None) -> tuple[int, str]:
     """Run ``cmd``, its output (stderr with stdout) printed as it comes when ``stream``, and gathered
     into ``lines`` (given: the caller keeps what came before an interruption)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # No input (a vault prompt is govbaseline's own): an inherited stdin left non-blocking by another
+    # program would make Ansible refuse to start.
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
     lines = [] if lines is None else lines
     assert proc.stdout is not None
     for line in proc.stdout:

@@ -610,8 +610,10 @@ class Lab:
         container, over SSH (the lab's key, the pinned host key) in a VM."""
         if host.machine == "vm":
             try:
+                # stdin from /dev/null: ssh makes its stdin non-blocking, and one killed by the timeout
+                # leaves it so for every later process sharing it (Ansible then refuses to run).
                 proc = subprocess.run(self.ssh_argv(host, shlex.join(argv)), capture_output=True, check=False,
-                                      timeout=VM_COMMAND_TIMEOUT)
+                                      stdin=subprocess.DEVNULL, timeout=VM_COMMAND_TIMEOUT)
             except subprocess.TimeoutExpired as exc:
                 raise LabError(f"{' '.join(argv[:3])} on {host.name} did not end in {VM_COMMAND_TIMEOUT:.0f}s") from exc
             if check and proc.returncode != 0:
