@@ -259,7 +259,8 @@ def _test_boot(base: BaseImage, accel: str) -> bool:
             "-display", "none", "-serial", "null", "-monitor", "none", "-no-reboot", "-nodefaults",
             "-kernel", str(base.kernel), "-append", "console=ttyS0 panic=-1 quiet"]
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=KVM_PROBE_SECONDS, check=False)
+        proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=KVM_PROBE_SECONDS,
+                              check=False)
     except subprocess.TimeoutExpired:
         return False
     return proc.returncode == 0
@@ -322,7 +323,8 @@ class Machine:
             "-daemonize", "-pidfile", str(self.pidfile),
         ]
         env = dict(os.environ, **{LABEL_ENV: self.lab})
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        # stdin from /dev/null: a QEMU left running must not hold (or change the mode of) the caller's.
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False)
         if proc.returncode != 0:
             raise VMError(f"QEMU did not start {self.name}: {proc.stderr.strip()[-1500:]}")
 
