@@ -24,7 +24,6 @@ from govbaseline.engines import EngineResult, apply, changed_count
 from govbaseline.lab import Lab
 from govbaseline.verify import verify
 
-HERE = Path(__file__).resolve().parent
 TARGETS = {"first converge": 90.0, "re-converge": 30.0}  # Ansible seconds, issue 18
 
 

@@ -124,8 +124,7 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
         done = rollout(Path(args.inventory), canary=args.canary, batch_size=args.batch_size or args.canary,
                        report_dir=Path(args.report_dir), engine=args.engine, limit=args.limit, waivers=waivers,
                        artifact_dir=artifact_dir)
-        if args.artifact_dir:
-            print(f"artifacts: {args.artifact_dir} (events.jsonl: each task's start and each host's result; stdout)")
+        _say_artifacts(args)
         return 0 if done.ok else 1
     if args.batch_size is not None:
         print("govbaseline: --batch-size needs --canary", file=sys.stderr)
@@ -146,11 +145,15 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
     result = apply(Path(args.inventory), engine=args.engine, check=args.check, limit=args.limit,
                    tags=args.tags, waivers=waivers, selection=_selected(args),
                    artifact_dir=artifact_dir)
-    if args.artifact_dir:
-        print(f"artifacts: {args.artifact_dir} (events.jsonl: each task's start and each host's result; stdout)")
+    _say_artifacts(args)
     if not result.ok and result.output.startswith("refused before any change"):
         print(result.output, file=sys.stderr, end="")
     return result.returncode
+
+
+def _say_artifacts(args: argparse.Namespace) -> None:
+    if args.artifact_dir:
+        print(f"artifacts: {args.artifact_dir} (events.jsonl: each task's start and each host's result; stdout)")
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

@@ -57,25 +57,22 @@ class EngineResult:
 
     def tasks(self) -> list[dict[str, Any]]:
         """Per task reached, in order: ``name``, ``kind`` (task or handler), ``ran`` (hosts it ran on),
-        ``skipped`` (hosts it skipped), ``seconds`` (from its start to the next task's start or the end)."""
-        found: list[dict[str, Any]] = []
+        ``skipped`` (hosts it skipped), ``seconds`` (from its start to the next task's start or the
+        run's end); a task still open when the events end (a run cut off) is left out."""
+        tasks: list[dict[str, Any]] = []
+        current: dict[str, Any] | None = None
         for event in self.events:
             kind = event["event"]
-            if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
-                if found and found[-1]:
-                    found[-1]["seconds"] = event["time"] - found[-1]["seconds"]
-                found.append({"name": event["task"], "role": event.get("role"), "ran": 0, "skipped": 0,
-                              "kind": "handler" if "handler" in kind else "task", "seconds": event["time"]})
-            elif found and found[-1] and kind.startswith("runner_on_"):
-                found[-1]["skipped" if kind == "runner_on_skipped" else "ran"] += 1
-            elif found and found[-1] and kind == "playbook_on_stats":
-                found[-1]["seconds"] = event["time"] - found[-1]["seconds"]
-                found.append({})  # a marker: this run's tasks are closed
-        tasks = [t for t in found if t]
-        if found and found[-1]:  # a run cut off before its stats: its last task has no end
-            tasks = tasks[:-1]
+            if kind in ("playbook_on_task_start", "playbook_on_handler_task_start", "playbook_on_stats"):
+                if current is not None:
+                    current["seconds"] = event["time"] - current["seconds"]
+                    tasks.append(current)
+                current = None if kind == "playbook_on_stats" else {
+                    "name": event["task"], "role": event.get("role"), "ran": 0, "skipped": 0,
+                    "kind": "handler" if "handler" in kind else "task", "seconds": event["time"]}
+            elif current is not None and kind.startswith("runner_on_"):
+                current["skipped" if kind == "runner_on_skipped" else "ran"] += 1
         return tasks
-
 
 def apply(inventory: Path, engine: str = "ansible", check: bool = False, limit: str | None = None,
           tags: str | None = None, playbook: str = "site.yml", stream: bool = True,
@@ -223,14 +220,14 @@ def run_ansible(inventory: Path, check: bool = False, limit: str | None = None, 
             code, out = _run(cmd, env, stream, lines)
         finally:  # also when interrupted: the events so far are what the operator needs to see
             if artifact_dir is not None:
-                keep(artifact_dir, events_file, "".join(lines))
+                _keep(artifact_dir, events_file, "".join(lines))
         events = read_events(events_file)
     return EngineResult("ansible", code, out, events)
 
 
-def keep(artifact_dir: Path, events_file: Path, output: str) -> None:
-    """Append a run's events and printed text to ``artifact_dir`` (0700; files 0600, never through a link)."""
-    artifact_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+def _keep(artifact_dir: Path, events_file: Path, output: str) -> None:
+    """Append a run's events and printed text to ``artifact_dir`` (made by ``run_ansible`` before the
+    run; files 0600, never through a link)."""
     for name, content in ((EVENTS_FILE, events_file.read_bytes() if events_file.exists() else b""),
                           ("stdout", output.encode())):
         fd = os.open(artifact_dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)

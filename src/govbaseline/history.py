@@ -148,6 +148,13 @@ def _append(history: Path, entry: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def _next_entry(entries: list[dict[str, Any]], name: str, generated: str, passed: bool, digest: str) -> dict[str, Any]:
+    """The index line of the run ``name`` after ``entries``, chained to the last of them."""
+    previous = str(entries[-1].get("chain_sha256", "")) if entries else GENESIS
+    return {"seq": len(entries) + 1, "run": name, "generated": generated, "passed": passed, "run_sha256": digest,
+            "previous": previous, "chain_sha256": chain_sha256(previous, name, digest)}
+
+
 def _run_name(generated: str, seq: int) -> str:
     """A run folder's name: its report's UTC time and its sequence number (``20261101T060000Z-00003``)."""
     return dt.datetime.strptime(generated, "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%dT%H%M%SZ") + f"-{seq:05d}"
@@ -170,7 +177,6 @@ def _recover(history: Path, entries: list[dict[str, Any]]) -> list[str]:
         raise HistoryError(f"{pending} is not a file: remove it (an archive writes its note there)")
     if not pending.exists():
         return done
-    seq = len(entries) + 1
     try:
         note = json.loads(pending.read_text(encoding="utf-8"))
         name, digest = str(note["run"]), str(note["run_sha256"])
@@ -181,15 +187,13 @@ def _recover(history: Path, entries: list[dict[str, Any]]) -> list[str]:
             return done
         data = json.loads((runs / name / "report.json").read_text(encoding="utf-8"))
         generated, passed = str(data["generated"]), bool(data["summary"]["passed"])
-        expected = _run_name(generated, seq)
+        expected = _run_name(generated, len(entries) + 1)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         done.append(f"left {pending} alone: it names no run this archive can complete ({exc})")
         return done
     folder = runs / name
     if name == expected and not folder.is_symlink() and folder.is_dir() and folder_sha256(folder) == digest:
-        previous = str(entries[-1].get("chain_sha256", "")) if entries else GENESIS
-        entry = {"seq": seq, "run": name, "generated": generated, "passed": passed, "run_sha256": digest,
-                 "previous": previous, "chain_sha256": chain_sha256(previous, name, digest)}
+        entry = _next_entry(entries, name, generated, passed, digest)
         _append(history, entry)
         entries.append(entry)
         done.append(f"indexed {folder}: its archive was cut off before its index line was written")
@@ -215,9 +219,7 @@ def archive(report_dir: Path, history: Path, groups: dict[str, list[str]],
         entries = _index_entries(history)
         for line in _recover(history, entries):
             print(f"history: {line}", file=sys.stderr)
-        seq = len(entries) + 1
-        previous = str(entries[-1].get("chain_sha256", "")) if entries else GENESIS
-        name = _run_name(data["generated"], seq)
+        name = _run_name(data["generated"], len(entries) + 1)
         final = history / RUNS / name
         temporary = history / RUNS / f".{name}.tmp"
         if final.exists() or temporary.exists():
@@ -235,8 +237,7 @@ def archive(report_dir: Path, history: Path, groups: dict[str, list[str]],
                 _write_new(temporary / RECORDS / f"{host}.json",
                            json.dumps(content, indent=1, sort_keys=True, ensure_ascii=False).encode())
         digest = folder_sha256(temporary)
-        entry = {"seq": seq, "run": name, "generated": data["generated"], "passed": data["summary"]["passed"],
-                 "run_sha256": digest, "previous": previous, "chain_sha256": chain_sha256(previous, name, digest)}
+        entry = _next_entry(entries, name, data["generated"], data["summary"]["passed"], digest)
         pending = history / RUNS / PENDING
         if pending.exists():
             raise HistoryError(f"{pending} names a run this archive could not complete: see it, then remove it")

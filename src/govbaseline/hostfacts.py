@@ -151,8 +151,8 @@ def accounts_with_shell(read: str, exempt: Iterable[str]) -> list[str]:
             parts[-1].append(line)
     passwd, shells_lines, uid_min_lines = [*parts, [], [], []][:3]
     shells = {line.strip() for line in shells_lines if line.strip().startswith("/")}
-    uid_min_text = " ".join(uid_min_lines)
-    uid_min = int(uid_min_text.split()[0]) if uid_min_text.split() and uid_min_text.split()[0].isdigit() else UID_MIN
+    words = " ".join(uid_min_lines).split()
+    uid_min = int(words[0]) if words and words[0].isdigit() else UID_MIN
     skip = set(exempt)
     found = set()
     for line in passwd:
