@@ -17,6 +17,10 @@ from typing import Any
 
 from govbaseline.validation import ValidationError
 
+# apt's sources (one-line and deb822 files), each line as "file:text" (sources.list(5)); read-only.
+SOURCES_READ = ("grep -H '' /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources "
+                "2>/dev/null")
+
 # Read-only, POSIX sh (pyinfra runs it with sh, Ansible over a raw SSH command); one "key=value"
 # line each. ``ip -j`` writes one line of JSON; a family the kernel lacks (IPv6 switched off)
 # answers nothing, read as no route.
@@ -42,6 +46,9 @@ OBSERVE = "; ".join((
     # How many of apt's sources name the Debian security archive (patching installs from there).
     "echo \"security=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
     "/etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v '^[[:space:]]*#' | grep -c -- '-security')\"",
+    # apt's sources, each line with its file's name, base64 on one line: sources marked trusted (no
+    # signature checked) are refused by the system role (SYS-08; trusted_sources).
+    f"echo \"sources=$({{ {SOURCES_READ}; }} | base64 -w0)\"",
 ))
 
 
@@ -70,6 +77,7 @@ def parse(text: str) -> dict[str, Any]:
         # (loaded, installed) rules text; loaded is None where the kernel could not be asked.
         "audit_rules": (_unbase64(raw["audit_loaded"]) if "audit_loaded" in raw else None,
                         _unbase64(raw.get("audit_installed", ""))),
+        "sources": _unbase64(raw.get("sources", "")),
     }
 
 
@@ -221,9 +229,61 @@ def _audit_reload(observed: Mapping[str, Any]) -> bool:
     return bool(audit_rules_differ(installed, loaded))
 
 
+# The words apt reads as true in a boolean option (apt-pkg's StringToBool).
+APT_TRUE = frozenset({"yes", "true", "with", "on", "enable", "1"})
+
+
+def trusted_sources(read: str) -> list[str]:
+    """apt sources that switch signature checking off, as ``file:line: text``, from ``SOURCES_READ``'s
+    output: a one-line entry with ``[trusted=yes]`` among its options, a deb822 stanza with
+    ``Trusted: yes`` (an ``Enabled: no`` stanza is no source). sources.list(5): apt then installs
+    from the source whatever signs it, or nothing."""
+    found: list[str] = []
+    stanza: list[tuple[str, int, str]] = []  # a deb822 stanza's lines: (file, number, text)
+    numbers: Counter[str] = Counter()
+
+    def close() -> None:
+        fields = {text.split(":", 1)[0].strip().lower(): text.split(":", 1)[1].strip().lower()
+                  for _, _, text in stanza if ":" in text and not text[:1].isspace()}
+        if fields.get("trusted") in APT_TRUE and fields.get("enabled", "yes") in APT_TRUE:
+            found.extend(f"{f}:{n}: {text.strip()}" for f, n, text in stanza
+                         if text.split(":", 1)[0].strip().lower() == "trusted")
+        stanza.clear()
+
+    for line in read.splitlines():
+        path, sep, text = line.partition(":")
+        if not sep:
+            continue
+        numbers[path] += 1
+        if stanza and (stanza[0][0] != path or not text.strip()):
+            close()
+        if text.lstrip().startswith("#"):
+            continue
+        if path.endswith(".sources"):
+            if text.strip():
+                stanza.append((path, numbers[path], text))
+            continue
+        words = text.split()
+        options = text[text.find("[") + 1:text.find("]")] if words and words[0] in ("deb", "deb-src") \
+            and len(words) > 1 and words[1].startswith("[") and "]" in text else ""
+        if any(option.lower().removeprefix("trusted=") in APT_TRUE for option in options.split()
+               if option.lower().startswith("trusted=")):
+            found.append(f"{path}:{numbers[path]}: {text.strip()}")
+    if stanza:
+        close()
+    return found
+
+
 def _system(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     # A container shares the machine's kernel: its kernel.* and fs.* parameters are not applied there.
-    return {"__system_container": observed.get("container", "")}, []
+    derived = {"__system_container": observed.get("container", "")}
+    trusted = trusted_sources(observed.get("sources", ""))
+    if not (values.get("system_package_integrity_enabled") and trusted):
+        return derived, []
+    return derived, [f"apt installs from {'; '.join(trusted)} without checking a signature (trusted=yes), and "
+                     "SYS-08 promises signed packages only: sign the repository and name its key with signed-by "
+                     "(sources.list(5)), or remove the source; or set system_package_integrity_enabled: false and "
+                     "waive SYS-08"]
 
 
 DECIDERS = {"audit": _audit, "ids": _ids, "patching": _patching, "system": _system}

@@ -2,7 +2,8 @@
 reason when its control is broken on a converged host, and a converge of either engine repairs it;
 a crontab refused to an account not listed, a lab host's own kernel network parameters live; the
 clock synchronised over NTS with the lab's time server (the sink), and SYS-06 failing when chrony
-stops or follows a server the inventory does not list.
+stops or follows a server the inventory does not list; a source marked trusted=yes failing SYS-08
+and refused by both engines before any change.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from tests.lab.conftest import assert_checks_fail_when_broken_together, sh
 pytestmark = pytest.mark.lab
 
 WW, UNOWNED = "/var/lib/govbaseline-e2e-world-writable", "/var/lib/govbaseline-e2e-unowned"
+# A file of base-files that is no configuration file (dpkg --verify compares it) and that AIDE does
+# not watch (FIM-01 watches programs, /etc and the web root), and one to remove.
+CHANGED, GONE = "/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/GPL-2"
+APT_SIGNED = "/etc/apt/apt.conf.d/99zz-govbaseline-signed-packages"
 
 # Check -> (scripts that break its control, the words its failure must carry). Not here:
 # test_kernel_process_parameters_live skips in a container (the machine's kernel); a VM host proves it.
@@ -50,9 +55,17 @@ BREAKS = {
                                             "login.defs ENCRYPT_METHOD is SHA512, YESCRYPT wanted"),
     "test_system_accounts_have_no_login_shell": (["usermod -s /bin/bash games"],
                                                  "system accounts with a login shell: games"),
+    "test_packages_only_from_signed_sources": (
+        [f"sed -i 's/AllowUnauthenticated \"false\"/AllowUnauthenticated \"true\"/' {APT_SIGNED}"],
+        f"apt allows APT::Get::AllowUnauthenticated true (set in {APT_SIGNED})"),
+    "test_installed_files_match_their_packages": (
+        [f"cp -p {CHANGED} {CHANGED}.e2e && cp -p {GONE} {GONE}.e2e && echo changed >> {CHANGED} && rm {GONE}"],
+        f"{CHANGED} (content differs, package base-files); {GONE} (missing, package base-files)"),
 }
-# The search finds; removing what it found is the administrator's (no converge deletes files).
-CLEANUP = [f"rm -f {WW} {UNOWNED}"]
+# The search finds; removing what it found is the administrator's (no converge deletes files). A
+# changed package file is evidence: no converge reinstalls it; here the originals are put back.
+CLEANUP = [f"rm -f {WW} {UNOWNED}", f"mv {CHANGED}.e2e {CHANGED} && mv {GONE}.e2e {GONE}"]
+NOT_REPAIRED = {"test_no_world_writable_or_unowned_files", "test_installed_files_match_their_packages"}
 
 
 def test_every_system_check_fails_for_its_own_reason_when_broken(ansible_lab, tmp_path):
@@ -69,12 +82,12 @@ def test_an_account_not_listed_cannot_use_cron_and_the_network_parameters_are_th
 def test_pyinfra_repairs_the_same_breaks(pyinfra_lab, tmp_path):
     host = pyinfra_lab.hosts()[1]
     for check, (scripts, _) in BREAKS.items():
-        if check != "test_no_world_writable_or_unowned_files":
+        if check not in NOT_REPAIRED:
             for script in scripts:
                 sh(pyinfra_lab, host, script)
     broken = verify(pyinfra_lab.inventory, tmp_path / "broken", limit=host.name, checks=list(BREAKS))
     failed = {name for name, c in broken.checks(host.name).items() if c["status"] == "fail"}
-    assert failed == set(BREAKS) - {"test_no_world_writable_or_unowned_files"}, broken.output[-2000:]
+    assert failed == set(BREAKS) - NOT_REPAIRED, broken.output[-2000:]
     repaired = apply(pyinfra_lab.inventory, engine="pyinfra", limit=host.name, stream=False)
     assert repaired.ok, repaired.output[-3000:]
     after = verify(pyinfra_lab.inventory, tmp_path / "after", limit=host.name, checks=list(BREAKS))
@@ -128,3 +141,31 @@ def test_a_password_hashed_the_old_way_fails_until_it_is_set_again(ansible_lab, 
         assert again.checks(host.name)[HASH_CHECK]["status"] == "pass", again.output[-2000:]
     finally:
         sh(lab, host, "userdel -r carla-hash 2>/dev/null; rm -f /run/faillock/carla-hash; true")
+
+
+TRUSTED = "/etc/apt/sources.list.d/govbaseline-e2e-trusted.list"
+SIGNED_CHECK = "test_packages_only_from_signed_sources"
+
+
+def test_a_trusted_source_fails_sys08_and_both_engines_refuse_the_host_before_any_change(ansible_lab, tmp_path):
+    """A source marked trusted=yes cannot be made safe by a setting: the check names it, and either
+    engine refuses the host before its first change (a broken control elsewhere stays broken)."""
+    lab, host = ansible_lab, ansible_lab.hosts()[1]
+    sh(lab, host, f"echo 'deb [trusted=yes] http://{lab.sink.address}/debian trixie main' > {TRUSTED} && "
+                  "chmod 0755 /etc/cron.d")
+    try:
+        broken = verify(lab.inventory, tmp_path / "trusted", limit=host.name, checks=[SIGNED_CHECK])
+        message = broken.checks(host.name)[SIGNED_CHECK]["message"]
+        assert f"apt installs without checking a signature from: {TRUSTED}:1: deb [trusted=yes]" in message, message
+        for engine in ("ansible", "pyinfra"):
+            refused = apply(lab.inventory, engine=engine, limit=host.name, stream=False)
+            assert not refused.ok and f"apt installs from {TRUSTED}:1: deb [trusted=yes]" in refused.output, \
+                refused.output[-3000:]
+            mode = sh(lab, host, "stat -c %a /etc/cron.d").strip()
+            assert mode == "755", f"{engine} changed the host before refusing it"
+    finally:
+        sh(lab, host, f"rm -f {TRUSTED}")
+    repaired = run_ansible(lab.inventory, limit=host.name, tags="sys-04,sys-08", stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    after = verify(lab.inventory, tmp_path / "signed", limit=host.name, checks=[SIGNED_CHECK])
+    assert after.checks(host.name)[SIGNED_CHECK]["status"] == "pass", after.output[-2000:]

@@ -84,7 +84,7 @@ def test_an_unreadable_answer_reads_as_nothing():
     seen = hostfacts.parse("route4=[{broken\nlinks=not json\nsecurity=\n")
     assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0,
                     "container": "", "architecture": "", "audit_locked": False,
-                    "audit_rules": (None, "")}
+                    "audit_rules": (None, ""), "sources": ""}
 
 
 def test_the_audit_role_learns_whether_it_runs_in_a_container_and_on_which_architecture():
@@ -147,3 +147,53 @@ def test_system_accounts_with_a_login_shell_are_found():
     assert hostfacts.accounts_with_shell(ACCOUNTS, ["root", "postgres", "lp"]) == ["backup", "nobody"]
     # A UID_MIN of 100 makes postgres (110) a person's account.
     assert hostfacts.accounts_with_shell(ACCOUNTS + "100\n", ["root", "lp"]) == ["backup", "nobody"]
+
+
+SOURCES = """/etc/apt/sources.list:deb http://deb.debian.org/debian trixie main
+/etc/apt/sources.list:# deb [trusted=yes] http://old.example.gov/ trixie main
+/etc/apt/sources.list:deb [arch=amd64 trusted=yes] http://local.example.gov/ trixie main
+/etc/apt/sources.list.d/vendor.list:deb [ signed-by=/usr/share/keyrings/v.gpg trusted=true ] http://v.gov/ x main
+/etc/apt/sources.list.d/debian.sources:Types: deb
+/etc/apt/sources.list.d/debian.sources:URIs: http://deb.debian.org/debian
+/etc/apt/sources.list.d/debian.sources:Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+/etc/apt/sources.list.d/debian.sources:
+/etc/apt/sources.list.d/debian.sources:Types: deb
+/etc/apt/sources.list.d/debian.sources:URIs: http://mirror.example.gov/debian
+/etc/apt/sources.list.d/debian.sources:Trusted: yes
+/etc/apt/sources.list.d/old.sources:Types: deb
+/etc/apt/sources.list.d/old.sources:Enabled: no
+/etc/apt/sources.list.d/old.sources:Trusted: yes
+/etc/apt/sources.list.d/signed.sources:Types: deb
+/etc/apt/sources.list.d/signed.sources:Trusted: no
+"""
+
+
+def test_sources_that_skip_signature_checks_are_found_in_both_formats():
+    # sources.list(5): [trusted=yes] (any of apt's true words) in a one-line entry, Trusted: yes in a
+    # deb822 stanza; a commented entry and a disabled stanza are no source.
+    assert hostfacts.trusted_sources(SOURCES) == [
+        "/etc/apt/sources.list:3: deb [arch=amd64 trusted=yes] http://local.example.gov/ trixie main",
+        "/etc/apt/sources.list.d/vendor.list:1: deb [ signed-by=/usr/share/keyrings/v.gpg trusted=true ] "
+        "http://v.gov/ x main",
+        "/etc/apt/sources.list.d/debian.sources:7: Trusted: yes"]
+    assert hostfacts.trusted_sources(SOURCES.split("/etc/apt/sources.list:deb [arch")[0]) == []
+
+
+def test_a_host_with_a_trusted_source_is_refused_before_the_system_role_changes_anything():
+    import base64
+    seen = hostfacts.parse(answer(V4) + f"sources={base64.b64encode(SOURCES.encode()).decode()}\n")
+    with pytest.raises(ValidationError) as err:
+        hostfacts.decide({"system": role_vars("system", {})}, seen)
+    assert "role system: apt installs from /etc/apt/sources.list:3: deb [arch=amd64 trusted=yes]" in str(err.value)
+    assert "system_package_integrity_enabled: false" in str(err.value)
+    off = role_vars("system", {"system_package_integrity_enabled": False})
+    assert hostfacts.decide({"system": off}, seen) == {"__system_container": ""}
+
+
+def test_the_observation_reads_this_machines_sources(tmp_path):
+    """OBSERVE's sources line is the same text SOURCES_READ prints (the check reads it that way)."""
+    import subprocess
+    observed = subprocess.run(["sh", "-c", hostfacts.OBSERVE], capture_output=True, text=True, check=False).stdout
+    direct = subprocess.run(["sh", "-c", hostfacts.SOURCES_READ], capture_output=True, text=True, check=False).stdout
+    assert hostfacts.parse(observed)["sources"] == direct
+    assert direct.strip(), "this machine has apt sources"

@@ -164,6 +164,14 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("access", ACCESS, {"access_ssh_banner": "Welcome to \\S"}, "uses getty's escape '\\\\S'"),
     ("system", {}, {"system_password_hash_cost": 4}, "system_password_hash_cost must be between 5 and 11"),
     ("system", {}, {"system_shell_accounts": ["Bad User"]}, "system_shell_accounts[0] must be an account name"),
+    ("system", {}, {"system_package_verify_exclude": ["usr/bin/x"]},
+     "system_package_verify_exclude[0] must be an absolute path"),
+    ("system", {}, {"system_package_verify_exclude": ["/usr/lib/"]},
+     "system_package_verify_exclude has /usr/lib/: that leaves out every file below it"),
+    ("system", {}, {"system_package_verify_exclude": ["/usr"]},
+     "system_package_verify_exclude has /usr: that leaves out every file below it"),
+    ("system", {}, {"system_package_verify_seconds": 5}, "system_package_verify_seconds must be between 10 and 3600"),
+    ("system", {}, {"system_package_integrity_enabled": "maybe"}, "system_package_integrity_enabled"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)

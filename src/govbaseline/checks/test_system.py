@@ -1,14 +1,15 @@
-"""Checks for the operating system's hardening SYS-01 .. SYS-07 (role ``system``)."""
+"""Checks for the operating system's hardening SYS-01 .. SYS-08 (role ``system``)."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 
 import pytest
 
 from govbaseline.checks.plugin import in_container
-from govbaseline.hostfacts import accounts_with_shell
+from govbaseline.hostfacts import APT_TRUE, SOURCES_READ, accounts_with_shell, trusted_sources
 from govbaseline.report import SWITCHED_OFF
 from govbaseline.rules.common import BANNER_ESCAPES, BANNER_NAMES
 
@@ -322,3 +323,63 @@ def test_system_accounts_have_no_login_shell(host, hostvars):
     assert read.rc == 0 and "\n==\n" in read.stdout, f"the accounts could not be read: {read.stderr.strip()}"
     found = accounts_with_shell(read.stdout, [*hostvars["__system_shell_exempt"], *hostvars["system_shell_accounts"]])
     assert not found, f"system accounts with a login shell: {', '.join(found)} (set system_shell_accounts to keep one)"
+
+
+@pytest.mark.control("SYS-08")
+def test_packages_only_from_signed_sources(host, hostvars):
+    """No apt source is marked trusted (sources.list(5): its signatures are not checked), and apt's
+    effective settings (apt-config dump) refuse unauthenticated packages and insecure, downgraded or
+    weakly signed repositories (CIS Debian 12 1.2.1.2 "package repositories are configured")."""
+    area(hostvars, "system_package_integrity_enabled")
+    trusted = trusted_sources(host.run(SOURCES_READ).stdout)
+    assert not trusted, f"apt installs without checking a signature from: {'; '.join(trusted)} (trusted=yes)"
+    dump = host.run("apt-config dump")
+    assert dump.rc == 0, f"apt-config dump failed: {dump.stderr.strip()}"
+    values = dict(re.findall(r'^(\S+) "(.*)";$', dump.stdout, re.MULTILINE))
+    allowed = [name for name in hostvars["__system_apt_signed_settings"]
+               if values.get(name, "false").strip().lower() in APT_TRUE]
+    if allowed:
+        names = "|".join(re.escape(name) for name in allowed)
+        where = host.run("grep -rlsiE %s /etc/apt/apt.conf /etc/apt/apt.conf.d", f"({names})").stdout.split()
+        raise AssertionError(f"apt allows {', '.join(f'{name} {values[name]}' for name in allowed)} "
+                             f"(set in {', '.join(where) or 'a file apt reads'}): packages or repositories apt "
+                             "cannot authenticate would be installed")
+
+
+# dpkg --verify's lines (dpkg(1), "--verify-format rpm"): nine characters of checks ("??5??????": the
+# MD5 sum differs; "missing  ": the file is gone), a space, "c" for a configuration file, a space, the path.
+VERIFY_LINE = re.compile(r"^(?P<checks>.{9}) (?P<conffile>[c ]) (?P<path>/.*)$")
+
+
+@pytest.mark.control("SYS-08")
+def test_installed_files_match_their_packages(host, hostvars):
+    """Every file an installed package shipped has the checksum the package recorded (dpkg --verify),
+    configuration files apart (changing them is configuring; AIDE, FIM-01, watches them), and the
+    paths of system_package_verify_exclude apart. The message names each changed file and its
+    package (CIS Debian 12 6.1 "filesystem integrity"; NIST SP 800-53 SI-7)."""
+    area(hostvars, "system_package_integrity_enabled")
+    seconds = hostvars["system_package_verify_seconds"]
+    out = host.run("timeout %s nice -n 10 dpkg --verify", str(seconds))
+    excluded = [path.rstrip("/") for path in hostvars["system_package_verify_exclude"]]
+    changed = []
+    for line in out.stdout.splitlines():
+        found = VERIFY_LINE.match(line)
+        if not found or found["conffile"] == "c":
+            continue
+        path = found["path"]
+        if any(path == e or path.startswith(e + "/") for e in excluded):
+            continue
+        changed.append((path, "missing" if found["checks"].startswith("missing") else "content differs"))
+    assert out.rc != 124, (f"dpkg --verify did not finish in {seconds} s (system_package_verify_seconds); "
+                           f"changed so far: {', '.join(p for p, _ in changed) or 'none'}")
+    if changed:
+        shown = changed[:20]
+        # dpkg -S prints "package[, package]: path" for each path a package owns.
+        asked = host.run("dpkg -S -- " + " ".join(shlex.quote(path) for path, _ in shown) + " 2>/dev/null")
+        owners = {path: package for package, _, path in
+                  (line.partition(": ") for line in asked.stdout.splitlines())}
+        named = "; ".join(f"{path} ({what}, package {owners.get(path, '?')})" for path, what in shown)
+        more = f" and {len(changed) - 20} more" if len(changed) > 20 else ""
+        raise AssertionError(f"installed files differ from their packages: {named}{more}. Find out who changed "
+                             "them before anything else; then apt-get install --reinstall PACKAGE, or list a file "
+                             "that may differ in system_package_verify_exclude")

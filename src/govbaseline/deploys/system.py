@@ -1,4 +1,4 @@
-"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-07), twin of ``roles/system``."""
+"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-08), twin of ``roles/system``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def apply() -> None:
         time(v)
     if switched(v, "system_logins_enabled") and common.enforced(ROLE, "logins"):
         logins(v)
+    if switched(v, "system_package_integrity_enabled") and common.enforced(ROLE, "package_integrity"):
+        package_integrity(v)
 
 
 def switched(v: dict[str, Any], toggle: str) -> bool:
@@ -182,3 +184,12 @@ def logins(v: dict[str, Any]) -> None:
     for name in hostfacts.accounts_with_shell(read, [*v["__system_shell_exempt"], *v["system_shell_accounts"]]):
         server.shell(name=f"SYS-07 | Give the system account {name} /usr/sbin/nologin",
                      commands=[f"usermod -s {shlex.quote(v['__system_nologin'])} {shlex.quote(name)}"])
+
+
+def package_integrity(v: dict[str, Any]) -> None:
+    # A source marked trusted=yes was refused before any change (hostfacts.trusted_sources, run by
+    # common.settings). Installed files are compared with their packages by verify only: a changed
+    # program is evidence, never reinstalled here (that would also change what AIDE approved).
+    common.put_text("SYS-08 | apt installs only what it can authenticate (no unauthenticated, insecure, downgraded "
+                    "or weak sources)", common.render(ROLE, "apt-signed-packages.conf.j2", v),
+                    v["__system_apt_signed_conf"])

@@ -20,6 +20,7 @@ from govbaseline.rules.common import (
     login_banner,
     optional,
     pem_certificate,
+    system_folder,
     username,
 )
 
@@ -80,6 +81,22 @@ def no_suid_dumps(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
+# Folders SYS-08 must not leave out whole: the programs and libraries of every package are below them.
+PACKAGE_FOLDERS = {"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/usr/share", "/usr/local", "/usr/lib64"}
+
+
+def verify_exclude(name: str, value: Any) -> list[str]:
+    """SYS-08's files that may differ from their package: absolute paths, none a system folder or a
+    folder of programs (``/usr`` would leave out every program and the check could not fail)."""
+    problems = each(absolute_path)(name, value)
+    if not problems:
+        problems += [f"{name} has {path}: that leaves out every file below it, and the comparison could no longer "
+                     "find a changed program. Name the files that may differ, or set "
+                     "system_package_integrity_enabled: false" for path in value
+                     if system_folder(path) or path.rstrip("/") in PACKAGE_FOLDERS]
+    return problems
+
+
 TIME_SERVER_KEYS = {"name", "pool", "nts"}
 
 
@@ -131,6 +148,8 @@ RULES: dict[str, Rule] = {
     "system_motd_scripts_off": each(absolute_path),
     "system_password_hash_cost": int_range(5, 11),
     "system_shell_accounts": each(username),
+    "system_package_verify_exclude": verify_exclude,
+    "system_package_verify_seconds": int_range(10, 3600),
 }
 # Rules that look at several of the role's variables together.
 CROSS_RULES: list[CrossRule] = [no_suid_dumps, nts_ca_needs_an_nts_server]
