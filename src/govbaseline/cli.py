@@ -308,11 +308,33 @@ def _cmd_inspection(args: argparse.Namespace) -> int:
         print(f"govbaseline: --out {out} is inside the history {where}: a history holds only archived runs "
               "(a folder of its own would break `history verify`); write the report elsewhere", file=sys.stderr)
         return 2
+    in_period = [run for run in runs if period.holds(run.generated)]
+    if args.oscal:
+        try:  # refused before anything is written, as --pdf
+            from govbaseline import oscal
+        except ImportError as exc:
+            print(f"govbaseline: --oscal needs the extra govbaseline[oscal] (compliance-trestle): {exc}",
+                  file=sys.stderr)
+            return 2
+        if not in_period:
+            print(f"govbaseline: --oscal: no verify run in {period}, so there are no assessment results to export",
+                  file=sys.stderr)
+            return 2
     data = inspection.build(runs, period, previous, out=out, history=where)
     json_path, html_path = inspection.write(data, out)
     if args.pdf:
         pages.write_pdf(inspection.render_html(data), out / "inspection.pdf")
         print(f"pdf: {out / 'inspection.pdf'}")
+    if args.oscal:
+        import datetime as dt
+        import hashlib
+
+        reports = [(run.data, os.path.relpath(run.folder / "report.json", out.resolve()),
+                    hashlib.sha256((run.folder / "report.json").read_bytes()).hexdigest()) for run in in_period]
+        start = dt.datetime.combine(period.start, dt.time(), dt.UTC)
+        end = dt.datetime.combine(period.end, dt.time(23, 59, 59), dt.UTC)
+        oscal.write(oscal.period_results(reports, str(period), start, end), out / oscal.FILE_NAMES["results"])
+        print(f"oscal: {out / oscal.FILE_NAMES['results']}")
     supported = sum(s["supported"] for s in data["statements"])
     print(f"inspection {period}: {data['coverage']['runs']} runs on {data['coverage']['days_with_runs']} of "
           f"{data['coverage']['days']} days, {len(data['findings'])} findings, {supported} of "
@@ -526,6 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="folder for inspection.html and inspection.json (default %(default)s)")
     inspection_p.add_argument("--pdf", action="store_true",
                               help="also write inspection.pdf (printed by headless Chromium: chromium-headless-shell)")
+    inspection_p.add_argument("--oscal", action="store_true",
+                              help="also write assessment-results.json: every verify run of the period as an "
+                                   "OSCAL result, each naming its archived report.json by hash (needs "
+                                   "govbaseline[oscal])")
     inspection_p.set_defaults(func=_cmd_inspection)
 
     # Run on a host in pull mode by /usr/local/sbin/govbaseline-pull, from its checkout: not for people.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -229,25 +230,39 @@ def _audit_reload(observed: Mapping[str, Any]) -> bool:
     return bool(audit_rules_differ(installed, loaded))
 
 
-# The words apt reads as true in a boolean option (apt-pkg's StringToBool).
+# The words apt reads as true and as false in a boolean option (apt-pkg's StringToBool).
 APT_TRUE = frozenset({"yes", "true", "with", "on", "enable", "1"})
+APT_FALSE = frozenset({"no", "false", "without", "off", "disable", "0"})
+# The options of a source that switch apt-secure's checks off for it (sources.list(5)): no signature
+# checked at all, an unsigned repository, a weak (SHA-1) signature, a signed one turned unsigned.
+UNCHECKED_OPTIONS = ("trusted", "allow-insecure", "allow-weak", "allow-downgrade-to-insecure")
+
+
+def _apt_true(value: str) -> bool:
+    """apt's reading of a boolean option value: quotes and %XX escapes removed, a whole number true
+    unless 0."""
+    text = re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m[1], 16)), value.strip().strip("\"'")).lower()
+    return text in APT_TRUE or (text.isdigit() and int(text) != 0)
 
 
 def trusted_sources(read: str) -> list[str]:
-    """apt sources that switch signature checking off, as ``file:line: text``, from ``SOURCES_READ``'s
-    output: a one-line entry with ``[trusted=yes]`` among its options, a deb822 stanza with
-    ``Trusted: yes`` (an ``Enabled: no`` stanza is no source). sources.list(5): apt then installs
-    from the source whatever signs it, or nothing."""
+    """apt sources that switch signature checks off, as ``file:line: text``, from ``SOURCES_READ``'s
+    output: a one-line entry with ``trusted``, ``allow-insecure``, ``allow-weak`` or
+    ``allow-downgrade-to-insecure`` set true among its ``[options]``, a deb822 stanza with one of
+    those fields (``Trusted: yes``) and not ``Enabled: no``. sources.list(5): apt then installs from
+    the source what no trusted key signed."""
     found: list[str] = []
     stanza: list[tuple[str, int, str]] = []  # a deb822 stanza's lines: (file, number, text)
     numbers: Counter[str] = Counter()
 
+    def field(text: str) -> str:
+        return text.split(":", 1)[0].strip().lower() if ":" in text and not text[:1].isspace() else ""
+
     def close() -> None:
-        fields = {text.split(":", 1)[0].strip().lower(): text.split(":", 1)[1].strip().lower()
-                  for _, _, text in stanza if ":" in text and not text[:1].isspace()}
-        if fields.get("trusted") in APT_TRUE and fields.get("enabled", "yes") in APT_TRUE:
+        fields = {field(text): text.split(":", 1)[1] for _, _, text in stanza if field(text)}
+        if fields.get("enabled", "yes").strip().lower() not in APT_FALSE:
             found.extend(f"{f}:{n}: {text.strip()}" for f, n, text in stanza
-                         if text.split(":", 1)[0].strip().lower() == "trusted")
+                         if field(text) in UNCHECKED_OPTIONS and _apt_true(text.split(":", 1)[1]))
         stanza.clear()
 
     for line in read.splitlines():
@@ -266,8 +281,8 @@ def trusted_sources(read: str) -> list[str]:
         words = text.split()
         options = text[text.find("[") + 1:text.find("]")] if words and words[0] in ("deb", "deb-src") \
             and len(words) > 1 and words[1].startswith("[") and "]" in text else ""
-        if any(option.lower().removeprefix("trusted=") in APT_TRUE for option in options.split()
-               if option.lower().startswith("trusted=")):
+        pairs = [option.split("=", 1) for option in options.split() if "=" in option]
+        if any(key.lower() in UNCHECKED_OPTIONS and _apt_true(value) for key, value in pairs):
             found.append(f"{path}:{numbers[path]}: {text.strip()}")
     if stanza:
         close()
@@ -277,13 +292,13 @@ def trusted_sources(read: str) -> list[str]:
 def _system(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     # A container shares the machine's kernel: its kernel.* and fs.* parameters are not applied there.
     derived = {"__system_container": observed.get("container", "")}
-    trusted = trusted_sources(observed.get("sources", ""))
-    if not (values.get("system_package_integrity_enabled") and trusted):
+    unchecked = trusted_sources(observed.get("sources", ""))
+    if not (values.get("system_package_integrity_enabled") and unchecked):
         return derived, []
-    return derived, [f"apt installs from {'; '.join(trusted)} without checking a signature (trusted=yes), and "
-                     "SYS-08 promises signed packages only: sign the repository and name its key with signed-by "
-                     "(sources.list(5)), or remove the source; or set system_package_integrity_enabled: false and "
-                     "waive SYS-08"]
+    return derived, [f"apt installs from {'; '.join(unchecked)} without checking its signatures (trusted or "
+                     "allow-insecure, allow-weak, allow-downgrade-to-insecure), and SYS-08 promises signed packages "
+                     "only: sign the repository and name its key with signed-by (sources.list(5)), or remove the "
+                     "source; or set system_package_integrity_enabled: false and waive SYS-08"]
 
 
 DECIDERS = {"audit": _audit, "ids": _ids, "patching": _patching, "system": _system}

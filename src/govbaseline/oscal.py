@@ -357,6 +357,48 @@ def assessment_results(report: dict[str, Any], report_href: str = "report.json",
         results=[result], back_matter=cm.BackMatter(resources=[plan, report_resource]))
 
 
+def _hosts_of_this_result(result: ar.Result) -> ar.Result:
+    """``result`` with inventory items of its own: a host's UUID (``host_uuid``, the same in every
+    run) scoped to the result, and its observations' subjects with it. A document of several runs
+    may define each UUID once (trestle refuses duplicates); the host stays named by its prop."""
+    items = result.local_definitions.inventory_items if result.local_definitions else None
+    scoped = {item.uuid: uuid_of("host", result.uuid, item.uuid) for item in items or []}
+    for item in items or []:
+        item.uuid = scoped[item.uuid]
+    for observation in result.observations or []:
+        for subject in observation.subjects or []:
+            subject.subject_uuid = scoped.get(subject.subject_uuid, subject.subject_uuid)
+    return result
+
+
+def period_results(runs: list[tuple[dict[str, Any], str, str]], title: str, start: dt.datetime, end: dt.datetime,
+                   component_href: str = COMPONENT_HREF, catalogue: Catalogue | None = None) -> ar.AssessmentResults:
+    """The verify runs of an inspection period as one set of OSCAL assessment results, a result per
+    run (each as ``assessment_results`` makes it, its report.json named by link and SHA-256).
+    ``runs``: (report.json's data, its href from the document, its SHA-256), oldest first; ``start``
+    and ``end``: the period's first and last moment (UTC). ValueError when ``runs`` is empty (OSCAL
+    asks for at least one result)."""
+    if not runs:
+        raise ValueError(f"no verify run in {title}: there are no assessment results to export")
+    catalogue = catalogue or load_catalogue()
+    results: list[ar.Result] = []
+    resources: dict[str, cm.Resource] = {}
+    for report, href, sha256 in runs:
+        one = assessment_results(report, report_href=href, report_sha256=sha256, component_href=component_href,
+                                 catalogue=catalogue)
+        results += [_hosts_of_this_result(result) for result in one.results]
+        resources.update((r.uuid, r) for r in one.back_matter.resources)
+    plan = _resource("component", "govbaseline component definition", component_href, "")
+    key = " ".join(sha256 for _, _, sha256 in runs)
+    return ar.AssessmentResults(
+        uuid=uuid_of("assessment-results", "period", title, key),
+        metadata=_metadata(f"govbaseline self-inspection period {title}", end,
+                           remarks=f"{len(runs)} verify runs from {start.isoformat()} to {end.isoformat()}, "
+                                   "each a result of its own."),
+        import_ap=ar.ImportAp(href=f"#{plan.uuid}"),
+        results=results, back_matter=cm.BackMatter(resources=list(resources.values())))
+
+
 DOCUMENTS: dict[str, Callable[[], Any]] = {"catalog": catalog, "profile": profile, "component": component_definition}
 FILE_NAMES = {"catalog": CATALOG_HREF, "profile": PROFILE_HREF, "component": COMPONENT_HREF,
               "results": "assessment-results.json"}

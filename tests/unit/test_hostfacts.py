@@ -165,17 +165,28 @@ SOURCES = """/etc/apt/sources.list:deb http://deb.debian.org/debian trixie main
 /etc/apt/sources.list.d/old.sources:Trusted: yes
 /etc/apt/sources.list.d/signed.sources:Types: deb
 /etc/apt/sources.list.d/signed.sources:Trusted: no
+/etc/apt/sources.list.d/weak.sources:Types: deb
+/etc/apt/sources.list.d/weak.sources:Enabled: perhaps
+/etc/apt/sources.list.d/weak.sources:Allow-Weak: yes
+/etc/apt/sources.list.d/quoted.list:deb [trusted="yes"] http://q.gov/ x main
+/etc/apt/sources.list.d/quoted.list:deb [allow-insecure=%79es] http://i.gov/ x main
+/etc/apt/sources.list.d/quoted.list:deb [allow-downgrade-to-insecure=no check-valid-until=no] http://d.gov/ x main
 """
 
 
 def test_sources_that_skip_signature_checks_are_found_in_both_formats():
-    # sources.list(5): [trusted=yes] (any of apt's true words) in a one-line entry, Trusted: yes in a
-    # deb822 stanza; a commented entry and a disabled stanza are no source.
+    # sources.list(5): [trusted=yes] or allow-insecure, allow-weak, allow-downgrade-to-insecure (any of
+    # apt's true words) in a one-line entry, the same fields in a deb822 stanza; a commented entry and
+    # a disabled stanza are no source.
     assert hostfacts.trusted_sources(SOURCES) == [
         "/etc/apt/sources.list:3: deb [arch=amd64 trusted=yes] http://local.example.gov/ trixie main",
         "/etc/apt/sources.list.d/vendor.list:1: deb [ signed-by=/usr/share/keyrings/v.gpg trusted=true ] "
         "http://v.gov/ x main",
-        "/etc/apt/sources.list.d/debian.sources:7: Trusted: yes"]
+        "/etc/apt/sources.list.d/debian.sources:7: Trusted: yes",
+        # apt disables a stanza only for a false word; quotes and %XX escapes are undone.
+        "/etc/apt/sources.list.d/weak.sources:3: Allow-Weak: yes",
+        '/etc/apt/sources.list.d/quoted.list:1: deb [trusted="yes"] http://q.gov/ x main',
+        "/etc/apt/sources.list.d/quoted.list:2: deb [allow-insecure=%79es] http://i.gov/ x main"]
     assert hostfacts.trusted_sources(SOURCES.split("/etc/apt/sources.list:deb [arch")[0]) == []
 
 

@@ -254,3 +254,43 @@ def test_without_the_extra_the_error_names_it(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "compliance-trestle" in err and "pip install 'govbaseline[oscal]'" in err
     assert not (tmp_path / "catalog.json").exists()
+
+
+def test_an_inspection_period_is_one_result_per_run_each_naming_its_archived_report(tmp_path, capsys):
+    """inspection --oscal: the period's runs (and none outside it), each result linking its report.json
+    in the history by relative path and SHA-256; trestle validates the document."""
+    from govbaseline import history
+
+    where = tmp_path / "history"
+    days = ("2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02")
+    for n, day in enumerate(days):
+        folder = tmp_path / f"run{n}"
+        folder.mkdir()
+        data = dict(_report(), generated=f"{day}T06:00:00Z")
+        (folder / "report.json").write_text(json.dumps(data))
+        history.archive(folder, where, {"web1": ["webservers"], "web2": ["webservers"]})
+    out = tmp_path / "inspection"
+    args = ["inspection", "--history", str(where), "--from", "2026-11-30", "--to", "2026-12-01", "-o", str(out)]
+    assert main([*args, "--oscal"]) == 0
+    assert f"oscal: {out / 'assessment-results.json'}" in capsys.readouterr().out
+    results = AssessmentResults.oscal_read(out / "assessment-results.json")
+    assert [r.end.date() for r in results.results] == [dt.date(2026, 11, 30), dt.date(2026, 12, 1)]
+    reports = [r for r in results.back_matter.resources if r.title == "report.json of the run"]
+    assert len(reports) == 2
+    for resource in reports:
+        archived = (out / resource.rlinks[0].href).resolve()
+        assert archived.is_relative_to(where.resolve()) and archived.name == "report.json"
+        assert resource.rlinks[0].hashes[0].value == hashlib.sha256(archived.read_bytes()).hexdigest()
+    assert results.import_ap.href.removeprefix("#") in {r.uuid for r in results.back_matter.resources}
+    workspace = tmp_path / "trestle"
+    workspace.mkdir()
+    for step in (["init"], ["import", "-f", str(out / "assessment-results.json"), "-o", "period"],
+                 ["validate", "-a"]):
+        done = subprocess.run([sys.executable, "-m", "trestle", *step], cwd=workspace, capture_output=True,
+                              text=True, check=False, timeout=300)
+        assert done.returncode == 0 and "INVALID" not in done.stdout, done.stdout + done.stderr
+    # A period without a run has no results to export: refused before anything is written.
+    empty = tmp_path / "empty"
+    assert main(["inspection", "--history", str(where), "--from", "2026-01-01", "--to", "2026-01-31",
+                 "-o", str(empty), "--oscal"]) == 2
+    assert "no verify run in 2026-01-01 to 2026-01-31" in capsys.readouterr().err and not empty.exists()

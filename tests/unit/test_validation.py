@@ -170,6 +170,10 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
      "system_package_verify_exclude has /usr/lib/: that leaves out every file below it"),
     ("system", {}, {"system_package_verify_exclude": ["/usr"]},
      "system_package_verify_exclude has /usr: that leaves out every file below it"),
+    ("system", {}, {"system_package_verify_exclude": ["/usr//bin/"]},
+     "system_package_verify_exclude has /usr//bin/: that leaves out every file below it"),
+    ("system", {}, {"system_package_verify_exclude": ["/usr/lib/x86_64-linux-gnu"]},
+     "system_package_verify_exclude has /usr/lib/x86_64-linux-gnu: that leaves out"),
     ("system", {}, {"system_package_verify_seconds": 5}, "system_package_verify_seconds must be between 10 and 3600"),
     ("system", {}, {"system_package_integrity_enabled": "maybe"}, "system_package_integrity_enabled"),
 ])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shlex
@@ -327,57 +328,90 @@ def test_system_accounts_have_no_login_shell(host, hostvars):
 
 @pytest.mark.control("SYS-08")
 def test_packages_only_from_signed_sources(host, hostvars):
-    """No apt source is marked trusted (sources.list(5): its signatures are not checked), and apt's
-    effective settings (apt-config dump) refuse unauthenticated packages and insecure, downgraded or
-    weakly signed repositories (CIS Debian 12 1.2.1.2 "package repositories are configured")."""
+    """No apt source switches apt-secure's checks off (sources.list(5): trusted, allow-insecure,
+    allow-weak, allow-downgrade-to-insecure), and apt's effective settings (apt-config dump, keys read
+    without case, a program's own ``Binary::<program>::`` settings too) refuse unauthenticated packages
+    and insecure, downgraded or weakly signed repositories (CIS Debian 12 1.2.1.2 "package
+    repositories are configured")."""
     area(hostvars, "system_package_integrity_enabled")
-    trusted = trusted_sources(host.run(SOURCES_READ).stdout)
-    assert not trusted, f"apt installs without checking a signature from: {'; '.join(trusted)} (trusted=yes)"
+    unchecked = trusted_sources(host.run(SOURCES_READ).stdout)
+    assert not unchecked, f"apt installs without checking signatures from: {'; '.join(unchecked)}"
     dump = host.run("apt-config dump")
     assert dump.rc == 0, f"apt-config dump failed: {dump.stderr.strip()}"
-    values = dict(re.findall(r'^(\S+) "(.*)";$', dump.stdout, re.MULTILINE))
-    allowed = [name for name in hostvars["__system_apt_signed_settings"]
-               if values.get(name, "false").strip().lower() in APT_TRUE]
+    wanted = {name.lower(): name for name in hostvars["__system_apt_signed_settings"]}
+    allowed = []
+    for key, value in re.findall(r'^(\S+) "(.*)";$', dump.stdout, re.MULTILINE):
+        # apt.conf(5): keys are case-insensitive; Binary::apt-get::X applies X when apt-get runs.
+        name = re.sub(r"(?i)^binary::[^:]+::", "", key).lower()
+        if name in wanted and value.strip().lower() in APT_TRUE:
+            allowed.append(f"{key} {value}")
     if allowed:
-        names = "|".join(re.escape(name) for name in allowed)
-        where = host.run("grep -rlsiE %s /etc/apt/apt.conf /etc/apt/apt.conf.d", f"({names})").stdout.split()
-        raise AssertionError(f"apt allows {', '.join(f'{name} {values[name]}' for name in allowed)} "
-                             f"(set in {', '.join(where) or 'a file apt reads'}): packages or repositories apt "
-                             "cannot authenticate would be installed")
+        last = "|".join(name.rsplit("::", 1)[-1] for name in wanted.values())
+        where = host.run("grep -rlsiE %s /etc/apt/apt.conf /etc/apt/apt.conf.d",
+                         f"({last})[^;]*\"?({'|'.join(sorted(APT_TRUE))})\"?[[:space:]]*;").stdout.split()
+        raise AssertionError(f"apt allows {', '.join(allowed)} (set in {', '.join(where) or 'a file apt reads'}): "
+                             "packages or repositories apt cannot authenticate would be installed")
 
 
 # dpkg --verify's lines (dpkg(1), "--verify-format rpm"): nine characters of checks ("??5??????": the
-# MD5 sum differs; "missing  ": the file is gone), a space, "c" for a configuration file, a space, the path.
+# MD5 sum differs; "missing  ": the file is gone, maybe followed by " (reason)"), a space, "c" for a
+# configuration file, a space, the path.
 VERIFY_LINE = re.compile(r"^(?P<checks>.{9}) (?P<conffile>[c ]) (?P<path>/.*)$")
+# dpkg(1) --path-exclude/--path-include, as dpkg.cfg(5) lines ("path-exclude=/usr/share/doc/*").
+DPKG_FILTERS = "cat /etc/dpkg/dpkg.cfg /etc/dpkg/dpkg.cfg.d/* 2>/dev/null"
+# Debian 12 has /bin, /sbin and /lib as links into /usr, and dpkg records either spelling.
+MERGED = ("/bin/", "/sbin/", "/lib/", "/lib64/")
+
+
+def filtered_out(path: str, filters: list[tuple[str, str]]) -> bool:
+    """Whether dpkg left ``path`` out at install time: the last path-exclude/-include whose pattern
+    matches it (fnmatch(3), ``*`` crosses ``/``) is an exclude."""
+    verdict = False
+    for kind, pattern in filters:
+        if fnmatch.fnmatchcase(path, pattern):
+            verdict = kind == "exclude"
+    return verdict
 
 
 @pytest.mark.control("SYS-08")
 def test_installed_files_match_their_packages(host, hostvars):
     """Every file an installed package shipped has the checksum the package recorded (dpkg --verify),
-    configuration files apart (changing them is configuring; AIDE, FIM-01, watches them), and the
-    paths of system_package_verify_exclude apart. The message names each changed file and its
-    package (CIS Debian 12 6.1 "filesystem integrity"; NIST SP 800-53 SI-7)."""
+    configuration files apart (changing them is configuring; AIDE, FIM-01, watches them), files dpkg's
+    path-exclude left out apart, and the paths of system_package_verify_exclude apart. The message
+    names each changed or missing file and its package (CIS Debian 12 6.1 "filesystem integrity";
+    NIST SP 800-53 SI-7)."""
     area(hostvars, "system_package_integrity_enabled")
     seconds = hostvars["system_package_verify_seconds"]
-    out = host.run("timeout %s nice -n 10 dpkg --verify", str(seconds))
-    excluded = [path.rstrip("/") for path in hostvars["system_package_verify_exclude"]]
+    # stdbuf: what dpkg found before a timeout is printed, not lost in its buffer.
+    out = host.run("timeout %s nice -n 10 stdbuf -oL dpkg --verify", str(seconds))
+    filters = re.findall(r"^\s*path-(exclude|include)[=\s]\s*(\S+)", host.run(DPKG_FILTERS).stdout, re.MULTILINE)
+    excluded = [os.path.normpath(path) for path in hostvars["system_package_verify_exclude"]]
     changed = []
     for line in out.stdout.splitlines():
         found = VERIFY_LINE.match(line)
         if not found or found["conffile"] == "c":
             continue
-        path = found["path"]
-        if any(path == e or path.startswith(e + "/") for e in excluded):
+        missing = found["checks"].startswith("missing")
+        path = re.sub(r" \([^()]*\)$", "", found["path"]) if missing else found["path"]
+        spellings = {path, "/usr" + path} if path.startswith(MERGED) else {path}
+        if any(p == e or p.startswith(e + "/") for p in spellings for e in excluded) \
+                or (missing and filtered_out(path, filters)):
             continue
-        changed.append((path, "missing" if found["checks"].startswith("missing") else "content differs"))
+        what = "missing" if missing else "content differs" if found["checks"][2] == "5" \
+            else f"changed: {found['checks']}"
+        changed.append((path, what))
+    changed.sort()
     assert out.rc != 124, (f"dpkg --verify did not finish in {seconds} s (system_package_verify_seconds); "
                            f"changed so far: {', '.join(p for p, _ in changed) or 'none'}")
+    # dpkg --verify exits 0 (or 1) after finding changes; another status is its own failure (or no dpkg).
+    assert out.rc in (0, 1), f"dpkg --verify failed ({out.rc}): {out.stderr.strip()[-300:]}"
     if changed:
         shown = changed[:20]
-        # dpkg -S prints "package[, package]: path" for each path a package owns.
+        # dpkg -S prints "package[, package]: path" for each path a package owns (and "diversion by
+        # ..." lines for a diverted path, which name no package).
         asked = host.run("dpkg -S -- " + " ".join(shlex.quote(path) for path, _ in shown) + " 2>/dev/null")
-        owners = {path: package for package, _, path in
-                  (line.partition(": ") for line in asked.stdout.splitlines())}
+        owners = {path: package for package, _, path in (line.partition(": ") for line in asked.stdout.splitlines())
+                  if not package.startswith(("diversion by ", "local diversion"))}
         named = "; ".join(f"{path} ({what}, package {owners.get(path, '?')})" for path, what in shown)
         more = f" and {len(changed) - 20} more" if len(changed) > 20 else ""
         raise AssertionError(f"installed files differ from their packages: {named}{more}. Find out who changed "

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -82,7 +83,8 @@ def no_suid_dumps(values: Mapping[str, Any]) -> list[str]:
 
 
 # Folders SYS-08 must not leave out whole: the programs and libraries of every package are below them.
-PACKAGE_FOLDERS = {"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/usr/share", "/usr/local", "/usr/lib64"}
+PACKAGE_FOLDERS = {"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/usr/share", "/usr/local", "/usr/lib64",
+                   "/usr/lib32", "/usr/libx32", "/lib64", "/lib32", "/usr/include"}
 
 
 def verify_exclude(name: str, value: Any) -> list[str]:
@@ -93,7 +95,8 @@ def verify_exclude(name: str, value: Any) -> list[str]:
         problems += [f"{name} has {path}: that leaves out every file below it, and the comparison could no longer "
                      "find a changed program. Name the files that may differ, or set "
                      "system_package_integrity_enabled: false" for path in value
-                     if system_folder(path) or path.rstrip("/") in PACKAGE_FOLDERS]
+                     if system_folder(posixpath.normpath(path)) or posixpath.normpath(path) in PACKAGE_FOLDERS
+                     or re.fullmatch(r"(/usr)?/lib/[^/]+-linux-gnu[^/]*", posixpath.normpath(path))]
     return problems
 
 

@@ -1,0 +1,110 @@
+"""SYS-08's checks (govbaseline.checks.test_system) on what dpkg, apt-config and grep print on a host
+(formats taken from Debian 12/13's dpkg 1.21/1.22 and apt 2.6/3.0). The end-to-end proof is
+tests/lab/test_system_e2e.py: each check fails on a lab host where its promise is broken."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from govbaseline.checks import test_system as checks
+from govbaseline.validation import role_vars
+
+files_check = checks.test_installed_files_match_their_packages
+sources_check = checks.test_packages_only_from_signed_sources
+filtered_out = checks.filtered_out
+
+
+class Host:
+    """Answers each command with the first canned output whose key it contains."""
+
+    def __init__(self, answers: dict[str, tuple[str, int]]) -> None:
+        self.answers = answers
+        self.commands: list[str] = []
+
+    def run(self, command: str, *args: str):
+        command = command % args if args else command
+        self.commands.append(command)
+        for key, (stdout, rc) in self.answers.items():
+            if key in command:
+                return SimpleNamespace(stdout=stdout, stderr="dpkg: error: broken" if rc == 2 else "", rc=rc)
+        return SimpleNamespace(stdout="", stderr="", rc=0)
+
+
+def hostvars(**overrides):
+    values = role_vars("system", overrides)
+    values["__system_apt_signed_settings"] = ["APT::Get::AllowUnauthenticated", "Acquire::AllowInsecureRepositories",
+                                              "Acquire::AllowDowngradeToInsecureRepositories",
+                                              "Acquire::AllowWeakRepositories"]
+    return values
+
+
+VERIFY = """??5?????? c /etc/login.defs
+??5??????   /usr/share/common-licenses/GPL-3
+missing     /usr/share/doc/base-files/README
+missing     /usr/share/common-licenses/GPL-2
+missing     /root/.profile (Permission denied)
+??5??????   /bin/vendor-hotfix
+??5??????   /usr/bin/pg_config.libpq-dev
+"""
+OWNERS = """base-files: /usr/share/common-licenses/GPL-2
+base-files: /usr/share/common-licenses/GPL-3
+base-files: /root/.profile
+diversion by postgresql-common to: /usr/bin/pg_config.libpq-dev
+"""
+
+
+def test_changed_and_missing_files_are_named_with_their_packages_sorted():
+    host = Host({"dpkg --verify": (VERIFY, 0), "dpkg -S": (OWNERS, 0),
+                 "dpkg.cfg": ("# slim image\npath-exclude=/usr/share/doc/*\n"
+                              "path-include /usr/share/doc/*/copyright\n", 0)})
+    with pytest.raises(AssertionError) as failed:
+        files_check(host, hostvars(system_package_verify_exclude=["/usr/bin/vendor-hotfix"]))
+    # Not named: the configuration file, the README dpkg's path-exclude left out, the excluded file
+    # (recorded as /bin/..., listed as /usr/bin/...). The diverted path has no package to name.
+    assert str(failed.value).startswith(
+        "installed files differ from their packages: /root/.profile (missing, package base-files); "
+        "/usr/bin/pg_config.libpq-dev (content differs, package ?); "
+        "/usr/share/common-licenses/GPL-2 (missing, package base-files); "
+        "/usr/share/common-licenses/GPL-3 (content differs, package base-files). Find out who changed them")
+
+
+def test_a_host_whose_files_match_passes_and_dpkg_failing_fails():
+    files_check(Host({"dpkg --verify": ("??5?????? c /etc/issue\n", 0)}), hostvars())
+    with pytest.raises(AssertionError, match=r"dpkg --verify failed \(2\): dpkg: error: broken"):
+        files_check(Host({"dpkg --verify": ("", 2)}), hostvars())
+    with pytest.raises(AssertionError, match=r"did not finish in 120 s .*changed so far: /usr/sbin/x"):
+        files_check(Host({"dpkg --verify": ("??5??????   /usr/sbin/x\n", 124)}), hostvars())
+
+
+def test_the_last_matching_path_filter_decides():
+    filters = [("exclude", "/usr/share/doc/*"), ("include", "/usr/share/doc/*/copyright")]
+    assert filtered_out("/usr/share/doc/a/README", filters)
+    assert not filtered_out("/usr/share/doc/a/copyright", filters)
+    assert not filtered_out("/usr/bin/a", filters)
+
+
+DUMP = '''APT "";
+APT::Architecture "amd64";
+apt::get::allowunauthenticated "true";
+Acquire::AllowInsecureRepositories "0";
+Acquire::AllowWeakRepositories "false";
+Binary::apt-get::Acquire::AllowDowngradeToInsecureRepositories "yes";
+'''
+
+
+def test_apt_settings_are_read_without_case_and_per_program():
+    host = Host({"apt-config dump": (DUMP, 0), "grep -rlsiE": ("/etc/apt/apt.conf.d/local\n", 0)})
+    with pytest.raises(AssertionError) as failed:
+        sources_check(host, hostvars())
+    assert str(failed.value).startswith(
+        "apt allows apt::get::allowunauthenticated true, "
+        "Binary::apt-get::Acquire::AllowDowngradeToInsecureRepositories yes (set in /etc/apt/apt.conf.d/local)")
+    sources_check(Host({"apt-config dump": ('Acquire::AllowInsecureRepositories "0";\n', 0)}), hostvars())
+
+
+def test_a_source_without_signature_checks_fails():
+    host = Host({"grep -H": ("/etc/apt/sources.list.d/x.list:deb [allow-insecure=yes] http://x.gov/ y main\n", 0)})
+    with pytest.raises(AssertionError, match=r"without checking signatures from: /etc/apt/sources.list.d/x.list:1: "):
+        sources_check(host, hostvars())
