@@ -156,7 +156,7 @@ def test_a_trusted_source_fails_sys08_and_both_engines_refuse_the_host_before_an
     try:
         broken = verify(lab.inventory, tmp_path / "trusted", limit=host.name, checks=[SIGNED_CHECK])
         message = broken.checks(host.name)[SIGNED_CHECK]["message"]
-        assert f"apt installs without checking a signature from: {TRUSTED}:1: deb [trusted=yes]" in message, message
+        assert f"apt installs without checking signatures from: {TRUSTED}:1: deb [trusted=yes]" in message, message
         for engine in ("ansible", "pyinfra"):
             refused = apply(lab.inventory, engine=engine, limit=host.name, stream=False)
             assert not refused.ok and f"apt installs from {TRUSTED}:1: deb [trusted=yes]" in refused.output, \
