@@ -14,10 +14,26 @@ echo "== pytest"
 # Two workers: lab tests wait on hosts much of the time, so two run side by side in about the time
 # of one. Tests sharing a lab stay in one worker (tests/conftest.py). GOVBASELINE_TEST_WORKERS=0
 # runs everything in this process.
-pytest -n "${GOVBASELINE_TEST_WORKERS:-2}" --dist loadgroup "$@"
+pytest -n "${GOVBASELINE_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@"
 if [ "${GOVBASELINE_SKIP_LAB:-0}" != "1" ]; then
+  # The scenarios side by side: each makes its own lab (molecule-<scenario>) and most of their time
+  # is waiting on hosts. Each one's output is printed whole when both are done.
+  echo "== molecule (firewall and tls scenarios, each on its own lab host)"
+  logs=$(mktemp -d)
+  trap 'rm -rf "$logs"' EXIT
+  declare -A running
   for scenario in firewall tls; do
-    echo "== molecule ($scenario scenario on a lab host)"
-    molecule test -s "$scenario"
+    molecule test -s "$scenario" > "$logs/$scenario.log" 2>&1 &
+    running[$scenario]=$!
   done
+  failed=""
+  for scenario in firewall tls; do
+    wait "${running[$scenario]}" || failed="$failed $scenario"
+    echo "== molecule $scenario"
+    cat "$logs/$scenario.log"
+  done
+  if [ -n "$failed" ]; then
+    echo "molecule failed:$failed" >&2
+    exit 1
+  fi
 fi

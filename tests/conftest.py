@@ -12,6 +12,10 @@ import pytest
 # would create the same-named lab and clear the first's hosts. A test that asks for its lab by name
 # at run time carries the group itself (test_patching_e2e.py).
 SHARED_LABS = ("ansible_lab", "pyinfra_lab")
+# The groups that take longest, longest first (the per-group table at the end of a run shows them):
+# they are handed to the workers first and the short tests fill in around them, so neither worker
+# is left with a long group at the end (scripts/test.sh keeps this order: --no-loadscope-reorder).
+HEAVIEST_FIRST = ("ansible_lab", "vm_lab", "pyinfra_lab", "v6_lab")
 
 
 def lab_group(fixturenames: list[str] | tuple[str, ...]) -> str | None:
@@ -26,6 +30,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = lab_group(tuple(getattr(item, "fixturenames", ())))
         if group and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=_weight)
     if os.environ.get("GOVBASELINE_SKIP_LAB") == "1":
         skip = pytest.mark.skip(reason="GOVBASELINE_SKIP_LAB=1")
         for item in items:
@@ -33,21 +38,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+def _weight(item: pytest.Item) -> int:
+    """Where an item goes in the run: the heaviest groups, then the other lab tests, then the rest."""
+    marker = item.get_closest_marker("xdist_group")
+    group = (marker.args[0] if marker and marker.args else marker.kwargs.get("name")) if marker else None
+    if group in HEAVIEST_FIRST:
+        return HEAVIEST_FIRST.index(group)
+    return len(HEAVIEST_FIRST) + (0 if "lab" in item.keywords else 1)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     """Seconds spent in each test file (setup, call and teardown; a session lab's converge counts in
-    the file of the first test that needed it), slowest first: where the suite's time goes."""
+    the file of the first test that needed it), slowest first: where the suite's time goes. Under
+    pytest-xdist also the seconds of each lab group and of each worker: a worker busy much longer
+    than the other shows a group that started too late (scripts/test.sh orders the heaviest first)."""
     per_file: dict[str, float] = {}
+    per_group: dict[str, float] = {}
+    per_worker: dict[str, float] = {}
     for reports in terminalreporter.stats.values():
         for report in reports:
             if isinstance(report, pytest.TestReport):
                 path = report.nodeid.split("::")[0]
                 per_file[path] = per_file.get(path, 0.0) + report.duration
+                name = report.nodeid.rsplit("::", 1)[-1]
+                if "@" in name:
+                    group = name.rsplit("@", 1)[1]
+                    per_group[group] = per_group.get(group, 0.0) + report.duration
+                worker = getattr(getattr(report, "node", None), "gateway", None)
+                if worker is not None:
+                    per_worker[worker.id] = per_worker.get(worker.id, 0.0) + report.duration
     if not per_file:
         return
     terminalreporter.write_sep("=", "seconds per test file")
     for path, seconds in sorted(per_file.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{seconds:9.1f}  {path}")
     terminalreporter.write_line(f"{sum(per_file.values()):9.1f}  total (test time; two workers overlap)")
+    for title, table in (("seconds per lab group", per_group), ("seconds per worker", per_worker)):
+        if table:
+            terminalreporter.write_sep("=", title)
+            for name, seconds in sorted(table.items(), key=lambda item: -item[1]):
+                terminalreporter.write_line(f"{seconds:9.1f}  {name}")
 
 
 @pytest.fixture(autouse=True)
