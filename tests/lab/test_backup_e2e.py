@@ -11,6 +11,7 @@ control is broken.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import threading
 import time
@@ -124,6 +125,32 @@ def test_stopped_server_fails_the_run_and_alerts_then_next_run_catches_up(pyinfr
         lab.exec(lab.sink, "systemctl", "start", "restic-rest-server.service")
     assert run_backup(lab, host).returncode == 0
     assert json.loads(sh(lab, host, "cat /var/lib/govbaseline/backup/last.json"))["status"] == "ok"
+
+
+STRAY = "/run/systemd/system/govbaseline-backup.service.d/stray.conf"
+STRAY_SCRIPT = "/root/govbaseline-e2e-stray"
+
+
+def test_a_process_the_job_leaves_behind_is_killed_and_the_finished_backup_stands(pyinfra_lab):
+    """What a run leaves in its unit (restic's ssh over SFTP, once in CI) and what ignores SIGTERM
+    would hold the unit 90 s in stop-sigterm and fail a finished backup: the job waits for it 10 s,
+    kills it, names it in the journal, and the unit succeeds."""
+    lab, host = pyinfra_lab, pyinfra_lab.hosts()[1]
+    stray = "#!/bin/sh\ntrap '' TERM\nsleep 600 </dev/null >/dev/null 2>&1 &\n"  # sleep keeps TERM ignored
+    sh(lab, host, f"printf %s {shlex.quote(stray)} > {STRAY_SCRIPT} && chmod 0755 {STRAY_SCRIPT} && "
+                  f"mkdir -p {STRAY.rsplit('/', 1)[0]} && "
+                  f"printf '[Service]\\nExecStartPre={STRAY_SCRIPT}\\n' > {STRAY} && systemctl daemon-reload")
+    try:
+        started = time.monotonic()
+        ran = run_backup(lab, host)
+        took = time.monotonic() - started
+        journal = sh(lab, host, "journalctl -u govbaseline-backup -n 8 --no-pager -o cat")
+        assert ran.returncode == 0, journal
+        assert "still running at the end of the job, killed:" in journal and "sleep 600" in journal, journal
+        assert took < 60, f"the unit took {took:.0f} s: systemd waited for the stray process"
+        assert not sh(lab, host, "pgrep -fx 'sleep 600' || true").strip()
+    finally:
+        sh(lab, host, f"rm -f {STRAY} {STRAY_SCRIPT} && systemctl daemon-reload && pkill -9 -fx 'sleep 600' || true")
 
 
 def test_client_credentials_cannot_delete_snapshots(pyinfra_lab):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import os
 import subprocess
 from types import ModuleType
 
@@ -70,3 +71,45 @@ def test_the_wait_is_bounded_and_other_failures_are_not_retried(which):
     script.retry_locked(lambda: calls.append(1) or proc(1, "Fatal: wrong password"), sleep=sleep,
                         clock=lambda: clock[0])
     assert len(calls) == 1
+
+
+def test_what_a_job_leaves_running_gets_its_time_then_is_killed_and_named(capsys):
+    """A process that ignores SIGTERM (as a stuck ssh of restic's did in CI) would hold the unit in
+    stop-sigterm for 90 s: the client script waits for it, then kills and names it."""
+    script = load("client")
+    ends = subprocess.Popen(["sleep", "0.3"])
+    stuck = subprocess.Popen(["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                              "signal.SIG_IGN); time.sleep(60)"])
+    try:
+        alive = lambda: [p.pid for p in (ends, stuck) if p.poll() is None]  # noqa: E731
+        assert script.end_strays(find=alive, wait=2) == [stuck.pid]
+        assert stuck.wait(timeout=5) == -9 and ends.returncode == 0
+        named = capsys.readouterr().err
+        assert f"killed: {stuck.pid} (" in named and "signal.SIG_IGN" in named and "state S" in named, named
+    finally:
+        stuck.kill()
+
+
+def test_a_job_run_by_hand_touches_no_other_process(monkeypatch):
+    monkeypatch.delenv("INVOCATION_ID", raising=False)
+    assert load("client").unit_processes() == []
+
+
+@pytest.mark.parametrize("hierarchy", ["legacy", "unified"])
+def test_the_jobs_own_processes_are_read_from_its_service_cgroup(tmp_path, monkeypatch, hierarchy):
+    """cgroup v1 (this build machine, its lab containers: systemd's name=systemd hierarchy) and v2."""
+    unit = "/system.slice/govbaseline-backup.service"
+    own = tmp_path / "cgroup"
+    if hierarchy == "legacy":
+        own.write_text(f"9:name=systemd:{unit}\n8:pids:/\n0::/\n")
+        folder = tmp_path / "systemd" / unit.lstrip("/")
+    else:
+        own.write_text(f"0::{unit}\n")
+        folder = tmp_path / unit.lstrip("/")
+    folder.mkdir(parents=True)
+    (folder / "cgroup.procs").write_text(f"{os.getpid()}\n4242\n")
+    monkeypatch.setenv("INVOCATION_ID", "0" * 32)
+    script = load("client")
+    assert script.unit_processes(cgroup_root=str(tmp_path), own=str(own)) == [4242]
+    own.write_text("0::/user.slice/user-0.slice/session-1.scope\n")  # a login session: not a service
+    assert script.unit_processes(cgroup_root=str(tmp_path), own=str(own)) == []
