@@ -13,6 +13,7 @@ import json
 import uuid
 
 import pytest
+from trestle.oscal.assessment_results import AssessmentResults
 
 from govbaseline.cli import main
 from govbaseline.eicar import DETECTED_AS, EICAR
@@ -77,10 +78,20 @@ def test_history_gathers_the_hosts_records_and_inspection_counts_them(lab_factor
     assert main(["history", "verify", str(where)]) == 0
     today = dt.datetime.now(dt.UTC).date().isoformat()
     out = tmp_path / "inspection"
-    assert main(["inspection", "--history", str(where), "--from", today, "--to", today, "-o", str(out)]) == 0
+    assert main(["inspection", "--history", str(where), "--from", today, "--to", today, "-o", str(out),
+                 "--oscal"]) == 0
     data = json.loads((out / "inspection.json").read_text())
     runs = [r["run"] for r in data["coverage"]["runs_list"]]
     assert data["coverage"]["runs"] == 3 and data["coverage"]["days_without_runs"] == []
+    # The same period as OSCAL assessment results (read back through trestle's model): a result per
+    # run, FW-01's finding not satisfied in the second run only.
+    oscal = AssessmentResults.oscal_read(out / "assessment-results.json")
+    assert len(oscal.results) == 3
+
+    def fw01(result) -> set[str]:
+        return {getattr(f.target.status.state, "value", f.target.status.state) for f in result.findings or []
+                if any(p.name == "control-id" and p.value == "FW-01" for p in f.props or [])}
+    assert [fw01(r) for r in oscal.results] == [{"satisfied"}, {"not-satisfied"}, {"satisfied"}]
     assert data["hosts"][host.name]["records_missing"] == 0, [
         p.read_text()[:600] for p in (where / "runs").glob(f"*/records/{host.name}.json")]
     findings = [(f["host"], f["control"], f["failed_run"], f["fixed_run"]) for f in data["findings"]]

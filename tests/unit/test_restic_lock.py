@@ -110,6 +110,15 @@ def test_the_jobs_own_processes_are_read_from_its_service_cgroup(tmp_path, monke
     (folder / "cgroup.procs").write_text(f"{os.getpid()}\n4242\n")
     monkeypatch.setenv("INVOCATION_ID", "0" * 32)
     script = load("client")
+    monkeypatch.setattr(script.os, "getppid", lambda: 1)  # started by the service manager
     assert script.unit_processes(cgroup_root=str(tmp_path), own=str(own)) == [4242]
+    monkeypatch.setattr(script.os, "getppid", lambda: 777)  # started by a program in the service
+    assert script.unit_processes(cgroup_root=str(tmp_path), own=str(own)) == []
+    monkeypatch.setattr(script.os, "getppid", lambda: 1)
+    own.write_text(own.read_text().replace("govbaseline-backup.service", "govbaseline-pull.service"))
+    pull = folder.parent / "govbaseline-pull.service"
+    pull.mkdir()
+    (pull / "cgroup.procs").write_text("4243\n")
+    assert script.unit_processes(cgroup_root=str(tmp_path), own=str(own)) == []  # another unit's cgroup
     own.write_text("0::/user.slice/user-0.slice/session-1.scope\n")  # a login session: not a service
     assert script.unit_processes(cgroup_root=str(tmp_path), own=str(own)) == []
