@@ -20,12 +20,13 @@ if [ "${GOVBASELINE_SKIP_LAB:-0}" != "1" ]; then
   # is waiting on hosts. Each one's output is printed whole when both are done.
   echo "== molecule (firewall and tls scenarios, each on its own lab host)"
   logs=$(mktemp -d)
-  trap 'rm -rf "$logs"' EXIT
   declare -A running
   for scenario in firewall tls; do
     molecule test -s "$scenario" > "$logs/$scenario.log" 2>&1 &
     running[$scenario]=$!
   done
+  # Interrupted, the scenarios stop too (background jobs of a script ignore Ctrl-C).
+  trap 'kill "${running[@]}" 2>/dev/null || true; wait || true; rm -rf "$logs"' EXIT
   failed=""
   for scenario in firewall tls; do
     wait "${running[$scenario]}" || failed="$failed $scenario"

@@ -40,9 +40,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _weight(item: pytest.Item) -> int:
     """Where an item goes in the run: the heaviest groups, then the other lab tests, then the rest."""
-    marker = item.get_closest_marker("xdist_group")
-    group = (marker.args[0] if marker and marker.args else marker.kwargs.get("name")) if marker else None
-    if group in HEAVIEST_FIRST:
+    groups = {m.args[0] if m.args else m.kwargs.get("name") for m in item.iter_markers("xdist_group")}
+    if len(groups) == 1 and (group := groups.pop()) in HEAVIEST_FIRST:  # pytest-xdist joins several
         return HEAVIEST_FIRST.index(group)
     return len(HEAVIEST_FIRST) + (0 if "lab" in item.keywords else 1)
 
@@ -61,7 +60,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                 path = report.nodeid.split("::")[0]
                 per_file[path] = per_file.get(path, 0.0) + report.duration
                 name = report.nodeid.rsplit("::", 1)[-1]
-                if "@" in name:
+                if name.rfind("@") > name.rfind("]"):  # pytest-xdist's own test@group suffix
                     group = name.rsplit("@", 1)[1]
                     per_group[group] = per_group.get(group, 0.0) + report.duration
                 worker = getattr(getattr(report, "node", None), "gateway", None)

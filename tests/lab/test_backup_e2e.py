@@ -141,13 +141,15 @@ def test_a_process_the_job_leaves_behind_is_killed_and_the_finished_backup_stand
                   f"mkdir -p {STRAY.rsplit('/', 1)[0]} && "
                   f"printf '[Service]\\nExecStartPre={STRAY_SCRIPT}\\n' > {STRAY} && systemctl daemon-reload")
     try:
-        started = time.monotonic()
-        ran = run_backup(lab, host)
-        took = time.monotonic() - started
-        journal = sh(lab, host, "journalctl -u govbaseline-backup -n 8 --no-pager -o cat")
+        ran = run_backup(lab, host)  # a stop-sigterm timeout would fail the unit
+        deadline = time.monotonic() + 10
+        while True:  # journald may not have written the job's last line yet
+            journal = sh(lab, host, "journalctl -u govbaseline-backup -n 8 --no-pager -o cat")
+            if "sleep 600" in journal or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert ran.returncode == 0, journal
         assert "still running at the end of the job, killed:" in journal and "sleep 600" in journal, journal
-        assert took < 60, f"the unit took {took:.0f} s: systemd waited for the stray process"
         assert not sh(lab, host, "pgrep -fx 'sleep 600' || true").strip()
     finally:
         sh(lab, host, f"rm -f {STRAY} {STRAY_SCRIPT} && systemctl daemon-reload && pkill -9 -fx 'sleep 600' || true")
