@@ -126,3 +126,4 @@ def test_history_gathers_the_hosts_records_and_inspection_counts_them(lab_factor
     edited.write_text(edited.read_text().replace('"status": "fail"', '"status": "pass"'))
     assert main(["history", "verify", str(where)]) == 1
     assert f"first at entry 2 ({runs[1]})" in capsys.readouterr().err
+    lab.down()  # its hosts go now, not at the end of the session

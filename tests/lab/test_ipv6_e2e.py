@@ -36,7 +36,8 @@ def v6_lab(lab_factory):
     first = apply(lab.inventory, engine="ansible", stream=False)
     if not first.ok:
         pytest.fail(f"first converge of the IPv6-only host failed:\n{first.output[-4000:]}")
-    return lab
+    yield lab
+    lab.down()  # its hosts go with the module, not at the end of the session
 
 
 def routes(lab, host, family: str) -> list[dict]:

@@ -116,3 +116,4 @@ def test_an_ops_team_installs_the_package_and_runs_from_its_own_repository(lab_f
     recap = [line for line in second.splitlines() if "changed=" in line and "unreachable=" in line]
     assert recap and all(" changed=0 " in line for line in recap), second[-3000:]
     assert "failed=0" in first
+    lab.down()  # its hosts go now, not at the end of the session

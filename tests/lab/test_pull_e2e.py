@@ -151,3 +151,4 @@ def test_hosts_apply_and_check_themselves_and_the_collector_gathers_them(lab_fac
     assert "stale" in stale.data["hosts"][first.name]["error"] and not stale.passed
     # The result on the host is root's alone.
     assert sh(lab, first, f"stat -c '%a %U' {RESULT_PATH}").strip() == "600 root"
+    lab.down()  # its hosts go now, not at the end of the session

@@ -37,7 +37,8 @@ def vm_lab(lab_factory, tmp_path_factory):
     first = apply(lab.only, engine="ansible", stream=False)  # type: ignore[attr-defined]
     if not first.ok:
         pytest.fail(f"first Ansible converge of the VM failed:\n{first.output[-4000:]}")
-    return lab
+    yield lab
+    lab.down()  # the VM goes with the module: idle under software emulation it still takes CPU
 
 
 def log01(lab, tmp_path, name: str):
