@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import defaultdict
 
 import pytest
 
@@ -51,32 +52,29 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     the file of the first test that needed it), slowest first: where the suite's time goes. Under
     pytest-xdist also the seconds of each lab group and of each worker: a worker busy much longer
     than the other shows a group that started too late (scripts/test.sh orders the heaviest first)."""
-    per_file: dict[str, float] = {}
-    per_group: dict[str, float] = {}
-    per_worker: dict[str, float] = {}
+    per_file: defaultdict[str, float] = defaultdict(float)
+    per_group: defaultdict[str, float] = defaultdict(float)
+    per_worker: defaultdict[str, float] = defaultdict(float)
     for reports in terminalreporter.stats.values():
         for report in reports:
             if isinstance(report, pytest.TestReport):
-                path = report.nodeid.split("::")[0]
-                per_file[path] = per_file.get(path, 0.0) + report.duration
+                per_file[report.nodeid.split("::")[0]] += report.duration
                 name = report.nodeid.rsplit("::", 1)[-1]
                 if name.rfind("@") > name.rfind("]"):  # pytest-xdist's own test@group suffix
-                    group = name.rsplit("@", 1)[1]
-                    per_group[group] = per_group.get(group, 0.0) + report.duration
+                    per_group[name.rsplit("@", 1)[1]] += report.duration
                 worker = getattr(getattr(report, "node", None), "gateway", None)
                 if worker is not None:
-                    per_worker[worker.id] = per_worker.get(worker.id, 0.0) + report.duration
+                    per_worker[worker.id] += report.duration
     if not per_file:
         return
-    terminalreporter.write_sep("=", "seconds per test file")
-    for path, seconds in sorted(per_file.items(), key=lambda item: -item[1]):
-        terminalreporter.write_line(f"{seconds:9.1f}  {path}")
-    terminalreporter.write_line(f"{sum(per_file.values()):9.1f}  total (test time; two workers overlap)")
-    for title, table in (("seconds per lab group", per_group), ("seconds per worker", per_worker)):
+    for title, table in (("seconds per test file", per_file), ("seconds per lab group", per_group),
+                         ("seconds per worker", per_worker)):
         if table:
             terminalreporter.write_sep("=", title)
             for name, seconds in sorted(table.items(), key=lambda item: -item[1]):
                 terminalreporter.write_line(f"{seconds:9.1f}  {name}")
+        if table is per_file:
+            terminalreporter.write_line(f"{sum(per_file.values()):9.1f}  total (test time; two workers overlap)")
 
 
 @pytest.fixture(autouse=True)
