@@ -132,7 +132,7 @@ STRAY_SCRIPT = "/root/govbaseline-e2e-stray"
 
 
 def test_a_process_the_job_leaves_behind_is_killed_and_the_finished_backup_stands(pyinfra_lab):
-    """What a run leaves in its unit (restic's ssh over SFTP, once in CI) and what ignores SIGTERM
+    """What a run leaves in its unit (most likely restic's ssh over SFTP, once in CI) and ignores SIGTERM
     would hold the unit 90 s in stop-sigterm and fail a finished backup: the job waits for it 10 s,
     kills it, names it in the journal, and the unit succeeds."""
     lab, host = pyinfra_lab, pyinfra_lab.hosts()[1]
