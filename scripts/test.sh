@@ -15,26 +15,3 @@ echo "== pytest"
 # of one. Tests sharing a lab stay in one worker (tests/conftest.py). GOVBASELINE_TEST_WORKERS=0
 # runs everything in this process.
 pytest -n "${GOVBASELINE_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@"
-if [ "${GOVBASELINE_SKIP_LAB:-0}" != "1" ]; then
-  # The scenarios side by side: each makes its own lab (molecule-<scenario>) and most of their time
-  # is waiting on hosts. Each one's output is printed whole when both are done.
-  echo "== molecule (firewall and tls scenarios, each on its own lab host)"
-  logs=$(mktemp -d)
-  declare -A running
-  for scenario in firewall tls; do
-    molecule test -s "$scenario" > "$logs/$scenario.log" 2>&1 &
-    running[$scenario]=$!
-  done
-  # Interrupted, the scenarios stop too (background jobs of a script ignore Ctrl-C).
-  trap 'kill "${running[@]}" 2>/dev/null || true; wait || true; rm -rf "$logs"' EXIT
-  failed=""
-  for scenario in firewall tls; do
-    wait "${running[$scenario]}" || failed="$failed $scenario"
-    echo "== molecule $scenario"
-    cat "$logs/$scenario.log"
-  done
-  if [ -n "$failed" ]; then
-    echo "molecule failed:$failed" >&2
-    exit 1
-  fi
-fi

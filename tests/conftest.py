@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections import defaultdict
 
 import pytest
@@ -13,10 +14,14 @@ import pytest
 # would create the same-named lab and clear the first's hosts. A test that asks for its lab by name
 # at run time carries the group itself (test_patching_e2e.py).
 SHARED_LABS = ("ansible_lab", "pyinfra_lab")
-# The groups that take longest, longest first (the per-group table at the end of a run shows them):
-# they are handed to the workers first and the short tests fill in around them, so neither worker
-# is left with a long group at the end (scripts/test.sh keeps this order: --no-loadscope-reorder).
-HEAVIEST_FIRST = ("ansible_lab", "vm_lab", "pyinfra_lab", "v6_lab")
+# The lab groups and the tests with a lab of their own that take longest, longest first (the tables
+# at the end of a run show them): they are handed to the workers first and the short tests fill in
+# around them, so neither worker is left with a long one at the end (scripts/test.sh keeps this
+# order: --no-loadscope-reorder). A name here that no longer exists only loses its place.
+HEAVIEST_FIRST = ("ansible_lab", "vm_lab", "pyinfra_lab", "pull_lab", "v6_lab",
+                  "test_an_ops_team_installs_the_package_and_runs_from_its_own_repository",
+                  "test_history_gathers_the_hosts_records_and_inspection_counts_them",
+                  "test_debian12_host_converges_idempotently_and_verifies")
 
 
 def lab_group(fixturenames: list[str] | tuple[str, ...]) -> str | None:
@@ -40,11 +45,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _weight(item: pytest.Item) -> int:
-    """Where an item goes in the run: the heaviest groups, then the other lab tests, then the rest."""
+    """Where an item goes in the run: the heaviest groups and tests, then the other lab tests, then
+    the rest."""
     groups = {m.args[0] if m.args else m.kwargs.get("name") for m in item.iter_markers("xdist_group")}
     if len(groups) == 1 and (group := groups.pop()) in HEAVIEST_FIRST:  # pytest-xdist joins several
         return HEAVIEST_FIRST.index(group)
+    if getattr(item, "originalname", item.name) in HEAVIEST_FIRST:
+        return HEAVIEST_FIRST.index(getattr(item, "originalname", item.name))
     return len(HEAVIEST_FIRST) + (0 if "lab" in item.keywords else 1)
+
+
+_clock: dict[str, float] = {}  # when the run started, and when each worker last reported
+_last: dict[str, str] = {}  # each worker's last test
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _clock["start"] = time.monotonic()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    worker = getattr(getattr(report, "node", None), "gateway", None)
+    if worker is not None:
+        _clock[worker.id], _last[worker.id] = time.monotonic(), report.nodeid
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -68,11 +90,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not per_file:
         return
     for title, table in (("seconds per test file", per_file), ("seconds per lab group", per_group),
-                         ("seconds per worker", per_worker)):
+                         ("seconds per worker (busy, done at; its last test)", per_worker)):
         if table:
             terminalreporter.write_sep("=", title)
             for name, seconds in sorted(table.items(), key=lambda item: -item[1]):
-                terminalreporter.write_line(f"{seconds:9.1f}  {name}")
+                done = f"{_clock[name] - _clock['start']:9.1f}  {_last[name]}" if name in _last else ""
+                terminalreporter.write_line(f"{seconds:9.1f}  {name}{done}")
         if table is per_file:
             terminalreporter.write_line(f"{sum(per_file.values()):9.1f}  total (test time; two workers overlap)")
 
