@@ -26,6 +26,8 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmYv0bMlt7kDjTOXZ7vXB2yGRgBNVp0R8o3D
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 UNIT_CA = LabCA(Path(tempfile.mkdtemp(prefix="govbaseline-unit-ca-")), "unit")
 SITE_CERT, SITE_KEY = UNIT_CA.issue("www.example.gov", dns=["www.example.gov", "example.gov"], ips=[])
+# One worker renders everything once (ansible_rendered): spread over two, each rendered it all.
+pytestmark = pytest.mark.xdist_group("templates")
 CLIENT_SSH_KEY = ed25519.Ed25519PrivateKey.generate().private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
 
