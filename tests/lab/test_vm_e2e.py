@@ -1,8 +1,8 @@
 """What containers cannot prove, on a virtual machine with its own kernel (issue 20): the audit
 trail (LOG-01) loaded into a real kernel by both engines, records with the expected keys, the
 rules locked until reboot and a locked host handled; the kernel's process-hardening parameters
-(SYS-02) live, broken and repaired; after a reboot the firewall is loaded before the network and
-the baseline holds without a converge.
+(SYS-02) live, broken and repaired; blocked kernel modules refused by modprobe (SYS-09); after a
+reboot the firewall is loaded before the network and the baseline holds without a converge.
 
 One VM (QEMU, KVM where it works, else software emulation), converged with the roles these tests
 prove (audit, firewall and system; the others switched off), so the tier stays within minutes.
@@ -109,6 +109,32 @@ def test_kernel_parameters_are_live_on_a_real_kernel_and_repaired_when_changed(v
     assert after.checks(host.name)[check]["status"] == "pass", after.output[-3000:]
 
 
+def test_blocked_modules_do_not_load_and_a_loaded_one_is_named_until_unloaded(vm_lab, tmp_path):
+    """SYS-09 on a real kernel: modprobe of a blocked module fails; with its block removed it loads
+    and the check fails naming both; the converge puts the block back but never unloads a module
+    (a mounted disk would go), so the check names it until it is unloaded."""
+    host = vm_lab.hosts()[0]
+    check = "test_listed_kernel_modules_cannot_load"
+
+    def result(name: str) -> tuple[str, str]:
+        found = verify(vm_lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
+        return found["status"], found["message"]
+
+    refused = vm_lab.exec(host, "modprobe", "cramfs", check=False)
+    assert refused.returncode != 0 and b"/bin/false" in refused.stderr, refused
+    assert "cramfs" not in sh(vm_lab, host, "cut -d' ' -f1 /proc/modules").split()
+    assert result("blocked")[0] == "pass", result("blocked")
+    sh(vm_lab, host, "sed -i '/ cramfs/d' /etc/modprobe.d/60-govbaseline-blocked.conf && modprobe cramfs")
+    status, broken = result("unblocked")
+    assert status == "fail" and "cramfs is not blocked" in broken and "cramfs is loaded now" in broken, broken
+    repaired = run_ansible(vm_lab.only, tags="sys-09", stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    status, still = result("reblocked")
+    assert status == "fail" and "cramfs is not blocked" not in still and "cramfs is loaded now" in still, still
+    sh(vm_lab, host, "modprobe -r cramfs")
+    assert result("unloaded")[0] == "pass", result("unloaded")
+
+
 def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path):
     host = vm_lab.hosts()[0]
     locked = inventory_with(vm_lab, tmp_path, **ONLY_AUDIT_AND_FIREWALL, audit_rules_immutable=True)
@@ -145,7 +171,8 @@ def test_after_a_reboot_the_firewall_comes_first_and_the_baseline_holds(vm_lab, 
     nft, networkd = (int(t) for t in times)
     assert 0 < nft <= networkd, f"nftables active at {nft} us, networkd at {networkd} us after boot"
     outcome = verify(vm_lab.only, tmp_path / "rebooted", limit=host.name,
-                     controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "SYS-01", "SYS-02", "SYS-03"])
+                     controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "SYS-01", "SYS-02", "SYS-03",
+                               "SYS-09"])
     assert outcome.passed, f"after a reboot of {seconds:.0f}s:\n{outcome.output[-3000:]}"
     assert "enabled 2" in sh(vm_lab, host, "auditctl -s")  # locked again, with the new rules
     assert "-w /srv -p wa -k webroot" in sh(vm_lab, host, "auditctl -l")

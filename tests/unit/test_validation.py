@@ -176,6 +176,15 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
      "system_package_verify_exclude has /usr/lib/x86_64-linux-gnu: that leaves out"),
     ("system", {}, {"system_package_verify_seconds": 5}, "system_package_verify_seconds must be between 10 and 3600"),
     ("system", {}, {"system_package_integrity_enabled": "maybe"}, "system_package_integrity_enabled"),
+    ("system", {}, {"system_blocked_modules": []}, "to block none, set system_modules_enabled: false"),
+    ("system", {}, {"system_blocked_modules": ["cramfs; reboot"]},
+     "system_blocked_modules[0] must be a kernel module's name (letters, digits, - and _), not 'cramfs; reboot'"),
+    ("system", {}, {"system_blocked_modules": ["usb-storage", "usb_storage"]},
+     "system_blocked_modules lists usb_storage twice (modprobe reads - and _ alike)"),
+    ("system", {}, {"system_blocked_modules": ["cramfs", "nf-tables"]},
+     "system_blocked_modules has nf-tables: the baseline needs it"),
+    ("system", {}, {"system_blocked_modules": ["../cramfs"]}, "system_blocked_modules[0] must be a kernel module's"),
+    ("system", {}, {"system_modules_enabled": "maybe"}, "system_modules_enabled"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)

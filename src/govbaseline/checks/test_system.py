@@ -1,4 +1,4 @@
-"""Checks for the operating system's hardening SYS-01 .. SYS-08 (role ``system``)."""
+"""Checks for the operating system's hardening SYS-01 .. SYS-09 (role ``system``)."""
 
 from __future__ import annotations
 
@@ -417,3 +417,33 @@ def test_installed_files_match_their_packages(host, hostvars):
         raise AssertionError(f"installed files differ from their packages: {named}{more}. Find out who changed "
                              "them before anything else; then apt-get install --reinstall PACKAGE, or list a file "
                              "that may differ in system_package_verify_exclude")
+
+
+@pytest.mark.control("SYS-09")
+def test_listed_kernel_modules_cannot_load(host, hostvars):
+    """Each module of system_blocked_modules: modprobe would run ``/bin/false`` instead of loading it
+    (``modprobe -n -v``, which loads nothing), aliases cannot pick it (``blacklist``), and outside a
+    container it is not loaded now (a container's /proc/modules is the machine's). CIS Debian Linux
+    12 Benchmark v1.1.0 1.1.1 and 3.2 (each module "not available")."""
+    area(hostvars, "system_modules_enabled")
+    modules = hostvars["system_blocked_modules"]
+    script = "; ".join(f"printf '%s\\t' {shlex.quote(m)}; modprobe -n -v {shlex.quote(m)} 2>&1 | tr '\\n' ' '; echo"
+                       for m in modules)
+    would = dict(line.split("\t", 1) for line in host.run(script).stdout.splitlines() if "\t" in line)
+    config = host.run("modprobe --showconfig 2>/dev/null | grep '^blacklist '").stdout.split()
+    blacklisted = {name.replace("-", "_") for name in config[1::2]}
+    problems = []
+    for module in modules:
+        said = would.get(module, "").strip()
+        if said.startswith("builtin "):
+            problems.append(f"{module} is built into the kernel: modprobe cannot block it (remove it from "
+                            "system_blocked_modules, or run a kernel without it)")
+        elif "install /bin/false" not in said:
+            problems.append(f"{module} is not blocked (modprobe -n -v says: {said or 'nothing'})")
+        if module.replace("-", "_") not in blacklisted:
+            problems.append(f"{module} is not blacklisted: a device's alias could load it")
+    if not in_container(host):
+        loaded = {line.split(" ", 1)[0] for line in host.run("cat /proc/modules").stdout.splitlines()}
+        problems += [f"{module} is loaded now: unload it (modprobe -r {module}, refused while in use) or reboot"
+                     for module in modules if module.replace("-", "_") in loaded]
+    assert not problems, "kernel modules that should not load: " + "; ".join(problems)

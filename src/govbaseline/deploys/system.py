@@ -1,4 +1,4 @@
-"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-08), twin of ``roles/system``."""
+"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-09), twin of ``roles/system``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def apply() -> None:
     v = common.settings(ROLE)
     if v is None:
         return
-    apt.packages(name="SYS-01, SYS-02, SYS-04 | Packages the role needs", packages=v["system_packages"], update=False)
+    apt.packages(name="SYS-01, SYS-02, SYS-04, SYS-09 | Packages the role needs", packages=v["system_packages"],
+                 update=False)
     # Each area: its switch, then a waiver of its control (common.enforced), as the role's tasks/main.yml.
     if switched(v, "system_network_enabled") and common.enforced(ROLE, "network"):
         network(v)
@@ -40,6 +41,8 @@ def apply() -> None:
         logins(v)
     if switched(v, "system_package_integrity_enabled") and common.enforced(ROLE, "package_integrity"):
         package_integrity(v)
+    if switched(v, "system_modules_enabled") and common.enforced(ROLE, "modules"):
+        modules(v)
 
 
 def switched(v: dict[str, Any], toggle: str) -> bool:
@@ -193,3 +196,10 @@ def package_integrity(v: dict[str, Any]) -> None:
     common.put_text("SYS-08 | apt installs only what it can authenticate (no unauthenticated, insecure, downgraded "
                     "or weak sources)", common.render(ROLE, "apt-signed-packages.conf.j2", v),
                     v["__system_apt_signed_conf"])
+
+
+def modules(v: dict[str, Any]) -> None:
+    # Persisted only: a module loaded before stays until it is unloaded or the host reboots (verify
+    # names it); modprobe reads the file at its next call.
+    common.put_text("SYS-09 | Block the listed kernel modules from loading (modprobe.d)",
+                    common.render(ROLE, "modprobe-blocked.conf.j2", v), v["__system_modprobe_file"])

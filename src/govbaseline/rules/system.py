@@ -138,6 +138,34 @@ def nts_ca_needs_an_nts_server(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
+# Kernel modules the baseline itself needs: blocking one would take the firewall (FW-01), its
+# connection tracking or the audit trail's network logging down at the next boot.
+NEEDED_MODULES = frozenset({"nf_tables", "nf_conntrack", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_reject_ipv4",
+                            "nf_reject_ipv6", "nft_ct", "nft_limit", "nft_log", "nft_reject", "nft_reject_inet",
+                            "nft_chain_nat", "nfnetlink", "nfnetlink_log", "x_tables", "af_packet", "tcp_diag",
+                            "inet_diag", "ext4", "xfs", "btrfs", "overlay", "virtio_blk", "virtio_net"})
+
+
+def blocked_modules(name: str, value: Any) -> list[str]:
+    """SYS-09's modules: names as modinfo prints them (``-`` and ``_`` the same), each once, none the
+    baseline needs (``NEEDED_MODULES``)."""
+    if not isinstance(value, list) or not value:
+        return [f"{name} must list the kernel modules to block, such as [cramfs, usb-storage]; to block none, set "
+                "system_modules_enabled: false"]
+    problems = [f"{name}[{i}] must be a kernel module's name (letters, digits, - and _), not {module!r}"
+                for i, module in enumerate(value)
+                if not isinstance(module, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,55}", module)]
+    if problems:
+        return problems
+    same = [module.replace("-", "_") for module in value]
+    problems += [f"{name} lists {module} twice (modprobe reads - and _ alike)"
+                 for module in sorted({m for m in same if same.count(m) > 1})]
+    problems += [f"{name} has {module}: the baseline needs it (the firewall, the network or the root file system "
+                 "would not load at the next boot). Remove it from the list" for module in value
+                 if module.replace("-", "_") in NEEDED_MODULES]
+    return problems
+
+
 # One rule per variable, for what the argument spec cannot say; validation runs them in this order.
 RULES: dict[str, Rule] = {
     "system_sysctl_network": sysctl_parameters(("net.",)),
@@ -153,6 +181,7 @@ RULES: dict[str, Rule] = {
     "system_shell_accounts": each(username),
     "system_package_verify_exclude": verify_exclude,
     "system_package_verify_seconds": int_range(10, 3600),
+    "system_blocked_modules": blocked_modules,
 }
 # Rules that look at several of the role's variables together.
 CROSS_RULES: list[CrossRule] = [no_suid_dumps, nts_ca_needs_an_nts_server]
