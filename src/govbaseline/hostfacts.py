@@ -50,6 +50,10 @@ OBSERVE = "; ".join((
     # apt's sources, each line with its file's name, base64 on one line: sources marked trusted (no
     # signature checked) are refused by the system role (SYS-08; trusted_sources).
     f"echo \"sources=$({{ {SOURCES_READ}; }} | base64 -w0)\"",
+    # Kernel modules in use (a count of users or modules using them; /proc/modules(5)) and the file
+    # system types mounted or listed in /etc/fstab: the system role refuses to block them (SYS-09).
+    "echo \"modules_used=$(awk '$3 > 0 || $4 != \"-\" {print $1}' /proc/modules 2>/dev/null | tr '\\n' ' ')\"",
+    "echo \"fstypes=$(awk '$1 !~ /^#/ {print $3}' /proc/mounts /etc/fstab 2>/dev/null | sort -u | tr '\\n' ' ')\"",
 ))
 
 
@@ -79,6 +83,8 @@ def parse(text: str) -> dict[str, Any]:
         "audit_rules": (_unbase64(raw["audit_loaded"]) if "audit_loaded" in raw else None,
                         _unbase64(raw.get("audit_installed", ""))),
         "sources": _unbase64(raw.get("sources", "")),
+        "modules_used": raw.get("modules_used", "").split(),
+        "fstypes": raw.get("fstypes", "").split(),
     }
 
 
@@ -292,13 +298,36 @@ def trusted_sources(read: str) -> list[str]:
 def _system(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     # A container shares the machine's kernel: its kernel.* and fs.* parameters are not applied there.
     derived = {"__system_container": observed.get("container", "")}
+    problems = blocked_in_use(values, observed)
     unchecked = trusted_sources(observed.get("sources", ""))
-    if not (values.get("system_package_integrity_enabled") and unchecked):
-        return derived, []
-    return derived, [f"apt installs from {'; '.join(unchecked)} without checking its signatures (trusted or "
-                     "allow-insecure, allow-weak, allow-downgrade-to-insecure), and SYS-08 promises signed packages "
-                     "only: sign the repository and name its key with signed-by (sources.list(5)), or remove the "
-                     "source; or set system_package_integrity_enabled: false and waive SYS-08"]
+    if values.get("system_package_integrity_enabled") and unchecked:
+        problems.append(f"apt installs from {'; '.join(unchecked)} without checking its signatures (trusted or "
+                        "allow-insecure, allow-weak, allow-downgrade-to-insecure), and SYS-08 promises signed "
+                        "packages only: sign the repository and name its key with signed-by (sources.list(5)), or "
+                        "remove the source; or set system_package_integrity_enabled: false and waive SYS-08")
+    return derived, problems
+
+
+def blocked_in_use(values: Mapping[str, Any], observed: Mapping[str, Any]) -> list[str]:
+    """SYS-09's modules this host uses: one in use now (outside a container: a container's
+    /proc/modules is the machine's) or the type of a file system mounted or in /etc/fstab. Blocked,
+    the next boot would go without what needs it (a disk, an application's protocol)."""
+    blocked = values.get("system_blocked_modules") if values.get("system_modules_enabled") else None
+    if not isinstance(blocked, list):
+        return []
+    used = set() if observed.get("container") else set(observed.get("modules_used", ()))
+    fstypes = {fstype.replace("-", "_") for fstype in observed.get("fstypes", ())}
+    problems = []
+    for module in blocked:
+        name = str(module).replace("-", "_")
+        if name in used:
+            problems.append(f"system_blocked_modules has {module}, which is in use on this host (/proc/modules): "
+                            f"blocking it would take it away at the next boot. Remove it from the list, or stop what "
+                            f"uses it and unload it (modprobe -r {module}) before the run")
+        elif name in fstypes:
+            problems.append(f"system_blocked_modules has {module}, the type of a file system mounted or listed in "
+                            "/etc/fstab: the host could not mount it at the next boot. Remove it from the list")
+    return problems
 
 
 DECIDERS = {"audit": _audit, "ids": _ids, "patching": _patching, "system": _system}

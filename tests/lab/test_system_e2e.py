@@ -60,7 +60,7 @@ BREAKS = {
         f"apt allows APT::Get::AllowUnauthenticated true (set in {APT_SIGNED})"),
     # One module's lines gone (a hand edit): its request by name and its aliases reach the kernel again.
     "test_listed_kernel_modules_cannot_load": (["sed -i '/ dccp/d' /etc/modprobe.d/60-govbaseline-blocked.conf"],
-                                               "dccp is not blocked (modprobe -n -v says: "),
+                                               "dccp is not blocked (modprobe -D says: "),
     "test_installed_files_match_their_packages": (
         [f"cp -p {CHANGED} {CHANGED}.e2e && cp -p {GONE} {GONE}.e2e && echo changed >> {CHANGED} && rm {GONE}"],
         f"{GONE} (missing, package base-files); {CHANGED} (content differs, package base-files)"),

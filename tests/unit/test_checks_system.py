@@ -108,3 +108,42 @@ def test_a_source_without_signature_checks_fails():
     host = Host({"grep -H": ("/etc/apt/sources.list.d/x.list:deb [allow-insecure=yes] http://x.gov/ y main\n", 0)})
     with pytest.raises(AssertionError, match=r"without checking signatures from: /etc/apt/sources.list.d/x.list:1: "):
         sources_check(host, hostvars())
+
+
+# SYS-09: what modprobe -D, modprobe --showconfig and /proc/modules print.
+modules_check = checks.test_listed_kernel_modules_cannot_load
+BLOCKED = ["cramfs", "usb-storage", "dccp"]
+
+
+def modules_host(said: dict[str, str], blacklisted=("cramfs", "usb_storage", "dccp"), loaded="", container=""):
+    # The host observation first: it reads /proc/modules too (hostfacts.OBSERVE).
+    return Host({"systemd-detect-virt": (f"container={container}\n", 0),
+                 "modprobe -D": ("".join(f"{m}\t{text} \n" for m, text in said.items()), 0),
+                 "--showconfig": ("".join(f"blacklist {m}\n" for m in blacklisted), 0),
+                 "/proc/modules": (loaded, 0)})
+
+
+def test_blocked_modules_pass_and_each_way_round_the_block_is_named():
+    fine = {m: "install /bin/false" for m in BLOCKED}
+    modules_check(modules_host(fine), hostvars(system_blocked_modules=BLOCKED))
+    loaded = "dccp 53248 0 - Live 0x0000000000000000\nnf_tables 360448 1 - Live 0x0\n"
+    broken = {**fine, "cramfs": "install /bin/false || /sbin/modprobe --ignore-install cramfs",
+              "usb-storage": "insmod /lib/modules/6.12.0/kernel/drivers/usb/storage/usb-storage.ko.xz"}
+    with pytest.raises(AssertionError) as failed:
+        modules_check(modules_host(broken, blacklisted=("cramfs",), loaded=loaded),
+                      hostvars(system_blocked_modules=BLOCKED))
+    message = str(failed.value)
+    assert "cramfs is not blocked (modprobe -D says: install /bin/false || /sbin/modprobe --ignore-install" in message
+    assert "usb-storage is not blocked (modprobe -D says: insmod " in message
+    assert "usb-storage is not blacklisted" in message and "dccp is not blacklisted" in message
+    assert "dccp is loaded now: unload it (modprobe -r dccp" in message and "cramfs is loaded" not in message
+
+
+def test_a_builtin_module_is_named_and_a_containers_loaded_modules_are_the_machines():
+    said = {"cramfs": "builtin cramfs", "usb-storage": "install /bin/false", "dccp": "install /bin/false"}
+    with pytest.raises(AssertionError, match="cramfs is built into the kernel: modprobe cannot block it"):
+        modules_check(modules_host(said), hostvars(system_blocked_modules=BLOCKED))
+    fine = {m: "install /bin/false" for m in BLOCKED}
+    # In a container /proc/modules lists the machine's modules: not the host's to unload.
+    modules_check(modules_host(fine, loaded="dccp 53248 0 - Live 0x0\n", container="podman"),
+                  hostvars(system_blocked_modules=BLOCKED))

@@ -84,7 +84,7 @@ def test_an_unreadable_answer_reads_as_nothing():
     seen = hostfacts.parse("route4=[{broken\nlinks=not json\nsecurity=\n")
     assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0,
                     "container": "", "architecture": "", "audit_locked": False,
-                    "audit_rules": (None, ""), "sources": ""}
+                    "audit_rules": (None, ""), "sources": "", "modules_used": [], "fstypes": []}
 
 
 def test_the_audit_role_learns_whether_it_runs_in_a_container_and_on_which_architecture():
@@ -208,3 +208,34 @@ def test_the_observation_reads_this_machines_sources(tmp_path):
     direct = subprocess.run(["sh", "-c", hostfacts.SOURCES_READ], capture_output=True, text=True, check=False).stdout
     assert hostfacts.parse(observed)["sources"] == direct
     assert direct.strip(), "this machine has apt sources"
+
+
+def test_a_module_the_host_uses_is_refused_before_the_system_role_blocks_it(tmp_path):
+    """SYS-09: a listed module in use (a count of users, or modules using it) or the type of a
+    mounted or fstab file system would be gone at the next boot: refused, naming it and the fix."""
+    import subprocess
+    modules = ("sctp 434176 2 - Live 0x0\nudf 131072 0 - Live 0x0\ncramfs 45056 0 - Live 0x0\n"
+               "libcrc32c 12288 3 nf_tables,sctp, Live 0x0\n")
+    fstab = "# /boot/efi was on /dev/sda1\nUUID=1 /boot/efi vfat umask=0077 0 1\n"
+    script = hostfacts.OBSERVE.replace("/proc/modules", "modules").replace("/proc/mounts /etc/fstab", "fstab")
+    observed = hostfacts.parse(subprocess.run(
+        ["sh", "-c", f"printf '{modules}' > modules; printf '{fstab}' > fstab; " + script], cwd=tmp_path,
+        capture_output=True, text=True, check=False).stdout)
+    assert observed["modules_used"] == ["sctp", "libcrc32c"] and observed["fstypes"] == ["vfat"]
+    seen = {**hostfacts.parse(answer(V4)), "modules_used": observed["modules_used"], "fstypes": observed["fstypes"]}
+    values = role_vars("system", {"system_blocked_modules": ["cramfs", "sctp", "udf", "vfat"],
+                                  "system_package_integrity_enabled": False})
+    with pytest.raises(ValidationError) as err:
+        hostfacts.decide({"system": values}, seen)
+    problems = str(err.value)
+    assert "system_blocked_modules has sctp, which is in use on this host" in problems
+    assert "modprobe -r sctp" in problems
+    assert "system_blocked_modules has vfat, the type of a file system mounted or listed in /etc/fstab" in problems
+    assert "has cramfs" not in problems and "has udf" not in problems  # loaded but unused: the check names them
+    # In a container /proc/modules is the machine's: only its own file systems count.
+    inside = {**seen, "container": "podman"}
+    with pytest.raises(ValidationError) as err:
+        hostfacts.decide({"system": values}, inside)
+    assert "has sctp" not in str(err.value) and "has vfat" in str(err.value)
+    off = role_vars("system", {"system_blocked_modules": ["sctp", "vfat"], "system_modules_enabled": False})
+    assert hostfacts.decide({"system": off}, seen) == {"__system_container": ""}

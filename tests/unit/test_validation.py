@@ -178,7 +178,7 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
     ("system", {}, {"system_package_integrity_enabled": "maybe"}, "system_package_integrity_enabled"),
     ("system", {}, {"system_blocked_modules": []}, "to block none, set system_modules_enabled: false"),
     ("system", {}, {"system_blocked_modules": ["cramfs; reboot"]},
-     "system_blocked_modules[0] must be a kernel module's name (letters, digits, - and _), not 'cramfs; reboot'"),
+     "system_blocked_modules[0] must be a kernel module's name (small letters, digits, - and _, as modinfo prints it)"),
     ("system", {}, {"system_blocked_modules": ["usb-storage", "usb_storage"]},
      "system_blocked_modules lists usb_storage twice (modprobe reads - and _ alike)"),
     ("system", {}, {"system_blocked_modules": ["cramfs", "nf-tables"]},

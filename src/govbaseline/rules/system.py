@@ -138,12 +138,17 @@ def nts_ca_needs_an_nts_server(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
-# Kernel modules the baseline itself needs: blocking one would take the firewall (FW-01), its
-# connection tracking or the audit trail's network logging down at the next boot.
-NEEDED_MODULES = frozenset({"nf_tables", "nf_conntrack", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_reject_ipv4",
-                            "nf_reject_ipv6", "nft_ct", "nft_limit", "nft_log", "nft_reject", "nft_reject_inet",
-                            "nft_chain_nat", "nfnetlink", "nfnetlink_log", "x_tables", "af_packet", "tcp_diag",
-                            "inet_diag", "ext4", "xfs", "btrfs", "overlay", "virtio_blk", "virtio_net"})
+# Kernel modules a host of the baseline needs: blocking one would keep the firewall (FW-01: nftables,
+# connection tracking, its log rule's nf_log_syslog) from loading, or the root, EFI or LVM/RAID/LUKS
+# disks from mounting, at the next boot (update-initramfs copies modprobe.d into the initramfs).
+# Modules in use on the host itself are refused there too (hostfacts: in use, or a mounted or
+# fstab file system type).
+NEEDED_MODULES = frozenset({
+    "nf_tables", "nf_conntrack", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_reject_ipv4", "nf_reject_ipv6",
+    "nf_log_syslog", "nft_ct", "nft_limit", "nft_log", "nft_reject", "nft_reject_inet", "nft_chain_nat",
+    "nfnetlink", "nfnetlink_log", "x_tables", "libcrc32c", "af_packet", "tcp_diag", "inet_diag",
+    "ext4", "jbd2", "mbcache", "crc16", "xfs", "btrfs", "vfat", "fat", "nls_cp437", "nls_ascii", "nls_utf8",
+    "dm_mod", "dm_crypt", "md_mod", "raid1", "overlay", "virtio_blk", "virtio_net", "virtio_scsi"})
 
 
 def blocked_modules(name: str, value: Any) -> list[str]:
@@ -152,16 +157,17 @@ def blocked_modules(name: str, value: Any) -> list[str]:
     if not isinstance(value, list) or not value:
         return [f"{name} must list the kernel modules to block, such as [cramfs, usb-storage]; to block none, set "
                 "system_modules_enabled: false"]
-    problems = [f"{name}[{i}] must be a kernel module's name (letters, digits, - and _), not {module!r}"
+    problems = [f"{name}[{i}] must be a kernel module's name (small letters, digits, - and _, as modinfo prints it), "
+                f"not {module!r}"
                 for i, module in enumerate(value)
-                if not isinstance(module, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,55}", module)]
+                if not isinstance(module, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,55}", module)]
     if problems:
         return problems
     same = [module.replace("-", "_") for module in value]
     problems += [f"{name} lists {module} twice (modprobe reads - and _ alike)"
                  for module in sorted({m for m in same if same.count(m) > 1})]
-    problems += [f"{name} has {module}: the baseline needs it (the firewall, the network or the root file system "
-                 "would not load at the next boot). Remove it from the list" for module in value
+    problems += [f"{name} has {module}: the baseline needs it (the firewall, the network or a disk would not load "
+                 "at the next boot). Remove it from the list" for module in value
                  if module.replace("-", "_") in NEEDED_MODULES]
     return problems
 
