@@ -21,7 +21,8 @@ SHARED_LABS = ("ansible_lab", "pyinfra_lab")
 HEAVIEST_FIRST = ("ansible_lab", "vm_lab", "pyinfra_lab", "pull_lab", "v6_lab",
                   "test_an_ops_team_installs_the_package_and_runs_from_its_own_repository",
                   "test_history_gathers_the_hosts_records_and_inspection_counts_them",
-                  "test_debian12_host_converges_idempotently_and_verifies")
+                  "test_debian12_host_converges_idempotently_and_verifies",
+                  "templates")  # tests/unit/test_templates.py: 90 s of Ansible rendering, not to come last
 
 
 def lab_group(fixturenames: list[str] | tuple[str, ...]) -> str | None:
