@@ -428,14 +428,18 @@ def test_listed_kernel_modules_cannot_load(host, hostvars):
     v1.1.0 1.1.1 and 3.2 (each module "not available")."""
     area(hostvars, "system_modules_enabled")
     modules = hostvars["system_blocked_modules"]
-    script = "; ".join(f"printf '%s\\t' {shlex.quote(m)}; modprobe -D {shlex.quote(m)} 2>&1 | tr '\\n' ' '; echo"
+    # One line per module: its name, a tab, then what modprobe would do, each action ended by the
+    # unit separator (octal 037):
+    # the modules it depends on first (insmod ...), its own action last.
+    script = "; ".join(f"printf '%s\\t' {shlex.quote(m)}; modprobe -D {shlex.quote(m)} 2>&1 | tr '\\n' '\\037'; echo"
                        for m in modules)
-    would = dict(line.split("\t", 1) for line in host.run(script).stdout.splitlines() if "\t" in line)
+    would = {name: [a for a in actions.split("\x1f") if a.strip()] for name, _, actions in
+             (line.partition("\t") for line in host.run(script).stdout.splitlines() if "\t" in line)}
     config = host.run("modprobe --showconfig 2>/dev/null | grep '^blacklist '").stdout.split()
     blacklisted = {name.replace("-", "_") for name in config[1::2]}
     problems = []
     for module in modules:
-        said = would.get(module, "").strip()
+        said = (would.get(module) or [""])[-1].strip()  # its own action (dependencies may be loaded first)
         if said.startswith("builtin "):
             problems.append(f"{module} is built into the kernel: modprobe cannot block it (remove it from "
                             "system_blocked_modules, or run a kernel without it)")
