@@ -51,8 +51,9 @@ def _weight(item: pytest.Item) -> int:
     groups = {m.args[0] if m.args else m.kwargs.get("name") for m in item.iter_markers("xdist_group")}
     if len(groups) == 1 and (group := groups.pop()) in HEAVIEST_FIRST:  # pytest-xdist joins several
         return HEAVIEST_FIRST.index(group)
-    if getattr(item, "originalname", item.name) in HEAVIEST_FIRST:
-        return HEAVIEST_FIRST.index(getattr(item, "originalname", item.name))
+    name = getattr(item, "originalname", item.name)  # without its parameters
+    if name in HEAVIEST_FIRST:
+        return HEAVIEST_FIRST.index(name)
     return len(HEAVIEST_FIRST) + (0 if "lab" in item.keywords else 1)
 
 

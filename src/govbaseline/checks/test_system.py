@@ -429,8 +429,7 @@ def test_listed_kernel_modules_cannot_load(host, hostvars):
     area(hostvars, "system_modules_enabled")
     modules = hostvars["system_blocked_modules"]
     # One line per module: its name, a tab, then what modprobe would do, each action ended by the
-    # unit separator (octal 037):
-    # the modules it depends on first (insmod ...), its own action last.
+    # unit separator (octal 037): the modules it depends on first (insmod ...), its own action last.
     script = "; ".join(f"printf '%s\\t' {shlex.quote(m)}; modprobe -D {shlex.quote(m)} 2>&1 | tr '\\n' '\\037'; echo"
                        for m in modules)
     would = {name: [a for a in actions.split("\x1f") if a.strip()] for name, _, actions in
