@@ -299,6 +299,10 @@ def _system(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dic
     # A container shares the machine's kernel: its kernel.* and fs.* parameters are not applied there.
     derived = {"__system_container": observed.get("container", "")}
     problems = blocked_in_use(values, observed)
+    if values.get("system_accounting_enabled") and observed.get("container"):
+        problems.append(f"system_accounting_enabled is true, but this host is a {observed['container']} container: "
+                        "process accounting is the machine's kernel's (accton needs CAP_SYS_PACCT there). Set "
+                        "system_accounting_enabled: false for it, and turn accounting on where the kernel runs")
     unchecked = trusted_sources(observed.get("sources", ""))
     if values.get("system_package_integrity_enabled") and unchecked:
         problems.append(f"apt installs from {'; '.join(unchecked)} without checking its signatures (trusted or "

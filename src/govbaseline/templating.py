@@ -7,6 +7,7 @@ plain Jinja2 plus the two Ansible filters/tests provided here, so both engines w
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -53,6 +54,7 @@ def environment(role: str) -> jinja2.Environment:
     env.filters["to_json"] = json.dumps  # Ansible's to_json, for values without custom types
     env.filters["bool"] = _bool  # Ansible's bool
     env.filters["regex_escape"] = re.escape  # Ansible's regex_escape (re_type python)
+    env.filters["dirname"] = posixpath.dirname  # Ansible's dirname
     env.tests["search"] = search
     # The collection's filter (plugins/filter/govbaseline_filters.py), by the name the templates call it.
     env.filters["govbaseline.baseline.govbaseline_sftp_account"] = backup.sftp_account

@@ -93,7 +93,10 @@ def test_a_tampered_page_is_alerted_within_the_delay(pyinfra_lab, tmp_path):
 
 def test_restore_puts_the_known_good_copy_back_byte_identical(pyinfra_lab, tmp_path):
     lab, host = pyinfra_lab, pyinfra_lab.hosts()[1]
-    sh(lab, host, "rm -rf /srv/release && cp -a /var/www /srv/release")
+    # Set-group-id folders (a web root shared by a group): the restore must put the bit back, which a
+    # sandbox with RestrictSUIDSGID would refuse (SYS-10: the tamper watch's unit leaves it out).
+    sh(lab, host, "rm -rf /srv/release && cp -a /var/www /srv/release && "
+                  "find /srv/release -type d -exec chmod g+s {} +")
     restoring = inventory_with(lab, tmp_path, integrity_tamper_restore=True, integrity_known_good_dir="/srv/release")
     try:
         done = apply(restoring, engine="pyinfra", limit=host.name, stream=False)
@@ -110,7 +113,8 @@ def test_restore_puts_the_known_good_copy_back_byte_identical(pyinfra_lab, tmp_p
         assert result.checks(host.name)[TAMPER_CHECK]["status"] == "pass", result.output[-2000:]
     finally:
         back = apply(lab.inventory, engine="pyinfra", limit=host.name, stream=False)
-        sh(lab, host, "rm -rf /srv/release")
+        # The web root as approved (the watch, no longer restoring, judges it against its manifest).
+        sh(lab, host, "rm -rf /srv/release && find /var/www -type d -exec chmod g-s {} +")
         assert back.ok, back.output[-3000:]
 
 

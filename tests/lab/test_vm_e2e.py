@@ -1,7 +1,9 @@
 """What containers cannot prove, on a virtual machine with its own kernel (issue 20): the audit
 trail (LOG-01) loaded into a real kernel by both engines, records with the expected keys, the
 rules locked until reboot and a locked host handled; the kernel's process-hardening parameters
-(SYS-02) live, broken and repaired; blocked kernel modules refused by modprobe (SYS-09); after a
+(SYS-02) live, broken and repaired; blocked kernel modules refused by modprobe (SYS-09); a job in
+govbaseline's own service sandbox (SYS-10), which containers cannot build, still works; process
+accounting (SYS-11) records, and is turned on again after `accton off`; after a
 reboot the firewall is loaded before the network and the baseline holds without a converge.
 
 One VM (QEMU, KVM where it works, else software emulation), converged with the roles these tests
@@ -24,8 +26,9 @@ pytestmark = pytest.mark.lab
 # Only the roles proven here; the others are switched off (and what they would open or demand).
 OTHERS_OFF = {f"{role}_enabled": False for role in (
     "access", "alerts", "antivirus", "backup", "backup_server", "ids", "integrity", "patching", "tls", "vulnscan")}
+# Process accounting (SYS-11) is off by default and refused in a container: on here.
 ONLY_AUDIT_AND_FIREWALL = {**OTHERS_OFF, "tls_server_names": [], "tls_certificate": "", "tls_private_key": "",
-                           "firewall_allowed_tcp_ports": []}
+                           "firewall_allowed_tcp_ports": [], "system_accounting_enabled": True}
 LOG01 = ["test_auditd_running_with_the_rules_loaded", "test_audit_rules_cover_the_policy"]
 
 
@@ -136,6 +139,67 @@ def test_blocked_modules_do_not_load_and_a_loaded_one_is_named_until_unloaded(vm
     assert result("unloaded")[0] == "pass", result("unloaded")
 
 
+SANDBOX = "/etc/systemd/system/govbaseline-.service.d/50-govbaseline-sandbox.conf"
+
+
+def test_own_services_run_sandboxed_on_a_real_kernel_and_the_sandbox_is_put_back(vm_lab, tmp_path):
+    """SYS-10 where systemd can build the sandbox (a container skips mount namespaces): the web log
+    retention job, in its sandbox, still deletes an old log, while a write to the system fails and
+    its /tmp is its own; the exposure check passes, fails naming the unit once the common sandbox
+    is gone, and passes after the converge puts it back."""
+    host = vm_lab.hosts()[0]
+    unit, check = "govbaseline-weblog-retention", "test_own_services_sandboxed_within_their_exposure_limits"
+    probe = f"/etc/systemd/system/{unit}.service.d/90-e2e-probe.conf"
+    # A probe run before the job, in its sandbox: can it write to the system, does it see the host's /tmp?
+    out = "/var/log/nginx/e2e-probe"
+    probe_script = (f"{{ touch /usr/lib/e2e-probe && echo usr-writable || echo usr-read-only; }} > {out}; "
+                    f"{{ test -e /tmp/e2e-host-tmp && echo tmp-shared || echo tmp-private; }} >> {out}")
+    sh(vm_lab, host, f"""set -e
+touch -d '200 days ago' /var/log/nginx/e2e-old.log; touch /tmp/e2e-host-tmp
+mkdir -p {probe.rsplit("/", 1)[0]}
+cat > {probe} <<'EOF'
+[Service]
+ExecStartPre=/bin/sh -c '{probe_script}'
+EOF
+systemctl daemon-reload; systemctl start {unit}.service""")
+    seen = sh(vm_lab, host, f"cat {out}; test -e /var/log/nginx/e2e-old.log && echo old-kept || true")
+    sh(vm_lab, host, f"rm -f {probe} {out} /tmp/e2e-host-tmp /usr/lib/e2e-probe; systemctl daemon-reload")
+    assert seen.split() == ["usr-read-only", "tmp-private"], seen
+
+    def result(name: str) -> tuple[str, str]:
+        found = verify(vm_lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
+        return found["status"], found["message"]
+
+    assert result("sandboxed")[0] == "pass", result("sandboxed")
+    sh(vm_lab, host, f"rm {SANDBOX} && systemctl daemon-reload")
+    status, message = result("unsandboxed")
+    assert status == "fail" and f"above its limit 2.5 (systemd-analyze security {unit}.service" in message, message
+    repaired = run_ansible(vm_lab.only, tags="sys-10", stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    assert result("repaired")[0] == "pass", result("repaired")
+
+
+def test_process_accounting_records_and_is_turned_on_again_when_turned_off_by_hand(vm_lab, tmp_path):
+    """SYS-11 needs the machine's kernel: the converge turned it on, the check sees the accounting
+    file grow; `accton off` leaves acct.service active, the check fails all the same, and a
+    converge (its probe) turns accounting on again."""
+    host = vm_lab.hosts()[0]
+    check = "test_process_accounting_records_every_process"
+
+    def result(name: str) -> tuple[str, str]:
+        found = verify(vm_lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
+        return found["status"], found["message"]
+
+    assert result("on")[0] == "pass", result("on")
+    assert "true" in sh(vm_lab, host, "/bin/true; lastcomm --command true | head -3")
+    sh(vm_lab, host, "accton off")
+    status, message = result("off")
+    assert status == "fail" and "did not grow when a command ended" in message, message
+    repaired = run_ansible(vm_lab.only, tags="sys-11", stream=False)
+    assert repaired.ok and changed_count(repaired) == 1, repaired.output[-3000:]
+    assert result("repaired")[0] == "pass", result("repaired")
+
+
 def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path):
     host = vm_lab.hosts()[0]
     locked = inventory_with(vm_lab, tmp_path, **ONLY_AUDIT_AND_FIREWALL, audit_rules_immutable=True)
@@ -173,7 +237,7 @@ def test_after_a_reboot_the_firewall_comes_first_and_the_baseline_holds(vm_lab, 
     assert 0 < nft <= networkd, f"nftables active at {nft} us, networkd at {networkd} us after boot"
     outcome = verify(vm_lab.only, tmp_path / "rebooted", limit=host.name,
                      controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "SYS-01", "SYS-02", "SYS-03",
-                               "SYS-09"])
+                               "SYS-09", "SYS-10", "SYS-11"])
     assert outcome.passed, f"after a reboot of {seconds:.0f}s:\n{outcome.output[-3000:]}"
     assert "enabled 2" in sh(vm_lab, host, "auditctl -s")  # locked again, with the new rules
     assert "-w /srv -p wa -k webroot" in sh(vm_lab, host, "auditctl -l")

@@ -4,6 +4,7 @@ tests/lab/test_system_e2e.py: each check fails on a lab host where its promise i
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -37,6 +38,7 @@ def hostvars(**overrides):
     values["__system_apt_signed_settings"] = ["APT::Get::AllowUnauthenticated", "Acquire::AllowInsecureRepositories",
                                               "Acquire::AllowDowngradeToInsecureRepositories",
                                               "Acquire::AllowWeakRepositories"]
+    values["__system_accounting_unit"], values["__system_accounting_file"] = "acct.service", "/var/log/account/pacct"
     return values
 
 
@@ -153,3 +155,68 @@ def test_a_builtin_module_is_named_and_a_containers_loaded_modules_are_the_machi
     # In a container /proc/modules lists the machine's modules: not the host's to unload.
     modules_check(modules_host(fine, loaded="dccp 53248 0 - Live 0x0\n", container="podman"),
                   hostvars(system_blocked_modules=BLOCKED))
+
+
+sandbox_check = checks.test_own_services_sandboxed_within_their_exposure_limits
+UNITS = """govbaseline-av-scan.service static -
+govbaseline-backup@.service static -
+govbaseline-pull.service static -
+govbaseline-tamper.service enabled enabled
+"""
+
+
+def analyze(**scores: float) -> str:
+    """systemd-analyze security's last line per unit (systemd 252's and 257's wording)."""
+    return "".join("  NAME  DESCRIPTION  EXPOSURE\n✗ PrivateNetwork=  Service has access to the host's network"
+                   f"  0.5\n\n→ Overall exposure level for {unit.replace('_', '-')}.service: {score:.1f} OK 🙂\n"
+                   for unit, score in scores.items())
+
+
+def test_services_within_their_limits_pass_and_templates_are_left_out():
+    host = Host({"list-unit-files": (UNITS, 0),
+                 "systemd-analyze security": (analyze(govbaseline_av_scan=1.9, govbaseline_pull=9.6,
+                                                      govbaseline_tamper=2.4), 0)})
+    sandbox_check(host, hostvars())
+    assert host.commands[-1] == ("systemd-analyze security --no-pager govbaseline-av-scan.service "
+                                 "govbaseline-pull.service govbaseline-tamper.service")
+
+
+def test_a_service_above_its_limit_an_unknown_one_and_one_without_a_score_are_named():
+    units = UNITS + "govbaseline-custom.service static -\ngovbaseline-lynis.service static -\n"
+    host = Host({"list-unit-files": (units, 0),
+                 "systemd-analyze security": (analyze(govbaseline_av_scan=9.6, govbaseline_pull=9.6,
+                                                      govbaseline_tamper=2.4, govbaseline_custom=1.0), 1)})
+    with pytest.raises(AssertionError) as failed:
+        sandbox_check(host, hostvars())
+    message = str(failed.value)
+    assert "govbaseline-av-scan: exposure 9.6, above its limit 3.0" in message
+    assert "govbaseline-custom: exposure 1.0, and govbaseline sets no limit" in message
+    assert "govbaseline-lynis: systemd-analyze security gave no score" in message
+    assert "tamper" not in message and "pull" not in message and "--tags sys-10" in message
+
+
+def test_no_sandbox_check_where_the_area_is_switched_off():
+    with pytest.raises(pytest.skip.Exception, match="system_sandbox_enabled is false"):
+        sandbox_check(Host({}), hostvars(system_sandbox_enabled=False))
+
+
+accounting_check = checks.test_process_accounting_records_every_process
+
+
+@pytest.mark.parametrize(("answers", "expected"), [
+    ({"is-enabled": ("disabled\nactive\n", 0)}, "acct.service is disabled and active: accounting is not on"),
+    ({"is-enabled": ("enabled\ninactive\n", 3)}, "acct.service is enabled and inactive"),
+    ({"is-enabled": ("enabled\nactive\n", 0), "stat -c": ("640 640\n", 0)},
+     "/var/log/account/pacct did not grow when a command ended (640 bytes before and after)"),
+])
+def test_accounting_off_now_or_at_boot_is_named(answers, expected):
+    with pytest.raises(AssertionError, match=re.escape(expected)):
+        accounting_check(Host(answers), hostvars(system_accounting_enabled=True))
+
+
+def test_accounting_that_records_passes_and_is_not_applicable_when_off():
+    host = Host({"is-enabled": ("enabled\nactive\n", 0), "stat -c": ("640 704\n", 0)})
+    accounting_check(host, hostvars(system_accounting_enabled=True))
+    assert "/bin/true" in host.commands[-1]
+    with pytest.raises(pytest.skip.Exception, match="system_accounting_enabled is false"):
+        accounting_check(Host({}), hostvars())

@@ -239,3 +239,14 @@ def test_a_module_the_host_uses_is_refused_before_the_system_role_blocks_it(tmp_
     assert "has sctp" not in str(err.value) and "has vfat" in str(err.value)
     off = role_vars("system", {"system_blocked_modules": ["sctp", "vfat"], "system_modules_enabled": False})
     assert hostfacts.decide({"system": off}, seen) == {"__system_container": ""}
+
+
+def test_process_accounting_in_a_container_is_refused_before_the_system_role_changes_anything():
+    seen = hostfacts.parse(answer(V4) + "container=podman\n")
+    with pytest.raises(ValidationError) as err:
+        hostfacts.decide({"system": role_vars("system", {"system_accounting_enabled": True})}, seen)
+    assert "system_accounting_enabled is true, but this host is a podman container" in str(err.value)
+    assert hostfacts.decide({"system": role_vars("system", {})}, seen) == {"__system_container": "podman"}
+    machine = hostfacts.parse(answer(V4))
+    assert hostfacts.decide({"system": role_vars("system", {"system_accounting_enabled": True})}, machine) == \
+        {"__system_container": ""}

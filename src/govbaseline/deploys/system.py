@@ -1,4 +1,4 @@
-"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-09), twin of ``roles/system``."""
+"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-11), twin of ``roles/system``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def apply() -> None:
         package_integrity(v)
     if switched(v, "system_modules_enabled") and common.enforced(ROLE, "modules"):
         modules(v)
+    if switched(v, "system_sandbox_enabled") and common.enforced(ROLE, "sandbox"):
+        sandbox(v)
+    if switched(v, "system_accounting_enabled") and common.enforced(ROLE, "accounting"):
+        accounting(v)
 
 
 def switched(v: dict[str, Any], toggle: str) -> bool:
@@ -203,3 +207,34 @@ def modules(v: dict[str, Any]) -> None:
     # names it); modprobe reads the file at its next call.
     common.put_text("SYS-09 | Block the listed kernel modules from loading (modprobe.d)",
                     common.render(ROLE, "modprobe-blocked.conf.j2", v), v["__system_modprobe_file"])
+
+
+def sandbox(v: dict[str, Any]) -> None:
+    # One drop-in for every govbaseline-*.service; a running service keeps the sandbox it started
+    # with, so the running ones (found before the converge) are restarted into a new one.
+    dropin = v["__system_sandbox_dropin"]
+    files.directory(name="SYS-10 | Create the drop-in folder of every govbaseline service",
+                    path=dropin.rsplit("/", 1)[0], user="root", group="root", mode="0755")
+    put = common.put_text("SYS-10 | Give every govbaseline service the common sandbox (a drop-in for "
+                          "govbaseline-*.service)", common.render(ROLE, "sandbox.conf.j2", v), dropin)
+    if not put.will_change:
+        return
+    systemd.daemon_reload(name="SYS-10 | Load the sandbox (systemd reads drop-ins on a reload)")
+    running = host.get_fact(Command, "systemctl list-units --type=service --state=running --no-legend --plain "
+                                     "'govbaseline-*'") or ""
+    for unit in (line.split()[0] for line in running.splitlines() if line.strip()):
+        systemd.service(name=f"SYS-10 | Restart {unit} into the new sandbox", service=unit, restarted=True)
+
+
+def accounting(v: dict[str, Any]) -> None:
+    # acct.service turns accounting on at boot; `accton off` by hand leaves the unit active, so a
+    # probe (the file grows when a process ends) decides whether it is restarted.
+    apt.packages(name="SYS-11 | Install process accounting (acct)", packages=v["system_accounting_packages"],
+                 update=False)
+    pacct = shlex.quote(v["__system_accounting_file"])
+    probe = host.get_fact(Command, f"before=$(stat -c %s {pacct} 2>/dev/null || echo 0); /bin/true; "
+                                   f"after=$(stat -c %s {pacct} 2>/dev/null || echo 0); "
+                                   '[ "$after" -gt "$before" ] && echo recording || echo off')
+    systemd.service(name="SYS-11 | Record every process that ends, now and at boot (acct.service)",
+                    service=v["__system_accounting_unit"], running=True, enabled=True,
+                    restarted=(probe or "").strip() != "recording")

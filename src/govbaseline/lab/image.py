@@ -22,7 +22,7 @@ import yaml
 from govbaseline.lab.podman import podman
 from govbaseline.paths import ROLES_DIR, cache_dir
 
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
 LABEL = "govbaseline.lab"
 
 
@@ -68,8 +68,10 @@ MASKED_UNITS = ("getty@tty1.service", "console-getty.service", "systemd-logind.s
 
 # Packages of features no lab host can use: ACME needs a CA on the internet. (certbot's Python
 # dependencies also fail to configure inside debootstrap, as do ansible-core's: pull mode's packages
-# are installed when a host is enrolled, which the pull lab test does.)
-NOT_PREINSTALLED = frozenset({"tls_acme_packages", "pull_packages"})
+# are installed when a host is enrolled, which the pull lab test does.) Process accounting (SYS-11)
+# needs the machine's kernel: installed, its unit would fail at every container's boot; the VM tier
+# installs it when it converges.
+NOT_PREINSTALLED = frozenset({"tls_acme_packages", "pull_packages", "system_accounting_packages"})
 
 # Role packages a Debian release does not have (the roles use another way there: a Debian 12
 # backup server is the SFTP fallback, see roles/backup_server). debootstrap refuses a missing one.
@@ -225,11 +227,13 @@ def customise(rootfs: Path) -> None:
     """Make the debootstrapped tree a bootable, reachable lab host."""
     for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
-    unit = rootfs / "etc/systemd/system/govbaseline-hostkeys.service"
+    # The lab's own units are named lab-*: every govbaseline-*.service is the baseline's and gets its
+    # sandbox (SYS-10), in which this one could not write /etc/ssh.
+    unit = rootfs / "etc/systemd/system/lab-ssh-hostkeys.service"
     unit.write_text(HOSTKEYS_UNIT)
     wants = rootfs / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
-    (wants / "govbaseline-hostkeys.service").symlink_to("/etc/systemd/system/govbaseline-hostkeys.service")
+    (wants / "lab-ssh-hostkeys.service").symlink_to("/etc/systemd/system/lab-ssh-hostkeys.service")
     for name in MASKED_UNITS:
         link = rootfs / "etc/systemd/system" / name
         link.unlink(missing_ok=True)

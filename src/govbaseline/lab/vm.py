@@ -39,7 +39,7 @@ from govbaseline.lab.image import DISTROS, ensure_image
 from govbaseline.lab.podman import CONTAINERS_CONF, podman
 from govbaseline.paths import cache_dir
 
-VM_RECIPE_VERSION = 2
+VM_RECIPE_VERSION = 3
 LABEL_ENV = "GOVBASELINE_LAB"
 MEMORY_MIB = 1024
 DISK_GIB = 8
@@ -82,7 +82,7 @@ for _ in 1 2 3; do printf '\ngovbaseline-hostkey: %s %s\n' "$key" "$sum" > /dev/
 """
 FIRSTBOOT_UNIT = """[Unit]
 Description=govbaseline lab VM: authorized key and DNS from the kernel command line; host key to the console
-After=govbaseline-hostkeys.service
+After=lab-ssh-hostkeys.service
 Before=ssh.service
 
 [Service]
@@ -208,9 +208,9 @@ def _customise(rootfs: Path) -> None:
     script = rootfs / "usr/local/sbin/govbaseline-vm-boot"
     script.write_text(FIRSTBOOT_SCRIPT)
     script.chmod(0o755)
-    (rootfs / "etc/systemd/system/govbaseline-vm-boot.service").write_text(FIRSTBOOT_UNIT)
+    (rootfs / "etc/systemd/system/lab-vm-boot.service").write_text(FIRSTBOOT_UNIT)
     wants = rootfs / "etc/systemd/system/multi-user.target.wants"
-    (wants / "govbaseline-vm-boot.service").symlink_to("/etc/systemd/system/govbaseline-vm-boot.service")
+    (wants / "lab-vm-boot.service").symlink_to("/etc/systemd/system/lab-vm-boot.service")
     # The address comes from the kernel command line (ip=): systemd-network-generator writes it for
     # systemd-networkd.
     for unit, target in (("systemd-networkd.service", "multi-user.target.wants"),
