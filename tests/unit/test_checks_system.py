@@ -8,8 +8,10 @@ import re
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from govbaseline.checks import test_system as checks
+from govbaseline.paths import ROLES_DIR
 from govbaseline.validation import role_vars
 
 files_check = checks.test_installed_files_match_their_packages
@@ -34,12 +36,9 @@ class Host:
 
 
 def hostvars(**overrides):
-    values = role_vars("system", overrides)
-    values["__system_apt_signed_settings"] = ["APT::Get::AllowUnauthenticated", "Acquire::AllowInsecureRepositories",
-                                              "Acquire::AllowDowngradeToInsecureRepositories",
-                                              "Acquire::AllowWeakRepositories"]
-    values["__system_accounting_unit"], values["__system_accounting_file"] = "acct.service", "/var/log/account/pacct"
-    return values
+    """The role's defaults with the overrides, and its internal values (vars/main.yml), as verify gives them."""
+    internal = yaml.safe_load((ROLES_DIR / "system" / "vars" / "main.yml").read_text())
+    return {**internal, **role_vars("system", overrides)}
 
 
 VERIFY = """??5?????? c /etc/login.defs
@@ -172,18 +171,31 @@ def analyze(**scores: float) -> str:
                    for unit, score in scores.items())
 
 
+COMMON = "/etc/systemd/system/govbaseline-.service.d/50-govbaseline-sandbox.conf"
+PULL_OWN = "/etc/systemd/system/govbaseline-pull.service.d/50-govbaseline-sandbox.conf"
+
+
+def shown(**dropins: str) -> str:
+    """systemctl show -p Id -p DropInPaths for each unit (blocks separated by an empty line)."""
+    return "\n\n".join(f"Id={unit.replace('_', '-')}.service\nDropInPaths={paths}" for unit, paths in dropins.items())
+
+
+SANDBOXED = shown(govbaseline_av_scan=COMMON, govbaseline_pull=PULL_OWN, govbaseline_tamper=COMMON,
+                  govbaseline_custom=COMMON, govbaseline_lynis=COMMON)
+
+
 def test_services_within_their_limits_pass_and_templates_are_left_out():
-    host = Host({"list-unit-files": (UNITS, 0),
+    host = Host({"list-unit-files": (UNITS, 0), "-p DropInPaths": (SANDBOXED, 0),
                  "systemd-analyze security": (analyze(govbaseline_av_scan=1.9, govbaseline_pull=9.6,
                                                       govbaseline_tamper=2.4), 0)})
     sandbox_check(host, hostvars())
-    assert host.commands[-1] == ("systemd-analyze security --no-pager govbaseline-av-scan.service "
-                                 "govbaseline-pull.service govbaseline-tamper.service")
+    assert ("systemd-analyze security --no-pager govbaseline-av-scan.service govbaseline-pull.service "
+            "govbaseline-tamper.service") in host.commands
 
 
 def test_a_service_above_its_limit_an_unknown_one_and_one_without_a_score_are_named():
     units = UNITS + "govbaseline-custom.service static -\ngovbaseline-lynis.service static -\n"
-    host = Host({"list-unit-files": (units, 0),
+    host = Host({"list-unit-files": (units, 0), "-p DropInPaths": (SANDBOXED, 0),
                  "systemd-analyze security": (analyze(govbaseline_av_scan=9.6, govbaseline_pull=9.6,
                                                       govbaseline_tamper=2.4, govbaseline_custom=1.0), 1)})
     with pytest.raises(AssertionError) as failed:
@@ -192,7 +204,24 @@ def test_a_service_above_its_limit_an_unknown_one_and_one_without_a_score_are_na
     assert "govbaseline-av-scan: exposure 9.6, above its limit 3.0" in message
     assert "govbaseline-custom: exposure 1.0, and govbaseline sets no limit" in message
     assert "govbaseline-lynis: systemd-analyze security gave no score" in message
+    # Lynis in the common sandbox instead of its own (the check would pass on its score alone).
+    assert "govbaseline-lynis: not in its own sandbox /etc/systemd/system/govbaseline-lynis.service.d" in message
     assert "tamper" not in message and "pull" not in message and "--tags sys-10" in message
+
+
+def test_a_service_without_the_common_sandbox_and_one_running_in_an_older_one_are_named():
+    host = Host({"list-unit-files": (UNITS, 0),
+                 "-p DropInPaths": (shown(govbaseline_av_scan="", govbaseline_pull=f"{COMMON} {PULL_OWN}",
+                                          govbaseline_tamper=COMMON), 0),
+                 "systemd-analyze security": (analyze(govbaseline_av_scan=2.5, govbaseline_pull=9.6,
+                                                      govbaseline_tamper=2.4), 0),
+                 "stat -c %Y": ("govbaseline-tamper.service\n", 0)})
+    with pytest.raises(AssertionError) as failed:
+        sandbox_check(host, hostvars())
+    message = str(failed.value)
+    assert f"govbaseline-av-scan: not in the common sandbox {COMMON} (drop-ins: none)" in message
+    assert f"govbaseline-pull: not in its own sandbox {PULL_OWN}" in message
+    assert f"govbaseline-tamper.service runs in an older sandbox (started before {COMMON} was written)" in message
 
 
 def test_no_sandbox_check_where_the_area_is_switched_off():

@@ -482,23 +482,37 @@ EXPOSURE = re.compile(r"Overall exposure level for (\S+?)\.service: (\d+\.\d+)")
 
 @pytest.mark.control("SYS-10")
 def test_own_services_sandboxed_within_their_exposure_limits(host, hostvars):
-    """Every govbaseline-*.service on the host scores at most its limit (EXPOSURE_LIMITS) in
-    `systemd-analyze security`, which judges the settings systemd loaded for it (unit file and
-    drop-ins): the common sandbox of role system and the unit's own additions. A unit this version
-    does not know fails too. A scheduled job must also still run in it: each control's own check
-    reads the job's last result. CIS Debian Linux 12 Benchmark v1.1.0 has no section for it; NIST
-    SP 800-123 (least privilege for server processes) and systemd.exec(5)'s sandboxing section."""
+    """Every govbaseline-*.service on the host has the common sandbox (pull mode and Lynis: their own,
+    which replaces it), scores at most its limit (EXPOSURE_LIMITS) in `systemd-analyze security`,
+    which judges the settings systemd loaded for it (unit file and drop-ins), and none runs in an
+    older sandbox than the one on disk (a process started before it was written). A unit this
+    version does not know fails too. That each job still works in its sandbox is the job's own
+    control's check of its last run. CIS Debian Linux 12 Benchmark v1.1.0 has no section for it;
+    NIST SP 800-123 (least privilege for server processes) and systemd.exec(5)'s sandboxing section."""
     area(hostvars, "system_sandbox_enabled")
+    common = hostvars["__system_sandbox_dropin"]
+    # The units whose own drop-in replaces the common one: {unit: its drop-in}.
+    own = {entry["dest"].split("/")[-2].removesuffix(".service.d"): entry["dest"]
+           for entry in hostvars["__system_sandbox_files"] if entry.get("template") not in (None, "sandbox.conf.j2")}
     listed = host.run("systemctl list-unit-files --type=service --no-legend --plain 'govbaseline-*'")
     assert listed.rc == 0, f"systemctl list-unit-files failed: {listed.stderr.strip()}"
     units = sorted(line.split()[0].removesuffix(".service") for line in listed.stdout.splitlines()
                    if line.strip() and "@." not in line.split()[0])
     assert units, "no govbaseline-*.service on this host: nothing the baseline installs is here"
-    out = host.run("systemd-analyze security --no-pager " + " ".join(f"{shlex.quote(u)}.service" for u in units))
+    names = " ".join(f"{shlex.quote(u)}.service" for u in units)
+    out = host.run(f"systemd-analyze security --no-pager {names}")
     scores = {unit: float(score) for unit, score in EXPOSURE.findall(out.stdout)}
+    shown = host.run(f"systemctl show -p Id -p DropInPaths {names}").stdout
+    dropins = {fields.get("Id", "").removesuffix(".service"): fields.get("DropInPaths", "").split()
+               for fields in (dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+                              for block in shown.split("\n\n"))}
     problems = []
     for unit in units:
-        limit = EXPOSURE_LIMITS.get(unit)
+        limit, paths = EXPOSURE_LIMITS.get(unit), dropins.get(unit, [])
+        if unit in own and (common in paths or own[unit] not in paths):
+            problems.append(f"{unit}: not in its own sandbox {own[unit]} (drop-ins: {' '.join(paths) or 'none'})")
+        elif unit not in own and common not in paths:
+            problems.append(f"{unit}: not in the common sandbox {common} (drop-ins: {' '.join(paths) or 'none'})")
         if unit not in scores:
             problems.append(f"{unit}: systemd-analyze security gave no score ({out.stderr.strip()[-200:]})")
         elif limit is None:
@@ -507,8 +521,11 @@ def test_own_services_sandboxed_within_their_exposure_limits(host, hostvars):
         elif scores[unit] > limit:
             problems.append(f"{unit}: exposure {scores[unit]}, above its limit {limit} "
                             f"(systemd-analyze security {unit}.service lists what is open)")
+    older = host.run(hostvars["__system_sandbox_stale"]).stdout.split()
+    problems += [f"{unit} runs in an older sandbox (started before {common} was written): restart it" for unit in older]
     assert not problems, ("govbaseline services outside their sandbox: " + "; ".join(problems) +
-                          ". Converge the host (--tags sys-10 puts the common sandbox back, a role's own tag its unit)")
+                          ". Converge the host (--tags sys-10 puts the sandbox back and restarts what runs in an "
+                          "older one; a role's own tag its unit)")
 
 
 @pytest.mark.control("SYS-11")
@@ -527,5 +544,6 @@ def test_process_accounting_records_every_process(host, hostvars):
     assert grew.rc == 0, f"{pacct} cannot be read: {grew.stderr.strip()}"
     before, after = (int(n) for n in grew.stdout.split())
     assert after > before, (f"{pacct} did not grow when a command ended ({before} bytes before and after): the "
-                            f"kernel records no process though {unit} is active (accton off by hand?). Restart "
-                            f"{unit}, or converge the host (--tags sys-11)")
+                            f"kernel records no process though {unit} is active: accton off by hand (restart {unit}, "
+                            "or converge the host: --tags sys-11), or its disk is nearly full (the kernel suspends "
+                            "accounting below 2% free space, acct(5))")

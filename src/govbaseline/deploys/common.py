@@ -161,19 +161,12 @@ def sshd_dropin(control: str, name: str, dest: str, content: str, mode: str, ser
 
 
 def scheduled_job(control: str, role: str, v: dict[str, Any], unit: str, template: str, what: str,
-                  first_run_marker: str | None = None, sandbox: str | None = None) -> None:
+                  first_run_marker: str | None = None) -> None:
     """Install ``<unit>.service`` and ``<unit>.timer`` from the role's ``<template>.service.j2`` and
     ``<template>.timer.j2`` and start the timer; with ``first_run_marker`` (a file the job writes),
-    also start the first run in the background while it does not exist, so verify has a result to read.
-    ``sandbox``: the path of the unit's own SYS-10 drop-in, from ``<template>-sandbox.conf.j2``, which
-    replaces role system's common sandbox (a unit that must see or change the whole host)."""
+    also start the first run in the background while it does not exist, so verify has a result to read."""
     changed = [put_text(f"{control} | Install the scheduled {what}", render(role, f"{template}.{kind}.j2", v),
                         f"/etc/systemd/system/{unit}.{kind}") for kind in ("service", "timer")]
-    if sandbox:
-        files.directory(name=f"{control} | Create the drop-in folder of {unit}.service", path=sandbox.rsplit("/", 1)[0],
-                        user="root", group="root", mode="0755")
-        changed.append(put_text(f"{control} | Replace the common sandbox of the {what} (SYS-10)",
-                                render(role, f"{template}-sandbox.conf.j2", v), sandbox))
     restore_schedule(control, f"{unit}.timer", what)
     systemd.service(name=f"{control} | Start the {what} timer", service=f"{unit}.timer", running=True, enabled=True,
                     daemon_reload=any(op.will_change for op in changed))

@@ -41,4 +41,4 @@ def timer(v: dict[str, Any]) -> None:
     else:
         files.file(name="Pull | Remove a vault password no longer configured", path=v["__pull_vault_password_file"],
                    present=False)
-    common.scheduled_job("Pull", ROLE, v, v["__pull_unit"], "pull", "pull", sandbox=v["__pull_sandbox_dropin"])
+    common.scheduled_job("Pull", ROLE, v, v["__pull_unit"], "pull", "pull")

@@ -209,21 +209,34 @@ def modules(v: dict[str, Any]) -> None:
                     common.render(ROLE, "modprobe-blocked.conf.j2", v), v["__system_modprobe_file"])
 
 
+# SYS-10: per host, the running govbaseline services to restart into their sandbox in finish().
+STALE: dict[str, list[str]] = {}
+
+
 def sandbox(v: dict[str, Any]) -> None:
-    # One drop-in for every govbaseline-*.service; a running service keeps the sandbox it started
-    # with, so the running ones (found before the converge) are restarted into a new one.
-    dropin = v["__system_sandbox_dropin"]
-    files.directory(name="SYS-10 | Create the drop-in folder of every govbaseline service",
-                    path=dropin.rsplit("/", 1)[0], user="root", group="root", mode="0755")
-    put = common.put_text("SYS-10 | Give every govbaseline service the common sandbox (a drop-in for "
-                          "govbaseline-*.service)", common.render(ROLE, "sandbox.conf.j2", v), dropin)
-    if not put.will_change:
-        return
-    systemd.daemon_reload(name="SYS-10 | Load the sandbox (systemd reads drop-ins on a reload)")
-    running = host.get_fact(Command, "systemctl list-units --type=service --state=running --no-legend --plain "
-                                     "'govbaseline-*'") or ""
-    for unit in (line.split()[0] for line in running.splitlines() if line.strip()):
-        systemd.service(name=f"SYS-10 | Restart {unit} into the new sandbox", service=unit, restarted=True)
+    # The common drop-in and the drop-ins that replace it for pull mode and Lynis (vars/main.yml).
+    written = []
+    for entry in v["__system_sandbox_files"]:
+        if entry.get("state") == "directory":
+            files.directory(name=f"SYS-10 | Create {entry['dest']}", path=entry["dest"], user="root", group="root",
+                            mode=entry["mode"])
+        else:
+            written.append(common.put_text(f"SYS-10 | Install the sandbox {entry['dest']}",
+                                           common.render(ROLE, entry["template"], v), entry["dest"], entry["mode"]))
+    changed = any(op.will_change for op in written)
+    if changed:
+        systemd.daemon_reload(name="SYS-10 | Load the sandbox (systemd reads drop-ins on a reload)")
+    # A service keeps the sandbox it started in: those running in an older one (all running ones
+    # when the drop-in changes now) are restarted in finish(), once their roles wrote their units.
+    running = "systemctl list-units --type=service --state=running --no-legend --plain 'govbaseline-*'"
+    listed = host.get_fact(Command, running if changed else v["__system_sandbox_stale"]) or ""
+    STALE[host.name] = [line.split()[0] for line in listed.splitlines() if line.strip()]
+
+
+def finish() -> None:
+    """What the system role does once every role has written its units (as its Ansible handler)."""
+    for unit in STALE.pop(host.name, []):
+        systemd.service(name=f"SYS-10 | Restart {unit} into its sandbox", service=unit, restarted=True)
 
 
 def accounting(v: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ def lynis(v: dict[str, Any]) -> None:
     common.put_text("VULN-01 | Install the self-audit settings", common.render(ROLE, "config.json.j2", v),
                     v["__vulnscan_config"])
     common.scheduled_job("VULN-01", ROLE, v, v["__vulnscan_unit"], "lynis", "self-audit",
-                         f"{v['__vulnscan_state_dir']}/last.json", sandbox=v["__vulnscan_sandbox_dropin"])
+                         f"{v['__vulnscan_state_dir']}/last.json")
 
 
 def targets(group: str) -> list[dict[str, Any]]:
