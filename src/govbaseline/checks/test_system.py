@@ -459,23 +459,21 @@ def test_listed_kernel_modules_cannot_load(host, hostvars):
 # why), a little above what Debian 12's systemd 252 and Debian 13's 257 score for it (the same). Pull mode
 # applies the whole baseline and has no sandbox (roles/pull/templates/pull-sandbox.conf.j2); the Lynis
 # self-audit keeps the host's own view (roles/vulnscan/templates/lynis-sandbox.conf.j2).
-EXPOSURE_LIMITS = {
-    "govbaseline-alert-retry": 2.5,  # scored 2.1
-    "govbaseline-av-scan": 3.0,  # 2.5: reads and moves any file
-    "govbaseline-weblog-retention": 2.5,  # 2.0
-    "govbaseline-backup": 3.5,  # 2.9: reads any file, restores owners, runs dumps as the database's account
-    "govbaseline-backup-check": 3.5,  # 2.9 (the same unit file)
-    "govbaseline-backup-drill": 3.5,  # 2.9 (the same unit file)
-    "govbaseline-backup-copy": 3.5,  # on a backup server: restic as each client's account
-    "govbaseline-backup-prune": 3.0,  # on a backup server: as the repositories' owner
-    "govbaseline-ids-alerts": 2.5,  # 2.3
-    "govbaseline-ids-rules": 2.5,  # 2.3
-    "govbaseline-integrity-check": 2.5,  # 2.3
-    "govbaseline-tamper": 3.0,  # 2.5: restores pages with their owners
-    "govbaseline-tls-expiry": 2.5,  # 2.3
-    "govbaseline-portscan": 3.0,  # raw and packet sockets
-    "govbaseline-lynis": 9.5,  # 8.9: sees the host as it is
-    "govbaseline-pull": 9.9,  # no sandbox: applies the whole baseline
+EXPOSURE_LIMITS = {  # by the role variable naming the unit (__backup_jobs: each job's unit)
+    "__alerts_retry_unit": 2.5,  # scored 2.1
+    "__antivirus_scan_unit": 3.0,  # 2.5: reads and moves any file
+    "__audit_retention_unit": 2.5,  # 2.0
+    "__backup_jobs": 3.5,  # 2.9: reads any file, restores owners, runs dumps as the database's account
+    "__backup_server_copy_unit": 3.5,  # on a backup server: restic as each client's account
+    "__backup_server_prune_unit": 3.0,  # on a backup server: as the repositories' owner
+    "__ids_alerts_unit": 2.5,  # 2.3
+    "__ids_update_unit": 2.5,  # 2.3
+    "__integrity_check_unit": 2.5,  # 2.3
+    "__integrity_tamper_unit": 3.0,  # 2.5: restores pages with their owners
+    "__tls_expiry_unit": 2.5,  # 2.3
+    "__vulnscan_portscan_unit": 3.0,  # raw and packet sockets
+    "__vulnscan_unit": 9.5,  # 8.9: Lynis sees the host as it is
+    "__pull_unit": 9.9,  # no sandbox: applies the whole baseline
 }
 EXPOSURE = re.compile(r"Overall exposure level for (\S+?)\.service: (\d+\.\d+)")
 
@@ -506,9 +504,13 @@ def test_own_services_sandboxed_within_their_exposure_limits(host, hostvars):
     dropins = {fields.get("Id", "").removesuffix(".service"): fields.get("DropInPaths", "").split()
                for fields in (dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
                               for block in shown.split("\n\n"))}
+    limits: dict[str, float] = {}
+    for name, limit in EXPOSURE_LIMITS.items():
+        value = hostvars.get(name)
+        limits.update(dict.fromkeys([job["unit"] for job in value] if isinstance(value, list) else [value], limit))
     problems = []
     for unit in units:
-        limit, paths = EXPOSURE_LIMITS.get(unit), dropins.get(unit, [])
+        limit, paths = limits.get(unit), dropins.get(unit, [])
         if unit in own and (common in paths or own[unit] not in paths):
             problems.append(f"{unit}: not in its own sandbox {own[unit]} (drop-ins: {' '.join(paths) or 'none'})")
         elif unit not in own and common not in paths:
@@ -517,7 +519,7 @@ def test_own_services_sandboxed_within_their_exposure_limits(host, hostvars):
             problems.append(f"{unit}: systemd-analyze security gave no score ({out.stderr.strip()[-200:]})")
         elif limit is None:
             problems.append(f"{unit}: exposure {scores[unit]}, and govbaseline sets no limit for a unit of this "
-                            "name (not one of the baseline's own: rename it, or remove it)")
+                            "name (not one of the baseline's own roles on this host: rename it, or remove it)")
         elif scores[unit] > limit:
             problems.append(f"{unit}: exposure {scores[unit]}, above its limit {limit} "
                             f"(systemd-analyze security {unit}.service lists what is open)")
