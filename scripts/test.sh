@@ -12,6 +12,7 @@ echo "== yamllint";    yamllint -s .
 echo "== ansible-lint"; ansible-lint --profile production --offline src/ansible_collections/govbaseline/baseline
 echo "== pytest"
 # Two workers: lab tests wait on hosts much of the time, so two run side by side in about the time
-# of one. Tests sharing a lab stay in one worker (tests/conftest.py). GOVBASELINE_TEST_WORKERS=0
+# of one. Three are slower on 2 cores (measured: 2642 s against 2373 s for the whole of .ci/run,
+# the machine then never idle and every test longer). Tests sharing a lab stay in one worker (tests/conftest.py). GOVBASELINE_TEST_WORKERS=0
 # runs everything in this process.
 pytest -n "${GOVBASELINE_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@"
