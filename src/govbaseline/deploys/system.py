@@ -223,20 +223,23 @@ def sandbox(v: dict[str, Any]) -> None:
         else:
             written.append(common.put_text(f"SYS-10 | Install the sandbox {entry['dest']}",
                                            common.render(ROLE, entry["template"], v), entry["dest"], entry["mode"]))
-    changed = any(op.will_change for op in written)
-    if changed:
+    if any(op.will_change for op in written):
         systemd.daemon_reload(name="SYS-10 | Load the sandbox (systemd reads drop-ins on a reload)")
-    # A service keeps the sandbox it started in: those running in an older one (all running ones
-    # when the drop-in changes now) are restarted in finish(), once their roles wrote their units.
-    running = "systemctl list-units --type=service --state=running --no-legend --plain 'govbaseline-*'"
-    listed = host.get_fact(Command, running if changed else v["__system_sandbox_stale"]) or ""
-    STALE[host.name] = [line.split()[0] for line in listed.splitlines() if line.strip()]
+    # A service keeps the sandbox it started in: those running in an older one (all running ones when
+    # the common drop-in changes now) whose unit file is ready for it are restarted in finish(), once
+    # every role has written its units; an "old-unit" one is restarted by its role with its new unit.
+    written_now = "SANDBOX_WRITTEN=$(date +%s); " if written[0].will_change else ""
+    listed = host.get_fact(Command, written_now + v["__system_sandbox_stale"]) or ""
+    STALE[host.name] = [line.split()[0] for line in listed.splitlines() if line.endswith(" ready")]
 
 
 def finish() -> None:
-    """What the system role does once every role has written its units (as its Ansible handler)."""
-    for unit in STALE.pop(host.name, []):
-        systemd.service(name=f"SYS-10 | Restart {unit} into its sandbox", service=unit, restarted=True)
+    """What the system role does once every role has written its units (as its Ansible handler):
+    try-restart, so a service a role stopped in this run stays stopped."""
+    units = STALE.pop(host.name, [])
+    if units:
+        server.shell(name="SYS-10 | Restart the govbaseline services into their sandbox",
+                     commands=["systemctl try-restart " + " ".join(shlex.quote(u) for u in units)])
 
 
 def accounting(v: dict[str, Any]) -> None:
