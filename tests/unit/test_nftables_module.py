@@ -21,3 +21,17 @@ def test_rollback_restores_the_table_and_the_file():
     assert "60s" in argv
     assert "/var/lib/govbaseline/nftables/inet-govbaseline.rollback" in argv[-1]
     assert "/etc/nftables.conf.govbaseline-rollback" in argv[-1]
+
+
+def test_the_rollback_unit_is_outside_the_sandbox_of_govbaseline_services():
+    """SYS-10's drop-in applies to every govbaseline-*.service; in it (local sockets only) nft could
+    not load the old ruleset back, and a ruleset that cut SSH would stay: found by the lab's lockout
+    test (tests/lab/test_firewall_e2e.py)."""
+    import yaml
+
+    from govbaseline.paths import ROLES_DIR
+
+    dropin = yaml.safe_load((ROLES_DIR / "system" / "vars" / "main.yml").read_text())["__system_sandbox_dropin"]
+    prefix = dropin.split("/")[-2].removesuffix(".service.d")  # "govbaseline-"
+    assert not NFT.ROLLBACK_UNIT.startswith(prefix), NFT.ROLLBACK_UNIT
+    assert NFT.rollback_command("inet govbaseline", "/etc/nftables.conf", 60)[4] == NFT.ROLLBACK_UNIT

@@ -83,7 +83,9 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 STATE_DIR = "/var/lib/govbaseline/nftables"
-ROLLBACK_UNIT = "govbaseline-nftables-rollback"
+# Not govbaseline-*: every govbaseline-*.service runs in SYS-10's sandbox (local sockets only, no
+# capabilities it does not list), where nft could not load the old ruleset back.
+ROLLBACK_UNIT = "nftables-govbaseline-rollback"
 LANG_C = {"LANG": "C", "LC_ALL": "C"}
 
 
