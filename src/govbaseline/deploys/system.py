@@ -247,10 +247,7 @@ def accounting(v: dict[str, Any]) -> None:
     # probe (the file grows when a process ends) decides whether it is restarted.
     apt.packages(name="SYS-11 | Install process accounting (acct)", packages=v["system_accounting_packages"],
                  update=False)
-    pacct = shlex.quote(v["__system_accounting_file"])
-    probe = host.get_fact(Command, f"before=$(stat -c %s {pacct} 2>/dev/null || echo 0); /bin/true; "
-                                   f"after=$(stat -c %s {pacct} 2>/dev/null || echo 0); "
-                                   '[ "$after" -gt "$before" ] && echo recording || echo off')
+    probe = host.get_fact(Command, v["__system_accounting_probe"])
     systemd.service(name="SYS-11 | Record every process that ends, now and at boot (acct.service)",
                     service=v["__system_accounting_unit"], running=True, enabled=True,
                     restarted=(probe or "").strip() != "recording")
