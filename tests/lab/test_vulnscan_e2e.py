@@ -50,8 +50,10 @@ def test_undeclared_open_port_is_found_by_the_fleet_scan(ansible_lab, tmp_path):
     lab, target, scanner = ansible_lab, ansible_lab.hosts()[0], ansible_lab.hosts()[1]
     before = verify(lab.inventory, tmp_path / "before", limit=target.name, checks=[PORT_CHECK])
     assert before.passed, before.output[-2000:]  # the first scan, started at converge, saw only declared ports
-    sh(lab, target, "systemd-run --unit govbaseline-e2e-listener python3 -m http.server 8080 "
-                    "&& nft insert rule inet govbaseline input tcp dport 8080 accept")
+    # Not named govbaseline-*: SYS-10's sandbox (role system) would keep a unit of that prefix off the network.
+    sh(lab, target, "systemd-run --unit e2e-listener python3 -m http.server 8080 "
+                    "&& nft insert rule inet govbaseline input tcp dport 8080 accept "
+                    "&& for i in $(seq 50); do ss -Htln sport = :8080 | grep -q . && exit 0; sleep 0.2; done; exit 1")
     try:
         lab.clear_sink()
         sh(lab, scanner, "systemctl start govbaseline-portscan.service")  # what its timer starts
@@ -63,7 +65,7 @@ def test_undeclared_open_port_is_found_by_the_fleet_scan(ansible_lab, tmp_path):
             in message, message
     finally:
         # The listener goes, and the firewall's own ruleset (as loaded at boot) comes back.
-        sh(lab, target, "systemctl stop govbaseline-e2e-listener; nft -f /etc/nftables.conf")
+        sh(lab, target, "systemctl stop e2e-listener; nft -f /etc/nftables.conf")
     sh(lab, scanner, "systemctl start govbaseline-portscan.service")
     after = verify(lab.inventory, tmp_path / "after", limit=target.name, checks=[PORT_CHECK])
     assert after.passed, after.output[-2000:]
