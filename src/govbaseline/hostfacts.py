@@ -54,6 +54,15 @@ OBSERVE = "; ".join((
     # system types mounted or listed in /etc/fstab: the system role refuses to block them (SYS-09).
     "echo \"modules_used=$(awk '$3 > 0 || $4 != \"-\" {print $1}' /proc/modules 2>/dev/null | tr '\\n' ' ')\"",
     "echo \"fstypes=$(awk '$1 !~ /^#/ {print $3}' /proc/mounts /etc/fstab 2>/dev/null | sort -u | tr '\\n' ' ')\"",
+    # The mounts as the kernel sees them (proc_pid_mountinfo(5)), /etc/fstab, the mount units an
+    # administrator wrote (they override fstab's), and which temporary folders exist: SYS-12 adds
+    # nodev,nosuid,noexec to the fstab lines of /tmp, /var/tmp and /dev/shm (mount_options).
+    "echo \"mountinfo=$(base64 -w0 /proc/self/mountinfo 2>/dev/null)\"",
+    "echo \"fstab=$(base64 -w0 /etc/fstab 2>/dev/null)\"",
+    "echo \"mount_units=$(cd /etc/systemd/system 2>/dev/null && ls -d -- *.mount *.mount.d 2>/dev/null "
+    "| tr '\\n' ' ')\"",
+    "echo \"folders=$(for d in /tmp /var/tmp /dev/shm; do [ -d \"$d\" ] && [ ! -L \"$d\" ] "
+    "&& printf '%s ' \"$d\"; done)\"",
 ))
 
 
@@ -85,6 +94,10 @@ def parse(text: str) -> dict[str, Any]:
         "sources": _unbase64(raw.get("sources", "")),
         "modules_used": raw.get("modules_used", "").split(),
         "fstypes": raw.get("fstypes", "").split(),
+        "mountinfo": _unbase64(raw.get("mountinfo", "")),
+        "fstab": _unbase64(raw.get("fstab", "")),
+        "mount_units": raw.get("mount_units", "").split(),
+        "folders": raw.get("folders", "").split(),
     }
 
 
@@ -299,6 +312,9 @@ def _system(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dic
     # A container shares the machine's kernel: its kernel.* and fs.* parameters are not applied there.
     derived = {"__system_container": observed.get("container", "")}
     problems = blocked_in_use(values, observed)
+    mounts, found = mount_options(values, observed)
+    derived.update(mounts)
+    problems += found
     if values.get("system_accounting_enabled") and observed.get("container"):
         problems.append(f"system_accounting_enabled is true, but this host is a {observed['container']} container: "
                         "process accounting is the machine's kernel's (accton needs CAP_SYS_PACCT there). Set "
@@ -332,6 +348,97 @@ def blocked_in_use(values: Mapping[str, Any], observed: Mapping[str, Any]) -> li
             problems.append(f"system_blocked_modules has {module}, the type of a file system mounted or listed in "
                             "/etc/fstab: the host could not mount it at the next boot. Remove it from the list")
     return problems
+
+
+# The options of the fstab line SYS-12 writes for a temporary folder that has none: a tmpfs keeps
+# what systemd mounts it with (mount-setup.c for /dev/shm; Debian 13's tmp.mount for /tmp), a folder
+# on its parent's file system is bound onto itself (its files stay; mount(8) since util-linux 2.27
+# applies the flags with the bind).
+FSTAB_COMMENT = "# govbaseline (SYS-12): nothing here runs, acts as a device or takes a set-user-ID owner's rights\n"
+TMPFS_OPTIONS = {"/dev/shm": "defaults", "/tmp": "mode=1777,strictatime,size=50%,nr_inodes=1m"}
+
+
+def _unescape(field: str) -> str:
+    """A path of fstab(5) or mountinfo: spaces, tabs and backslashes are written as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounted(mountinfo: str, path: str) -> tuple[str, list[str]] | None:
+    """The file system type and per-mount options (``["rw", "nosuid", ...]``) of the mount on top at
+    ``path``, from proc_pid_mountinfo(5) text; None where ``path`` is no mount point of its own."""
+    found = None
+    for line in mountinfo.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields = head.split()
+        if sep and len(fields) >= 6 and _unescape(fields[4]) == path:
+            found = (tail.split()[0] if tail.split() else "", fields[5].split(","))
+    return found
+
+
+def mount_options(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """SYS-12: what the converge does so that each of ``system_temporary_mounts`` is mounted with
+    ``system_temporary_mount_options`` now and at every boot. Returns the internal variables
+    ``__system_fstab`` (the whole new /etc/fstab, or None when it stays as it is: the options added to
+    the folder's line, or a line added) and ``__system_mounts_live`` (the ``mount`` commands, as
+    argument lists, that apply fstab's options now), and the problems that refuse the host: a folder
+    that is missing, listed twice in fstab, mounted by a mount unit of /etc/systemd/system (it
+    overrides fstab) or mounted by something else than fstab with a type other than tmpfs. A container
+    gets nothing: its container manager mounts its folders (the check says what to ask of it).
+    CIS Debian Linux 12 Benchmark v1.1.0 1.1.2.1 (/tmp), 1.1.2.2 (/dev/shm), 1.1.2.5 (/var/tmp)."""
+    derived: dict[str, Any] = {"__system_fstab": None, "__system_mounts_live": []}
+    paths, wanted = values.get("system_temporary_mounts"), values.get("system_temporary_mount_options")
+    if not values.get("system_mounts_enabled") or observed.get("container") \
+            or not isinstance(paths, list) or not isinstance(wanted, list):
+        return derived, []
+    fstab = observed.get("fstab", "")
+    lines = fstab.splitlines(keepends=True)
+    problems: list[str] = []
+    live = []
+    for path in paths:
+        unit = path.strip("/").replace("/", "-") + ".mount"  # systemd-escape --path, for these three
+        listed = [i for i, line in enumerate(lines)
+                  if len(line.split()) >= 3 and not line.lstrip().startswith("#")
+                  and _unescape(line.split()[1]).rstrip("/") == path]
+        mount = mounted(observed.get("mountinfo", ""), path)
+        if path not in observed.get("folders", ()):
+            problems.append(f"system_temporary_mounts has {path}, which is not a folder on this host: create it "
+                            "(mode 1777) or remove it from the list")
+            continue
+        own = [name for name in (unit, unit + ".d") if name in observed.get("mount_units", ())]
+        if own:
+            problems.append(f"{path} is mounted as /etc/systemd/system/{own[0]} says, which overrides /etc/fstab: add "
+                            f"{','.join(wanted)} to its Options= yourself, or remove {path} from "
+                            "system_temporary_mounts")
+            continue
+        if len(listed) > 1:
+            problems.append(f"/etc/fstab lists {path} {len(listed)} times: keep one line, then run again")
+            continue
+        if listed:
+            fields = lines[listed[0]].split()
+            options = fields[3].split(",") if len(fields) > 3 else ["defaults"]
+            missing = [option for option in wanted if option not in options]
+            if missing:
+                fields += ["defaults", "0", "0"][len(fields) - 3:]  # fstab(5): options, dump and pass may be left out
+                fields[3] = ",".join(options + missing)
+                lines[listed[0]] = "\t".join(fields) + "\n"
+        elif mount is not None and mount[0] != "tmpfs":
+            problems.append(f"{path} is a {mount[0]} mount that /etc/fstab does not list: add it to /etc/fstab with "
+                            f"{','.join(wanted)}, or remove {path} from system_temporary_mounts")
+            continue
+        else:
+            source, kind, base = ("tmpfs", "tmpfs", TMPFS_OPTIONS.get(path, "mode=1777,strictatime")) \
+                if mount is not None else (path, "none", "bind")
+            if lines and not lines[-1].endswith("\n"):
+                lines[-1] += "\n"
+            lines += [FSTAB_COMMENT,
+                      f"{source}\t{path}\t{kind}\t{base},{','.join(wanted)}\t0\t0\n"]
+        if mount is None:
+            live.append(["mount", path])
+        elif any(option not in mount[1] for option in wanted):
+            live.append(["mount", "-o", "remount", path])
+    new = "".join(lines)
+    derived.update({"__system_fstab": new if new != fstab else None, "__system_mounts_live": live})
+    return derived, problems
 
 
 DECIDERS = {"audit": _audit, "ids": _ids, "patching": _patching, "system": _system}

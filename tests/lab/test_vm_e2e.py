@@ -3,7 +3,8 @@ trail (LOG-01) loaded into a real kernel by both engines, records with the expec
 rules locked until reboot and a locked host handled; the kernel's process-hardening parameters
 (SYS-02) live, broken and repaired; blocked kernel modules refused by modprobe (SYS-09); a job in
 govbaseline's own service sandbox (SYS-10), which containers cannot build, still works; process
-accounting (SYS-11) records, and is turned on again after `accton off`; after a
+accounting (SYS-11) records, and is turned on again after `accton off`; the temporary folders
+(SYS-12) are mounted so that nothing written there runs, and remounted when changed by hand; after a
 reboot the firewall is loaded before the network and the baseline holds without a converge.
 
 One VM (QEMU, KVM where it works, else software emulation), converged with the roles these tests
@@ -200,6 +201,31 @@ def test_process_accounting_records_and_is_turned_on_again_when_turned_off_by_ha
     assert result("repaired")[0] == "pass", result("repaired")
 
 
+def test_temporary_folders_run_nothing_and_are_remounted_when_changed_by_hand(vm_lab, tmp_path):
+    """SYS-12 where the mounts are the host's own (a container's are its manager's): the converge gave
+    /var/tmp, on the root file system, a line binding it onto itself and /tmp and /dev/shm (tmpfs)
+    theirs, and mounted them so: a program copied to /var/tmp is refused. /tmp remounted with exec by
+    hand fails the check, naming it, and `--tags sys-12` remounts it (the reboot test proves fstab)."""
+    host = vm_lab.hosts()[0]
+    check = "test_temporary_folders_mounted_nodev_nosuid_noexec"
+
+    def result(name: str) -> tuple[str, str]:
+        found = verify(vm_lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
+        return found["status"], found["message"]
+
+    assert result("mounted")[0] == "pass", result("mounted")
+    fstab = sh(vm_lab, host, "cat /etc/fstab")
+    assert "/var/tmp\t/var/tmp\tnone\tbind,nodev,nosuid,noexec\t0\t0" in fstab, fstab
+    refused = vm_lab.exec(host, "sh", "-c", "cp /bin/true /var/tmp/e2e-true && /var/tmp/e2e-true", check=False)
+    assert refused.returncode == 126, (refused.returncode, refused.stderr)
+    sh(vm_lab, host, "rm -f /var/tmp/e2e-true; mount -o remount,exec /tmp")
+    status, message = result("exec")
+    assert status == "fail" and "noexec missing" in message and "a program written to /tmp ran" in message, message
+    repaired = run_ansible(vm_lab.only, tags="sys-12", stream=False)
+    assert repaired.ok and changed_count(repaired) == 1, repaired.output[-3000:]
+    assert result("repaired")[0] == "pass", result("repaired")
+
+
 def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path):
     host = vm_lab.hosts()[0]
     locked = inventory_with(vm_lab, tmp_path, **ONLY_AUDIT_AND_FIREWALL, audit_rules_immutable=True)
@@ -237,7 +263,7 @@ def test_after_a_reboot_the_firewall_comes_first_and_the_baseline_holds(vm_lab, 
     assert 0 < nft <= networkd, f"nftables active at {nft} us, networkd at {networkd} us after boot"
     outcome = verify(vm_lab.only, tmp_path / "rebooted", limit=host.name,
                      controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "SYS-01", "SYS-02", "SYS-03",
-                               "SYS-09", "SYS-10", "SYS-11"])
+                               "SYS-09", "SYS-10", "SYS-11", "SYS-12"])
     assert outcome.passed, f"after a reboot of {seconds:.0f}s:\n{outcome.output[-3000:]}"
     assert "enabled 2" in sh(vm_lab, host, "auditctl -s")  # locked again, with the new rules
     assert "-w /srv -p wa -k webroot" in sh(vm_lab, host, "auditctl -l")

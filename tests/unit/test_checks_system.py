@@ -258,3 +258,67 @@ def test_accounting_that_records_passes_and_is_not_applicable_when_off():
     assert "/bin/true" in host.commands[-1]
     with pytest.raises(pytest.skip.Exception, match="system_accounting_enabled is false"):
         accounting_check(Host({}), hostvars())
+
+
+mounts_check = checks.test_temporary_folders_mounted_nodev_nosuid_noexec
+HARDENED = ("21 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+            "24 22 0:22 / /dev/shm rw,nosuid,nodev,noexec shared:3 - tmpfs tmpfs rw\n"
+            "60 21 0:30 / /tmp rw,nosuid,nodev,noexec shared:30 - tmpfs tmpfs rw,size=1020000k\n"
+            "61 21 254:1 /var/tmp /var/tmp rw,nosuid,nodev,noexec,relatime shared:31 - ext4 /dev/vda1 rw\n")
+
+
+def mounts_host(mountinfo=HARDENED, ran=(126, 126, 126), fstab=("bind,nodev,nosuid,noexec",) * 3, units=(),
+                container=""):
+    """A host answering SYS-12's check: the kernel's mounts, the exit code of a program run in /tmp,
+    /var/tmp and /dev/shm, fstab's options for each, the mount units of /etc/systemd/system."""
+    folders = ("/tmp", "/var/tmp", "/dev/shm")
+    return Host({"systemd-detect-virt": (f"container={container}\n", 0),
+                 "cat /proc/self/mountinfo": (mountinfo, 0),
+                 **{f"mktemp -p {f} ": ("", rc) for f, rc in zip(folders, ran, strict=True)},
+                 **{f"--mountpoint {f}": (options, 0 if options else 1)
+                    for f, options in zip(folders, fstab, strict=True)},
+                 **{f"ls -d /etc/systemd/system/{unit} ": (f"/etc/systemd/system/{unit}\n", 0) for unit in units}})
+
+
+def test_temporary_folders_mounted_with_the_options_now_and_at_boot_pass():
+    host = mounts_host()
+    mounts_check(host, hostvars())
+    assert sum("mktemp -p" in c for c in host.commands) == 3  # a program tried in each folder
+
+
+def test_a_folder_remounted_exec_one_missing_at_boot_and_an_overriding_unit_are_named():
+    remounted = HARDENED.replace("/tmp rw,nosuid,nodev,noexec shared:30", "/tmp rw,nosuid,nodev shared:30")
+    host = mounts_host(remounted, ran=(0, 126, 126), fstab=("bind,nodev,nosuid,noexec", "", "defaults,nosuid"),
+                       units=["tmp.mount"])
+    with pytest.raises(AssertionError) as err:
+        mounts_check(host, hostvars())
+    message = err.value.args[0]
+    assert "/tmp is mounted rw,nosuid,nodev now: noexec missing" in message
+    assert "a program written to /tmp ran" in message
+    assert "/etc/systemd/system/tmp.mount overrides /etc/fstab's line for /tmp" in message
+    assert "/etc/fstab has no line for /var/tmp: it is not mounted nodev,nosuid,noexec at boot" in message
+    assert "/etc/fstab mounts /dev/shm defaults,nosuid at boot: nodev, noexec missing" in message
+    assert "; converge the host (--tags sys-12)" in message
+
+
+def test_a_folder_that_is_no_mount_fails_and_a_containers_boot_is_its_managers():
+    # A lab container as podman starts it without --tmpfs for /var/tmp: the folder lies on the container's root.
+    container = HARDENED.replace("61 21 254:1 /var/tmp /var/tmp rw,nosuid,nodev,noexec,relatime shared:31 - ext4 "
+                                 "/dev/vda1 rw\n", "")
+    host = mounts_host(container, fstab=("", "", ""), container="podman")
+    with pytest.raises(AssertionError) as err:
+        mounts_check(host, hostvars())
+    message = err.value.args[0]
+    assert "/var/tmp is no mount of its own (it lies on its parent's file system)" in message
+    assert "in a podman container its manager mounts them: ask it for nodev,nosuid,noexec (podman run --tmpfs " \
+           "FOLDER:rw,nodev,nosuid,noexec)" in message
+    assert "fstab" not in message and not any("findmnt" in c for c in host.commands)
+    assert sum("mktemp -p" in c for c in host.commands) == 2  # no program tried where there is no mount
+
+
+def test_only_the_listed_folders_and_options_are_wanted_and_none_where_switched_off():
+    no_exec_rule = HARDENED.replace("nosuid,nodev,noexec", "nosuid")
+    mounts_check(mounts_host(no_exec_rule, ran=(0, 0, 0), fstab=("nosuid",) * 3),
+                 hostvars(system_temporary_mount_options=["nosuid"]))
+    with pytest.raises(pytest.skip.Exception, match="system_mounts_enabled is false"):
+        mounts_check(mounts_host(no_exec_rule), hostvars(system_mounts_enabled=False))

@@ -14,10 +14,44 @@ V6 = [{"dst": "default", "gateway": "fd00::1", "dev": "ens3", "metric": 1024, "f
 LINKS = [{"ifindex": 1, "ifname": "lo"}, {"ifindex": 2, "ifname": "eth0"}, {"ifindex": 3, "ifname": "ens3"}]
 
 
+# /proc/self/mountinfo and /etc/fstab of a Debian 12 machine as installed (/tmp and /var/tmp on the
+# root file system, /dev/shm as systemd mounts it), and once SYS-12 is in force.
+ROOT_MOUNT = "21 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro\n"
+SHM = "24 22 0:22 / /dev/shm rw,nosuid,nodev shared:3 - tmpfs tmpfs rw,inode64\n"
+INSTALLED_FSTAB = ("# <file system> <mount point>   <type>  <options>       <dump>  <pass>\n"
+                   "UUID=4e1c / ext4 errors=remount-ro 0 1\n")
+HARDENED_MOUNTS = (ROOT_MOUNT + SHM.replace("nosuid,nodev", "nosuid,nodev,noexec")
+                   + "60 21 254:1 /tmp /tmp rw,nosuid,nodev,noexec,relatime shared:30 - ext4 /dev/vda1 rw\n"
+                   + "61 21 254:1 /var/tmp /var/tmp rw,nosuid,nodev,noexec,relatime shared:31 - ext4 /dev/vda1 rw\n")
+FOLDERS = "/tmp /var/tmp /dev/shm"
+
+
+def mounts(mountinfo: str, fstab: str, units: str = "", folders: str = FOLDERS) -> str:
+    """OBSERVE's lines about mounts (base64 as it writes them)."""
+    import base64
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    return f"mountinfo={b64(mountinfo)}\nfstab={b64(fstab)}\nmount_units={units}\nfolders={folders}\n"
+
+
 def answer(route4=(), route6=(), links=LINKS, systemd="yes", security="2") -> str:
-    """What OBSERVE prints on a host (an empty family prints nothing, as ip does without IPv6)."""
+    """What OBSERVE prints on a host (an empty family prints nothing, as ip does without IPv6); its
+    temporary folders mounted as SYS-12 wants (hardened_fstab)."""
     return (f"route4={json.dumps(list(route4)) if route4 else ''}\nroute6={json.dumps(list(route6))}\n"
-            f"links={json.dumps(links)}\nsystemd={systemd}\nsecurity={security}\n")
+            f"links={json.dumps(links)}\nsystemd={systemd}\nsecurity={security}\n"
+            + mounts(HARDENED_MOUNTS, hardened_fstab()))
+
+
+def hardened_fstab() -> str:
+    """INSTALLED_FSTAB as SYS-12's converge leaves it on that Debian 12 machine."""
+    seen = {**hostfacts.parse(mounts(ROOT_MOUNT + SHM, INSTALLED_FSTAB)), "container": ""}
+    return hostfacts.mount_options(role_vars("system", {}), seen)[0]["__system_fstab"]
+
+
+# What decide derives for the system role on a host where nothing is left to mount (answer()).
+SETTLED = {"__system_container": "", "__system_fstab": None, "__system_mounts_live": []}
 
 
 def ids(**values) -> dict:
@@ -84,7 +118,8 @@ def test_an_unreadable_answer_reads_as_nothing():
     seen = hostfacts.parse("route4=[{broken\nlinks=not json\nsecurity=\n")
     assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0,
                     "container": "", "architecture": "", "audit_locked": False,
-                    "audit_rules": (None, ""), "sources": "", "modules_used": [], "fstypes": []}
+                    "audit_rules": (None, ""), "sources": "", "modules_used": [], "fstypes": [],
+                    "mountinfo": "", "fstab": "", "mount_units": [], "folders": []}
 
 
 def test_the_audit_role_learns_whether_it_runs_in_a_container_and_on_which_architecture():
@@ -198,7 +233,7 @@ def test_a_host_with_a_trusted_source_is_refused_before_the_system_role_changes_
     assert "role system: apt installs from /etc/apt/sources.list:3: deb [arch=amd64 trusted=yes]" in str(err.value)
     assert "system_package_integrity_enabled: false" in str(err.value)
     off = role_vars("system", {"system_package_integrity_enabled": False})
-    assert hostfacts.decide({"system": off}, seen) == {"__system_container": ""}
+    assert hostfacts.decide({"system": off}, seen) == SETTLED
 
 
 def test_the_observation_reads_this_machines_sources(tmp_path):
@@ -238,7 +273,7 @@ def test_a_module_the_host_uses_is_refused_before_the_system_role_blocks_it(tmp_
         hostfacts.decide({"system": values}, inside)
     assert "has sctp" not in str(err.value) and "has vfat" in str(err.value)
     off = role_vars("system", {"system_blocked_modules": ["sctp", "vfat"], "system_modules_enabled": False})
-    assert hostfacts.decide({"system": off}, seen) == {"__system_container": ""}
+    assert hostfacts.decide({"system": off}, seen) == SETTLED
 
 
 def test_process_accounting_in_a_container_is_refused_before_the_system_role_changes_anything():
@@ -246,7 +281,89 @@ def test_process_accounting_in_a_container_is_refused_before_the_system_role_cha
     with pytest.raises(ValidationError) as err:
         hostfacts.decide({"system": role_vars("system", {"system_accounting_enabled": True})}, seen)
     assert "system_accounting_enabled is true, but this host is a podman container" in str(err.value)
-    assert hostfacts.decide({"system": role_vars("system", {})}, seen) == {"__system_container": "podman"}
+    assert hostfacts.decide({"system": role_vars("system", {})}, seen) == {**SETTLED, "__system_container": "podman"}
     machine = hostfacts.parse(answer(V4))
-    assert hostfacts.decide({"system": role_vars("system", {"system_accounting_enabled": True})}, machine) == \
-        {"__system_container": ""}
+    assert hostfacts.decide({"system": role_vars("system", {"system_accounting_enabled": True})}, machine) == SETTLED
+
+
+def test_temporary_folders_of_a_debian_12_machine_get_fstab_lines_and_are_mounted_now():
+    """SYS-12 on Debian 12 as installed: /tmp and /var/tmp lie on the root file system, so each is
+    bound onto itself (its files stay); /dev/shm is a tmpfs systemd mounted, so it gets a tmpfs line.
+    The bind is mounted now, /dev/shm remounted; the next run, on that host, changes nothing."""
+    seen = hostfacts.parse(answer(V4) + mounts(ROOT_MOUNT + SHM, INSTALLED_FSTAB))
+    derived = hostfacts.decide({"system": role_vars("system", {})}, seen)
+    assert derived["__system_fstab"] == INSTALLED_FSTAB + (
+        "# govbaseline (SYS-12): nothing here runs, acts as a device or takes a set-user-ID owner's rights\n"
+        "/tmp\t/tmp\tnone\tbind,nodev,nosuid,noexec\t0\t0\n"
+        "# govbaseline (SYS-12): nothing here runs, acts as a device or takes a set-user-ID owner's rights\n"
+        "/var/tmp\t/var/tmp\tnone\tbind,nodev,nosuid,noexec\t0\t0\n"
+        "# govbaseline (SYS-12): nothing here runs, acts as a device or takes a set-user-ID owner's rights\n"
+        "tmpfs\t/dev/shm\ttmpfs\tdefaults,nodev,nosuid,noexec\t0\t0\n")
+    assert derived["__system_mounts_live"] == [["mount", "/tmp"], ["mount", "/var/tmp"],
+                                               ["mount", "-o", "remount", "/dev/shm"]]
+    again = hostfacts.parse(answer(V4) + mounts(HARDENED_MOUNTS, derived["__system_fstab"]))
+    assert hostfacts.decide({"system": role_vars("system", {})}, again) == SETTLED
+
+
+def test_a_tmpfs_tmp_keeps_systemds_options_and_fstab_lines_get_the_missing_options_only():
+    """Debian 13 mounts /tmp as a tmpfs (tmp.mount): its line keeps systemd's size and mode. A folder
+    fstab lists already keeps its line, the missing options added (dump and pass filled in where left
+    out); a commented line is not the folder's; live options that are all there need no remount."""
+    tmp13 = "30 21 0:30 / /tmp rw,nosuid,nodev shared:9 - tmpfs tmpfs rw,size=1020000k,nr_inodes=1048576\n"
+    var = "31 21 8:17 / /var/tmp rw,nosuid,nodev,noexec,relatime shared:10 - ext4 /dev/sdb1 rw\n"
+    fstab = ("UUID=4e1c / ext4 errors=remount-ro 0 1\n#/dev/sdc1 /tmp ext4 defaults 0 2\n"
+             "/dev/sdb1  /var/tmp/  ext4\n# tmpfs /dev/shm tmpfs defaults 0 0\n"
+             "tmpfs /dev/shm tmpfs nosuid,size=2g 0 0")  # no newline at the end
+    seen = hostfacts.parse(answer(V4) + mounts(ROOT_MOUNT + SHM + tmp13 + var, fstab))
+    derived = hostfacts.decide({"system": role_vars("system", {"system_temporary_mount_options": ["noexec",
+                                                                                                  "nodev"]})}, seen)
+    assert derived["__system_fstab"] == (
+        "UUID=4e1c / ext4 errors=remount-ro 0 1\n#/dev/sdc1 /tmp ext4 defaults 0 2\n"
+        "/dev/sdb1\t/var/tmp/\text4\tdefaults,noexec,nodev\t0\t0\n# tmpfs /dev/shm tmpfs defaults 0 0\n"
+        "tmpfs\t/dev/shm\ttmpfs\tnosuid,size=2g,noexec,nodev\t0\t0\n"
+        "# govbaseline (SYS-12): nothing here runs, acts as a device or takes a set-user-ID owner's rights\n"
+        "tmpfs\t/tmp\ttmpfs\tmode=1777,strictatime,size=50%,nr_inodes=1m,noexec,nodev\t0\t0\n")
+    # /var/tmp is mounted noexec and nodev already: only /tmp and /dev/shm are remounted.
+    assert derived["__system_mounts_live"] == [["mount", "-o", "remount", "/tmp"],
+                                               ["mount", "-o", "remount", "/dev/shm"]]
+
+
+@pytest.mark.parametrize(("units", "fstab", "extra", "folders", "words"), [
+    ("tmp.mount other.mount", INSTALLED_FSTAB, "", FOLDERS,
+     "/tmp is mounted as /etc/systemd/system/tmp.mount says, which overrides /etc/fstab: add nodev,nosuid,noexec to "
+     "its Options= yourself, or remove /tmp from system_temporary_mounts"),
+    ("var-tmp.mount.d", INSTALLED_FSTAB, "", FOLDERS,
+     "/var/tmp is mounted as /etc/systemd/system/var-tmp.mount.d says"),
+    ("", INSTALLED_FSTAB + "tmpfs /tmp tmpfs defaults 0 0\n/dev/sdc1 /tmp ext4 defaults 0 2\n", "", FOLDERS,
+     "/etc/fstab lists /tmp 2 times: keep one line, then run again"),
+    ("", INSTALLED_FSTAB, "40 21 8:33 / /var/tmp rw,relatime - xfs /dev/sdc1 rw\n", FOLDERS,
+     "/var/tmp is a xfs mount that /etc/fstab does not list: add it to /etc/fstab with nodev,nosuid,noexec, or "
+     "remove /var/tmp from system_temporary_mounts"),
+    ("", INSTALLED_FSTAB, "", "/tmp /dev/shm",
+     "system_temporary_mounts has /var/tmp, which is not a folder on this host: create it (mode 1777) or remove it"),
+])
+def test_temporary_folders_the_role_cannot_mount_refuse_the_host_before_any_change(units, fstab, extra, folders,
+                                                                                   words):
+    seen = hostfacts.parse(answer(V4) + mounts(ROOT_MOUNT + SHM + extra, fstab, units, folders))
+    with pytest.raises(ValidationError) as err:
+        hostfacts.decide({"system": role_vars("system", {})}, seen)
+    assert f"role system: {words}" in str(err.value)
+    off = role_vars("system", {"system_mounts_enabled": False})
+    assert hostfacts.decide({"system": off}, seen) == SETTLED
+
+
+def test_a_containers_temporary_folders_are_its_managers_and_left_alone():
+    seen = hostfacts.parse(answer(V4) + "container=podman\n"
+                           + mounts(ROOT_MOUNT + SHM, "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n", folders="/tmp"))
+    assert hostfacts.decide({"system": role_vars("system", {})}, seen) == {**SETTLED, "__system_container": "podman"}
+
+
+def test_the_observation_reads_this_machines_mounts():
+    """OBSERVE's mount lines, run here: the kernel's mounts with / among them, fstab's text, the folders."""
+    import subprocess
+    observed = hostfacts.parse(subprocess.run(["sh", "-c", hostfacts.OBSERVE], capture_output=True, text=True,
+                                              check=False).stdout)
+    assert hostfacts.mounted(observed["mountinfo"], "/") is not None
+    assert "/tmp" in observed["folders"] and isinstance(observed["mount_units"], list)
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        assert observed["mountinfo"].splitlines()[0].split()[4] == fh.read().splitlines()[0].split()[4]

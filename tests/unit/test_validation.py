@@ -185,6 +185,11 @@ ACCESS = {"access_admin_users": [{"name": "alice", "ssh_public_keys": [KEY]}]}
      "system_blocked_modules has nf-tables: the baseline needs it"),
     ("system", {}, {"system_blocked_modules": ["../cramfs"]}, "system_blocked_modules[0] must be a kernel module's"),
     ("system", {}, {"system_modules_enabled": "maybe"}, "system_modules_enabled"),
+    ("system", {}, {"system_temporary_mounts": ["/tmp", "/home"]}, "system_temporary_mounts"),
+    ("system", {}, {"system_temporary_mounts": []}, "for none, set system_mounts_enabled: false"),
+    ("system", {}, {"system_temporary_mounts": ["/tmp", "/tmp"]}, "system_temporary_mounts lists /tmp twice"),
+    ("system", {}, {"system_temporary_mount_options": ["noexec", "ro"]}, "system_temporary_mount_options"),
+    ("system", {}, {"system_mounts_enabled": "maybe"}, "system_mounts_enabled"),
 ])
 def test_bad_values_of_every_role_are_refused(role, good, overrides, words):
     validated_vars(role, good)

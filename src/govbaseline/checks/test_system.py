@@ -1,4 +1,4 @@
-"""Checks for the operating system's hardening SYS-01 .. SYS-11 (role ``system``)."""
+"""Checks for the operating system's hardening SYS-01 .. SYS-12 (role ``system``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import shlex
 import pytest
 
 from govbaseline.checks.plugin import in_container
-from govbaseline.hostfacts import APT_TRUE, SOURCES_READ, accounts_with_shell, trusted_sources
+from govbaseline.hostfacts import APT_TRUE, SOURCES_READ, accounts_with_shell, mounted, trusted_sources
 from govbaseline.report import SWITCHED_OFF
 from govbaseline.rules.common import BANNER_ESCAPES, BANNER_NAMES
 
@@ -551,3 +551,51 @@ def test_process_accounting_records_every_process(host, hostvars):
                             f"kernel records no process though {unit} is active: accton off by hand (restart {unit}, "
                             "or converge the host: --tags sys-11), or its disk is nearly full (the kernel suspends "
                             "accounting below 2% free space, acct(5))")
+
+
+# SYS-12's probe: a program written to the folder, run; its exit code (126: the kernel refused, noexec).
+RUN_FROM = ("f=$(mktemp -p {0} .govbaseline-noexec.XXXXXX) || exit 99; printf '#!/bin/sh\\nexit 0\\n' > \"$f\"; "
+            "chmod 700 \"$f\"; \"$f\" 2>/dev/null; rc=$?; rm -f \"$f\"; exit $rc")
+
+
+@pytest.mark.control("SYS-12")
+def test_temporary_folders_mounted_nodev_nosuid_noexec(host, hostvars):
+    """Each folder of ``system_temporary_mounts`` is a mount of its own whose options, as the kernel
+    holds them now (proc_pid_mountinfo(5)), include ``system_temporary_mount_options``; with noexec a
+    program written there is refused (exit 126); and outside a container /etc/fstab mounts it so at
+    boot, with no mount unit of /etc/systemd/system overriding that. In a container the container
+    manager mounts the folders: their options now are checked, not the boot. CIS Debian Linux 12
+    Benchmark v1.1.0 1.1.2.1 (/tmp), 1.1.2.2 (/dev/shm), 1.1.2.5 (/var/tmp) (nodev, nosuid, noexec)."""
+    area(hostvars, "system_mounts_enabled")
+    wanted = hostvars["system_temporary_mount_options"]
+    container = in_container(host)
+    mountinfo = host.run("cat /proc/self/mountinfo")
+    assert mountinfo.rc == 0, f"/proc/self/mountinfo cannot be read: {mountinfo.stderr.strip()}"
+    problems = []
+    for path in hostvars["system_temporary_mounts"]:
+        mount = mounted(mountinfo.stdout, path)
+        if mount is None:
+            problems.append(f"{path} is no mount of its own (it lies on its parent's file system), so it has no "
+                            "options of its own")
+        elif missing := [option for option in wanted if option not in mount[1]]:
+            problems.append(f"{path} is mounted {','.join(mount[1])} now: {', '.join(missing)} missing")
+        if mount is not None and "noexec" in wanted:
+            ran = host.run(RUN_FROM.format(shlex.quote(path)))
+            if ran.rc == 0:
+                problems.append(f"a program written to {path} ran")
+            elif ran.rc == 99:
+                problems.append(f"no file could be written to {path} to try running it")
+        if container:
+            continue
+        unit = path.strip("/").replace("/", "-") + ".mount"
+        own = host.run("ls -d /etc/systemd/system/%s /etc/systemd/system/%s.d 2>/dev/null", unit, unit).stdout.split()
+        if own:
+            problems.append(f"{' and '.join(own)} override{'s' if len(own) == 1 else ''} /etc/fstab's line for {path}")
+        boot = host.run("findmnt --fstab -n -o OPTIONS --mountpoint %s", path)
+        if boot.rc != 0 or not boot.stdout.strip():
+            problems.append(f"/etc/fstab has no line for {path}: it is not mounted {','.join(wanted)} at boot")
+        elif missing := [option for option in wanted if option not in boot.stdout.strip().split(",")]:
+            problems.append(f"/etc/fstab mounts {path} {boot.stdout.strip()} at boot: {', '.join(missing)} missing")
+    how = (f"in a {container} container its manager mounts them: ask it for {','.join(wanted)} (podman run --tmpfs "
+           f"FOLDER:rw,{','.join(wanted)})" if container else "converge the host (--tags sys-12)")
+    assert not problems, "temporary folders where what is written may run or act: " + "; ".join(problems) + f"; {how}"

@@ -1,4 +1,4 @@
-"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-11), twin of ``roles/system``."""
+"""pyinfra deploy of the operating system's hardening (SYS-01..SYS-12), twin of ``roles/system``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def apply() -> None:
         sandbox(v)
     if switched(v, "system_accounting_enabled") and common.enforced(ROLE, "accounting"):
         accounting(v)
+    if switched(v, "system_mounts_enabled") and common.enforced(ROLE, "mounts"):
+        mounts(v)
 
 
 def switched(v: dict[str, Any], toggle: str) -> bool:
@@ -251,3 +253,16 @@ def accounting(v: dict[str, Any]) -> None:
     systemd.service(name="SYS-11 | Record every process that ends, now and at boot (acct.service)",
                     service=v["__system_accounting_unit"], running=True, enabled=True,
                     restarted=(probe or "").strip() != "recording")
+
+
+def mounts(v: dict[str, Any]) -> None:
+    # The new /etc/fstab and the mount commands that apply it now come from the host's fstab and mounts
+    # as read before any change (hostfacts.mount_options); a container gets neither.
+    if v["__system_fstab"] is not None:
+        written = common.put_text("SYS-12 | Mount the temporary folders nodev,nosuid,noexec at every boot (/etc/fstab)",
+                                  v["__system_fstab"], "/etc/fstab")
+        systemd.daemon_reload(name="SYS-12 | Tell systemd about the new /etc/fstab (its mount units are made from it)",
+                              _if=written.did_change)
+    for argv in v["__system_mounts_live"]:
+        server.shell(name="SYS-12 | Apply the options now (mount -o remount, or mount a new bind)",
+                     commands=[" ".join(shlex.quote(a) for a in argv)])

@@ -396,6 +396,9 @@ class Lab:
             "--systemd=always", "--cgroupns=host",
             # nftables inside the host needs these; the host keeps its own network namespace.
             "--cap-add", "NET_ADMIN,NET_RAW",
+            # As a production container manager should (SYS-12): a container cannot remount them itself.
+            "--tmpfs", "/tmp:rw,nodev,nosuid,noexec,mode=1777",
+            "--tmpfs", "/var/tmp:rw,nodev,nosuid,noexec,mode=1777",
             "--network", self.network, "--ip", address,
             "-v", f"{self.key}.pub:/root/.ssh/authorized_keys:ro",
             image,

@@ -172,6 +172,18 @@ def blocked_modules(name: str, value: Any) -> list[str]:
     return problems
 
 
+def listed_once(what: str, off: str) -> Rule:
+    """A list (its items checked by the argument spec's choices) that is not empty and names each item
+    once; an empty one is refused with how to turn the area off (``off``)."""
+
+    def rule(name: str, value: Any) -> list[str]:
+        if not isinstance(value, list) or not value:
+            return [f"{name} must list {what}; for none, set {off}"]
+        return [f"{name} lists {item} twice" for item in sorted({str(i) for i in value if value.count(i) > 1})]
+
+    return rule
+
+
 # One rule per variable, for what the argument spec cannot say; validation runs them in this order.
 RULES: dict[str, Rule] = {
     "system_sysctl_network": sysctl_parameters(("net.",)),
@@ -188,6 +200,10 @@ RULES: dict[str, Rule] = {
     "system_package_verify_exclude": verify_exclude,
     "system_package_verify_seconds": int_range(10, 3600),
     "system_blocked_modules": blocked_modules,
+    "system_temporary_mounts": listed_once("the temporary folders to mount with system_temporary_mount_options, "
+                                           "such as [/tmp, /var/tmp, /dev/shm]", "system_mounts_enabled: false"),
+    "system_temporary_mount_options": listed_once("the options of the temporary folders, such as [nodev, nosuid, "
+                                                  "noexec]", "system_mounts_enabled: false"),
 }
 # Rules that look at several of the role's variables together.
 CROSS_RULES: list[CrossRule] = [no_suid_dumps, nts_ca_needs_an_nts_server]
