@@ -54,15 +54,17 @@ OBSERVE = "; ".join((
     # system types mounted or listed in /etc/fstab: the system role refuses to block them (SYS-09).
     "echo \"modules_used=$(awk '$3 > 0 || $4 != \"-\" {print $1}' /proc/modules 2>/dev/null | tr '\\n' ' ')\"",
     "echo \"fstypes=$(awk '$1 !~ /^#/ {print $3}' /proc/mounts /etc/fstab 2>/dev/null | sort -u | tr '\\n' ' ')\"",
-    # The mounts as the kernel sees them (proc_pid_mountinfo(5)), /etc/fstab, the mount units an
-    # administrator wrote (they override fstab's), and which temporary folders exist: SYS-12 adds
-    # nodev,nosuid,noexec to the fstab lines of /tmp, /var/tmp and /dev/shm (mount_options).
+    # SYS-12 (mount_options): the mounts as the kernel sees them (proc_pid_mountinfo(5)); /etc/fstab and
+    # its size in bytes (a read that lost something is told apart from an empty file); what systemd
+    # mounts the three temporary folders with at boot (a unit or drop-in of /etc/systemd/system
+    # overrides fstab, a masked unit mounts nothing); which of them are folders and which links.
     "echo \"mountinfo=$(base64 -w0 /proc/self/mountinfo 2>/dev/null)\"",
     "echo \"fstab=$(base64 -w0 /etc/fstab 2>/dev/null)\"",
-    "echo \"mount_units=$(cd /etc/systemd/system 2>/dev/null && ls -d -- *.mount *.mount.d 2>/dev/null "
-    "| tr '\\n' ' ')\"",
-    "echo \"folders=$(for d in /tmp /var/tmp /dev/shm; do [ -d \"$d\" ] && [ ! -L \"$d\" ] "
-    "&& printf '%s ' \"$d\"; done)\"",
+    "echo \"fstab_size=$(wc -c < /etc/fstab 2>/dev/null || echo missing)\"",
+    "echo \"mount_units=$(for u in tmp.mount var-tmp.mount dev-shm.mount; do systemctl show -p Id -p LoadState "
+    "-p FragmentPath -p DropInPaths -p Options \"$u\" 2>/dev/null; echo; done | base64 -w0)\"",
+    "echo \"folders=$(for d in /tmp /var/tmp /dev/shm; do if [ -L \"$d\" ]; then printf '%s:link ' \"$d\"; "
+    "elif [ -d \"$d\" ]; then printf '%s:folder ' \"$d\"; fi; done)\"",
 ))
 
 
@@ -95,10 +97,30 @@ def parse(text: str) -> dict[str, Any]:
         "modules_used": raw.get("modules_used", "").split(),
         "fstypes": raw.get("fstypes", "").split(),
         "mountinfo": _unbase64(raw.get("mountinfo", "")),
-        "fstab": _unbase64(raw.get("fstab", "")),
-        "mount_units": raw.get("mount_units", "").split(),
-        "folders": raw.get("folders", "").split(),
+        "fstab": _strict_text(raw.get("fstab", "")),
+        "fstab_size": raw.get("fstab_size", "").strip(),
+        "mount_units": _unit_properties(_unbase64(raw.get("mount_units", ""))),
+        "folders": dict(item.rpartition(":")[::2] for item in raw.get("folders", "").split() if ":" in item),
     }
+
+
+def _strict_text(text: str) -> str | None:
+    """base64 of a file that must come back byte for byte (it is written back): None where it is not
+    UTF-8 text."""
+    try:
+        return base64.b64decode(text.strip(), validate=True).decode("utf-8")
+    except ValueError:
+        return None
+
+
+def _unit_properties(text: str) -> dict[str, dict[str, str]]:
+    """``systemctl show -p Id -p ...`` of several units, each block ended by an empty line, by Id."""
+    units: dict[str, dict[str, str]] = {}
+    for block in text.split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if props.get("Id"):
+            units[props["Id"]] = props
+    return units
 
 
 def _unbase64(text: str) -> str:
@@ -350,12 +372,11 @@ def blocked_in_use(values: Mapping[str, Any], observed: Mapping[str, Any]) -> li
     return problems
 
 
-# The options of the fstab line SYS-12 writes for a temporary folder that has none: a tmpfs keeps
-# what systemd mounts it with (mount-setup.c for /dev/shm; Debian 13's tmp.mount for /tmp), a folder
-# on its parent's file system is bound onto itself (its files stay; mount(8) since util-linux 2.27
-# applies the flags with the bind).
 FSTAB_COMMENT = "# govbaseline (SYS-12): nothing here runs, acts as a device or takes a set-user-ID owner's rights\n"
-TMPFS_OPTIONS = {"/dev/shm": "defaults", "/tmp": "mode=1777,strictatime,size=50%,nr_inodes=1m"}
+# The options that undo each of SYS-12's (mount(8)); a line with both would mount with the last.
+OPPOSITE = {"nodev": "dev", "nosuid": "suid", "noexec": "exec"}
+# A tmpfs's own options worth keeping in its new fstab line (tmpfs(5)), from the kernel's view of it.
+TMPFS_KEPT = ("size=", "nr_inodes=", "mode=", "uid=", "gid=", "huge=")
 
 
 def _unescape(field: str) -> str:
@@ -363,79 +384,126 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def mounted(mountinfo: str, path: str) -> tuple[str, list[str]] | None:
-    """The file system type and per-mount options (``["rw", "nosuid", ...]``) of the mount on top at
-    ``path``, from proc_pid_mountinfo(5) text; None where ``path`` is no mount point of its own."""
+def mounted(mountinfo: str, path: str) -> tuple[str, list[str], list[str]] | None:
+    """The file system type, per-mount options (``["rw", "nosuid", ...]``) and file system options of
+    the mount on top at ``path``, from proc_pid_mountinfo(5) text; None where ``path`` is no mount
+    point of its own."""
     found = None
     for line in mountinfo.splitlines():
         head, sep, tail = line.partition(" - ")
-        fields = head.split()
+        fields, after = head.split(), tail.split()
         if sep and len(fields) >= 6 and _unescape(fields[4]) == path:
-            found = (tail.split()[0] if tail.split() else "", fields[5].split(","))
+            found = (after[0] if after else "", fields[5].split(","), after[2].split(",") if len(after) > 2 else [])
     return found
+
+
+def mount_unit(path: str) -> str:
+    """systemd's mount unit of one of SYS-12's folders (``systemd-escape --path --suffix=mount``)."""
+    return path.strip("/").replace("/", "-") + ".mount"
+
+
+def unit_override(props: Mapping[str, str]) -> str:
+    """Where an administrator set a mount unit (from ``systemctl show``): its unit file or drop-ins
+    under /etc/systemd/system, which override what /etc/fstab says; "" where none does."""
+    own = [p for p in [props.get("FragmentPath", ""), *props.get("DropInPaths", "").split()] if p.startswith("/etc/")]
+    return " and ".join(own)
 
 
 def mount_options(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """SYS-12: what the converge does so that each of ``system_temporary_mounts`` is mounted with
     ``system_temporary_mount_options`` now and at every boot. Returns the internal variables
-    ``__system_fstab`` (the whole new /etc/fstab, or None when it stays as it is: the options added to
-    the folder's line, or a line added) and ``__system_mounts_live`` (the ``mount`` commands, as
-    argument lists, that apply fstab's options now), and the problems that refuse the host: a folder
-    that is missing, listed twice in fstab, mounted by a mount unit of /etc/systemd/system (it
-    overrides fstab) or mounted by something else than fstab with a type other than tmpfs. A container
-    gets nothing: its container manager mounts its folders (the check says what to ask of it).
+    ``__system_fstab`` (the whole new /etc/fstab, or None when it stays as it is: the options added
+    to the folder's line and their opposites taken out, or a line added: a tmpfs keeping its size
+    where the folder is a tmpfs now, else the folder bound onto itself) and ``__system_mounts_live``
+    (the ``mount`` commands, as argument lists, that apply the options now), and the problems that
+    refuse the host before any change: a folder missing or a link; a masked mount unit; a unit or
+    drop-in of /etc/systemd/system (it overrides fstab) without the options; an fstab line listed
+    twice, with noauto, or not mounted now (mounting it would hide what programs keep there); a mount
+    fstab does not list, other than a tmpfs; an fstab that could not be read whole as text. A
+    container gets nothing: its container manager mounts its folders (the check says what to ask).
     CIS Debian Linux 12 Benchmark v1.1.0 1.1.2.1 (/tmp), 1.1.2.2 (/dev/shm), 1.1.2.5 (/var/tmp)."""
     derived: dict[str, Any] = {"__system_fstab": None, "__system_mounts_live": []}
     paths, wanted = values.get("system_temporary_mounts"), values.get("system_temporary_mount_options")
     if not values.get("system_mounts_enabled") or observed.get("container") \
             or not isinstance(paths, list) or not isinstance(wanted, list):
         return derived, []
-    fstab = observed.get("fstab", "")
+    fstab, size = observed.get("fstab"), observed.get("fstab_size", "")
+    if fstab is None or (size != "missing" and size != str(len(fstab.encode()))):
+        return derived, ["/etc/fstab could not be read whole as UTF-8 text, and SYS-12 writes it back with the "
+                         "temporary folders' options: make it plain text, or set system_mounts_enabled: false"]
     lines = fstab.splitlines(keepends=True)
     problems: list[str] = []
     live = []
+    joined = ",".join(wanted)
     for path in paths:
-        unit = path.strip("/").replace("/", "-") + ".mount"  # systemd-escape --path, for these three
-        listed = [i for i, line in enumerate(lines)
-                  if len(line.split()) >= 3 and not line.lstrip().startswith("#")
-                  and _unescape(line.split()[1]).rstrip("/") == path]
+        unit = mount_unit(path)
+        props = observed.get("mount_units", {}).get(unit, {})
         mount = mounted(observed.get("mountinfo", ""), path)
-        if path not in observed.get("folders", ()):
-            problems.append(f"system_temporary_mounts has {path}, which is not a folder on this host: create it "
-                            "(mode 1777) or remove it from the list")
+        kind = observed.get("folders", {}).get(path)
+        listed = [i for i, line in enumerate(lines) if len(line.split()) >= 3 and not line.lstrip().startswith("#")
+                  and _unescape(line.split()[1]).rstrip("/") == path]
+        override = unit_override(props)
+        if kind != "folder":
+            problems.append(f"system_temporary_mounts has {path}, which is " + (
+                "a symbolic link on this host: SYS-12 mounts folders; make it a folder (mode 1777) or remove it from "
+                "the list" if kind == "link" else "not a folder on this host: create it (mode 1777) or remove it "
+                                                  "from the list"))
             continue
-        own = [name for name in (unit, unit + ".d") if name in observed.get("mount_units", ())]
-        if own:
-            problems.append(f"{path} is mounted as /etc/systemd/system/{own[0]} says, which overrides /etc/fstab: add "
-                            f"{','.join(wanted)} to its Options= yourself, or remove {path} from "
-                            "system_temporary_mounts")
+        if props.get("LoadState") == "masked":
+            problems.append(f"{unit} is masked, which keeps every mount of {path} away at boot (fstab's too): "
+                            f"systemctl unmask {unit} (where {path} is no tmpfs, it is then bound onto itself, its "
+                            f"files staying where they are), or remove {path} from system_temporary_mounts")
             continue
-        if len(listed) > 1:
+        if override:
+            boot = props.get("Options", "").split(",")
+            if any(option not in boot for option in wanted):
+                problems.append(f"{path} is mounted at boot as {override} says (it overrides /etc/fstab), with "
+                                f"Options={props.get('Options', '')}: add {joined} there (systemctl edit {unit}), "
+                                f"or remove {path} from system_temporary_mounts")
+                continue
+            if mount is None:
+                problems.append(f"{unit} ({override}) has not mounted {path} now, and mounting it would hide what "
+                                f"running programs keep in {path}: start {unit} at a quiet moment or reboot, then run "
+                                "again")
+                continue
+        elif len(listed) > 1:
             problems.append(f"/etc/fstab lists {path} {len(listed)} times: keep one line, then run again")
             continue
-        if listed:
+        elif listed:
             fields = lines[listed[0]].split()
-            options = fields[3].split(",") if len(fields) > 3 else ["defaults"]
-            missing = [option for option in wanted if option not in options]
-            if missing:
-                fields += ["defaults", "0", "0"][len(fields) - 3:]  # fstab(5): options, dump and pass may be left out
-                fields[3] = ",".join(options + missing)
+            fields += ["defaults", "0", "0"][len(fields) - 3:]  # fstab(5): options, dump and pass may be left out
+            options = fields[3].split(",")
+            if "noauto" in options:
+                problems.append(f"/etc/fstab's line for {path} has noauto, so nothing mounts it at boot: take noauto "
+                                f"out, or remove {path} from system_temporary_mounts")
+                continue
+            if mount is None and not (fields[0] == fields[1] and "bind" in options):
+                problems.append(f"/etc/fstab's line for {path} ({fields[0]}, {fields[2]}) is not mounted now, and "
+                                f"mounting it would hide what running programs keep in {path}: mount it at a quiet "
+                                "moment or reboot, then run again")
+                continue
+            kept = [o for o in options if o not in [OPPOSITE[w] for w in wanted if w in OPPOSITE]]
+            if kept != options or any(option not in options for option in wanted):
+                fields[3] = ",".join(kept + [option for option in wanted if option not in kept])
                 lines[listed[0]] = "\t".join(fields) + "\n"
         elif mount is not None and mount[0] != "tmpfs":
             problems.append(f"{path} is a {mount[0]} mount that /etc/fstab does not list: add it to /etc/fstab with "
-                            f"{','.join(wanted)}, or remove {path} from system_temporary_mounts")
+                            f"{joined}, or remove {path} from system_temporary_mounts")
             continue
         else:
-            source, kind, base = ("tmpfs", "tmpfs", TMPFS_OPTIONS.get(path, "mode=1777,strictatime")) \
-                if mount is not None else (path, "none", "bind")
+            if mount is not None:  # a tmpfs keeps what it was mounted with; the folder's mode is 1777 by default
+                own = [o for o in mount[2] if o.startswith(TMPFS_KEPT)]
+                own = own if any(o.startswith("mode=") for o in own) else ["mode=1777", *own]
+                line = f"tmpfs\t{path}\ttmpfs\t{','.join(own)},{joined}\t0\t0\n"
+            else:
+                line = f"{path}\t{path}\tnone\tbind,{joined}\t0\t0\n"
             if lines and not lines[-1].endswith("\n"):
                 lines[-1] += "\n"
-            lines += [FSTAB_COMMENT,
-                      f"{source}\t{path}\t{kind}\t{base},{','.join(wanted)}\t0\t0\n"]
+            lines += [FSTAB_COMMENT, line]
         if mount is None:
             live.append(["mount", path])
         elif any(option not in mount[1] for option in wanted):
-            live.append(["mount", "-o", "remount", path])
+            live.append(["mount", "-o", f"remount,{joined}", path])
     new = "".join(lines)
     derived.update({"__system_fstab": new if new != fstab else None, "__system_mounts_live": live})
     return derived, problems

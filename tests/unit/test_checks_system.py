@@ -267,17 +267,20 @@ HARDENED = ("21 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
             "61 21 254:1 /var/tmp /var/tmp rw,nosuid,nodev,noexec,relatime shared:31 - ext4 /dev/vda1 rw\n")
 
 
-def mounts_host(mountinfo=HARDENED, ran=(126, 126, 126), fstab=("bind,nodev,nosuid,noexec",) * 3, units=(),
-                container=""):
+def mounts_host(mountinfo=HARDENED, ran=(126, 126, 126), fstab=("bind,nodev,nosuid,noexec",) * 3, units=None,
+                container="", initramfs="/var/lib/govbaseline/mkinitramfs rw,relatime"):
     """A host answering SYS-12's check: the kernel's mounts, the exit code of a program run in /tmp,
-    /var/tmp and /dev/shm, fstab's options for each, the mount units of /etc/systemd/system."""
+    /var/tmp and /dev/shm, fstab's options for each, what systemctl shows of their units (``units``:
+    unit -> properties; others not found), and mkinitramfs's folder with its mount options."""
     folders = ("/tmp", "/var/tmp", "/dev/shm")
     return Host({"systemd-detect-virt": (f"container={container}\n", 0),
                  "cat /proc/self/mountinfo": (mountinfo, 0),
                  **{f"mktemp -p {f} ": ("", rc) for f, rc in zip(folders, ran, strict=True)},
                  **{f"--mountpoint {f}": (options, 0 if options else 1)
                     for f, options in zip(folders, fstab, strict=True)},
-                 **{f"ls -d /etc/systemd/system/{unit} ": (f"/etc/systemd/system/{unit}\n", 0) for unit in units}})
+                 **{f"-p Options {unit}": (props, 0) for unit, props in (units or {}).items()},
+                 "systemctl show": ("LoadState=not-found\nFragmentPath=\nDropInPaths=\nOptions=\n", 0),
+                 "mkinitramfs": (initramfs, 0)})
 
 
 def test_temporary_folders_mounted_with_the_options_now_and_at_boot_pass():
@@ -288,16 +291,19 @@ def test_temporary_folders_mounted_with_the_options_now_and_at_boot_pass():
 
 def test_a_folder_remounted_exec_one_missing_at_boot_and_an_overriding_unit_are_named():
     remounted = HARDENED.replace("/tmp rw,nosuid,nodev,noexec shared:30", "/tmp rw,nosuid,nodev shared:30")
-    host = mounts_host(remounted, ran=(0, 126, 126), fstab=("bind,nodev,nosuid,noexec", "", "defaults,nosuid"),
-                       units=["tmp.mount"])
+    own = "LoadState=loaded\nFragmentPath=/etc/systemd/system/tmp.mount\nDropInPaths=\nOptions=mode=1777,nosuid,nodev"
+    host = mounts_host(remounted, ran=(0, 126, 126), fstab=("bind,nodev,nosuid,noexec", "", "defaults,nosuid,noauto"),
+                       units={"tmp.mount": own}, initramfs="/var/tmp rw,nosuid,nodev,noexec,relatime")
     with pytest.raises(AssertionError) as err:
         mounts_check(host, hostvars())
     message = err.value.args[0]
     assert "/tmp is mounted rw,nosuid,nodev now: noexec missing" in message
     assert "a program written to /tmp ran" in message
-    assert "/etc/systemd/system/tmp.mount overrides /etc/fstab's line for /tmp" in message
+    assert "/etc/systemd/system/tmp.mount mounts /tmp mode=1777,nosuid,nodev at boot: noexec missing" in message
     assert "/etc/fstab has no line for /var/tmp: it is not mounted nodev,nosuid,noexec at boot" in message
-    assert "/etc/fstab mounts /dev/shm defaults,nosuid at boot: nodev, noexec missing" in message
+    assert "/etc/fstab mounts /dev/shm defaults,nosuid,noauto at boot: nodev, noexec missing" in message
+    assert "/etc/fstab has noauto for /dev/shm: nothing mounts it at boot" in message
+    assert "mkinitramfs builds in /var/tmp, mounted noexec" in message
     assert "; converge the host (--tags sys-12)" in message
 
 
@@ -312,7 +318,7 @@ def test_a_folder_that_is_no_mount_fails_and_a_containers_boot_is_its_managers()
     assert "/var/tmp is no mount of its own (it lies on its parent's file system)" in message
     assert "in a podman container its manager mounts them: ask it for nodev,nosuid,noexec (podman run --tmpfs " \
            "FOLDER:rw,nodev,nosuid,noexec)" in message
-    assert "fstab" not in message and not any("findmnt" in c for c in host.commands)
+    assert "fstab" not in message and not any("findmnt" in c or "mkinitramfs" in c for c in host.commands)
     assert sum("mktemp -p" in c for c in host.commands) == 2  # no program tried where there is no mount
 
 
@@ -322,3 +328,14 @@ def test_only_the_listed_folders_and_options_are_wanted_and_none_where_switched_
                  hostvars(system_temporary_mount_options=["nosuid"]))
     with pytest.raises(pytest.skip.Exception, match="system_mounts_enabled is false"):
         mounts_check(mounts_host(no_exec_rule), hostvars(system_mounts_enabled=False))
+
+
+def test_a_masked_unit_fails_and_a_unit_of_the_administrator_with_the_options_passes():
+    masked = {"var-tmp.mount": "LoadState=masked\nFragmentPath=\nDropInPaths=\nOptions="}
+    with pytest.raises(AssertionError) as err:
+        mounts_check(mounts_host(units=masked), hostvars())
+    assert "var-tmp.mount is masked: nothing mounts /var/tmp at boot" in err.value.args[0]
+    edited = {"tmp.mount": "LoadState=loaded\nFragmentPath=/usr/lib/systemd/system/tmp.mount\n"
+                           "DropInPaths=/etc/systemd/system/tmp.mount.d/50-size.conf\n"
+                           "Options=mode=1777,strictatime,nosuid,nodev,noexec,size=2G"}
+    mounts_check(mounts_host(fstab=("", "bind,nodev,nosuid,noexec", "nodev,nosuid,noexec"), units=edited), hostvars())

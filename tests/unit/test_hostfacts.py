@@ -23,17 +23,23 @@ INSTALLED_FSTAB = ("# <file system> <mount point>   <type>  <options>       <dum
 HARDENED_MOUNTS = (ROOT_MOUNT + SHM.replace("nosuid,nodev", "nosuid,nodev,noexec")
                    + "60 21 254:1 /tmp /tmp rw,nosuid,nodev,noexec,relatime shared:30 - ext4 /dev/vda1 rw\n"
                    + "61 21 254:1 /var/tmp /var/tmp rw,nosuid,nodev,noexec,relatime shared:31 - ext4 /dev/vda1 rw\n")
-FOLDERS = "/tmp /var/tmp /dev/shm"
+FOLDERS = "/tmp:folder /var/tmp:folder /dev/shm:folder"
+# What systemctl show says of the three mount units on that machine (Debian 12: no tmp.mount in use).
+UNITS = {"tmp.mount": "LoadState=not-found\nFragmentPath=\nDropInPaths=\nOptions=",
+         "var-tmp.mount": "LoadState=not-found\nFragmentPath=\nDropInPaths=\nOptions=",
+         "dev-shm.mount": "LoadState=loaded\nFragmentPath=\nDropInPaths=\nOptions=rw,nosuid,nodev"}
 
 
-def mounts(mountinfo: str, fstab: str, units: str = "", folders: str = FOLDERS) -> str:
-    """OBSERVE's lines about mounts (base64 as it writes them)."""
+def mounts(mountinfo: str, fstab: str, units: dict | None = None, folders: str = FOLDERS) -> str:
+    """OBSERVE's lines about mounts (base64 as it writes them); ``units`` replace UNITS' answers."""
     import base64
 
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode()
 
-    return f"mountinfo={b64(mountinfo)}\nfstab={b64(fstab)}\nmount_units={units}\nfolders={folders}\n"
+    shown = "".join(f"Id={unit}\n{props}\n\n" for unit, props in {**UNITS, **(units or {})}.items())
+    return (f"mountinfo={b64(mountinfo)}\nfstab={b64(fstab)}\nfstab_size={len(fstab.encode())}\n"
+            f"mount_units={b64(shown)}\nfolders={folders}\n")
 
 
 def answer(route4=(), route6=(), links=LINKS, systemd="yes", security="2") -> str:
@@ -119,7 +125,7 @@ def test_an_unreadable_answer_reads_as_nothing():
     assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0,
                     "container": "", "architecture": "", "audit_locked": False,
                     "audit_rules": (None, ""), "sources": "", "modules_used": [], "fstypes": [],
-                    "mountinfo": "", "fstab": "", "mount_units": [], "folders": []}
+                    "mountinfo": "", "fstab": "", "fstab_size": "", "mount_units": {}, "folders": {}}
 
 
 def test_the_audit_role_learns_whether_it_runs_in_a_container_and_on_which_architecture():
@@ -298,22 +304,23 @@ def test_temporary_folders_of_a_debian_12_machine_get_fstab_lines_and_are_mounte
         "# govbaseline (SYS-12): nothing here runs, acts as a device or takes a set-user-ID owner's rights\n"
         "/var/tmp\t/var/tmp\tnone\tbind,nodev,nosuid,noexec\t0\t0\n"
         "# govbaseline (SYS-12): nothing here runs, acts as a device or takes a set-user-ID owner's rights\n"
-        "tmpfs\t/dev/shm\ttmpfs\tdefaults,nodev,nosuid,noexec\t0\t0\n")
+        "tmpfs\t/dev/shm\ttmpfs\tmode=1777,nodev,nosuid,noexec\t0\t0\n")
     assert derived["__system_mounts_live"] == [["mount", "/tmp"], ["mount", "/var/tmp"],
-                                               ["mount", "-o", "remount", "/dev/shm"]]
+                                               ["mount", "-o", "remount,nodev,nosuid,noexec", "/dev/shm"]]
     again = hostfacts.parse(answer(V4) + mounts(HARDENED_MOUNTS, derived["__system_fstab"]))
     assert hostfacts.decide({"system": role_vars("system", {})}, again) == SETTLED
 
 
-def test_a_tmpfs_tmp_keeps_systemds_options_and_fstab_lines_get_the_missing_options_only():
-    """Debian 13 mounts /tmp as a tmpfs (tmp.mount): its line keeps systemd's size and mode. A folder
-    fstab lists already keeps its line, the missing options added (dump and pass filled in where left
-    out); a commented line is not the folder's; live options that are all there need no remount."""
+def test_a_tmpfs_keeps_its_size_and_fstab_lines_get_the_missing_options_and_lose_their_opposites():
+    """Debian 13 mounts /tmp as a tmpfs (tmp.mount): its new line keeps the size and inodes the kernel
+    shows for it (a remount does not shrink it). A folder fstab lists keeps its line, the missing
+    options added and their opposites (exec) taken out, dump and pass filled in where left out; a
+    commented line is not the folder's; live options that are all there need no remount."""
     tmp13 = "30 21 0:30 / /tmp rw,nosuid,nodev shared:9 - tmpfs tmpfs rw,size=1020000k,nr_inodes=1048576\n"
     var = "31 21 8:17 / /var/tmp rw,nosuid,nodev,noexec,relatime shared:10 - ext4 /dev/sdb1 rw\n"
     fstab = ("UUID=4e1c / ext4 errors=remount-ro 0 1\n#/dev/sdc1 /tmp ext4 defaults 0 2\n"
              "/dev/sdb1  /var/tmp/  ext4\n# tmpfs /dev/shm tmpfs defaults 0 0\n"
-             "tmpfs /dev/shm tmpfs nosuid,size=2g 0 0")  # no newline at the end
+             "tmpfs /dev/shm tmpfs nosuid,exec,size=2g 0 0")  # no newline at the end
     seen = hostfacts.parse(answer(V4) + mounts(ROOT_MOUNT + SHM + tmp13 + var, fstab))
     derived = hostfacts.decide({"system": role_vars("system", {"system_temporary_mount_options": ["noexec",
                                                                                                   "nodev"]})}, seen)
@@ -322,25 +329,42 @@ def test_a_tmpfs_tmp_keeps_systemds_options_and_fstab_lines_get_the_missing_opti
         "/dev/sdb1\t/var/tmp/\text4\tdefaults,noexec,nodev\t0\t0\n# tmpfs /dev/shm tmpfs defaults 0 0\n"
         "tmpfs\t/dev/shm\ttmpfs\tnosuid,size=2g,noexec,nodev\t0\t0\n"
         "# govbaseline (SYS-12): nothing here runs, acts as a device or takes a set-user-ID owner's rights\n"
-        "tmpfs\t/tmp\ttmpfs\tmode=1777,strictatime,size=50%,nr_inodes=1m,noexec,nodev\t0\t0\n")
+        "tmpfs\t/tmp\ttmpfs\tmode=1777,size=1020000k,nr_inodes=1048576,noexec,nodev\t0\t0\n")
     # /var/tmp is mounted noexec and nodev already: only /tmp and /dev/shm are remounted.
-    assert derived["__system_mounts_live"] == [["mount", "-o", "remount", "/tmp"],
-                                               ["mount", "-o", "remount", "/dev/shm"]]
+    assert derived["__system_mounts_live"] == [["mount", "-o", "remount,noexec,nodev", "/tmp"],
+                                               ["mount", "-o", "remount,noexec,nodev", "/dev/shm"]]
+
+
+OWN_TMP = {"tmp.mount": "LoadState=loaded\nFragmentPath=/etc/systemd/system/tmp.mount\nDropInPaths=\n"
+                        "Options=mode=1777,strictatime,nosuid,nodev"}
+EDITED = {"var-tmp.mount": "LoadState=loaded\nFragmentPath=/run/systemd/generator/var-tmp.mount\n"
+                           "DropInPaths=/etc/systemd/system/var-tmp.mount.d/override.conf\nOptions=bind,exec"}
 
 
 @pytest.mark.parametrize(("units", "fstab", "extra", "folders", "words"), [
-    ("tmp.mount other.mount", INSTALLED_FSTAB, "", FOLDERS,
-     "/tmp is mounted as /etc/systemd/system/tmp.mount says, which overrides /etc/fstab: add nodev,nosuid,noexec to "
-     "its Options= yourself, or remove /tmp from system_temporary_mounts"),
-    ("var-tmp.mount.d", INSTALLED_FSTAB, "", FOLDERS,
-     "/var/tmp is mounted as /etc/systemd/system/var-tmp.mount.d says"),
-    ("", INSTALLED_FSTAB + "tmpfs /tmp tmpfs defaults 0 0\n/dev/sdc1 /tmp ext4 defaults 0 2\n", "", FOLDERS,
+    # Debian 12's README.Debian: copy /usr/share/systemd/tmp.mount to /etc/systemd/system (it overrides fstab).
+    (OWN_TMP, INSTALLED_FSTAB, "30 21 0:30 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n", FOLDERS,
+     "/tmp is mounted at boot as /etc/systemd/system/tmp.mount says (it overrides /etc/fstab), with "
+     "Options=mode=1777,strictatime,nosuid,nodev: add nodev,nosuid,noexec there (systemctl edit tmp.mount), or "
+     "remove /tmp from system_temporary_mounts"),
+    (EDITED, INSTALLED_FSTAB, "", FOLDERS,
+     "/var/tmp is mounted at boot as /etc/systemd/system/var-tmp.mount.d/override.conf says"),
+    ({"tmp.mount": "LoadState=masked\nFragmentPath=\nDropInPaths=\nOptions="}, INSTALLED_FSTAB, "", FOLDERS,
+     "tmp.mount is masked, which keeps every mount of /tmp away at boot (fstab's too): systemctl unmask tmp.mount"),
+    (None, INSTALLED_FSTAB + "tmpfs /tmp tmpfs defaults 0 0\n/dev/sdc1 /tmp ext4 defaults 0 2\n", "", FOLDERS,
      "/etc/fstab lists /tmp 2 times: keep one line, then run again"),
-    ("", INSTALLED_FSTAB, "40 21 8:33 / /var/tmp rw,relatime - xfs /dev/sdc1 rw\n", FOLDERS,
+    (None, INSTALLED_FSTAB + "/dev/sdc1 /var/tmp ext4 defaults,noauto 0 2\n", "", FOLDERS,
+     "/etc/fstab's line for /var/tmp has noauto, so nothing mounts it at boot: take noauto out"),
+    (None, INSTALLED_FSTAB + "/dev/sdc1 /var/tmp ext4 defaults,nofail 0 2\n", "", FOLDERS,
+     "/etc/fstab's line for /var/tmp (/dev/sdc1, ext4) is not mounted now, and mounting it would hide what running "
+     "programs keep in /var/tmp"),
+    (None, INSTALLED_FSTAB, "40 21 8:33 / /var/tmp rw,relatime - xfs /dev/sdc1 rw\n", FOLDERS,
      "/var/tmp is a xfs mount that /etc/fstab does not list: add it to /etc/fstab with nodev,nosuid,noexec, or "
      "remove /var/tmp from system_temporary_mounts"),
-    ("", INSTALLED_FSTAB, "", "/tmp /dev/shm",
+    (None, INSTALLED_FSTAB, "", "/tmp:folder /dev/shm:folder",
      "system_temporary_mounts has /var/tmp, which is not a folder on this host: create it (mode 1777) or remove it"),
+    (None, INSTALLED_FSTAB, "", "/tmp:folder /var/tmp:link /dev/shm:folder",
+     "system_temporary_mounts has /var/tmp, which is a symbolic link on this host: SYS-12 mounts folders"),
 ])
 def test_temporary_folders_the_role_cannot_mount_refuse_the_host_before_any_change(units, fstab, extra, folders,
                                                                                    words):
@@ -354,7 +378,7 @@ def test_temporary_folders_the_role_cannot_mount_refuse_the_host_before_any_chan
 
 def test_a_containers_temporary_folders_are_its_managers_and_left_alone():
     seen = hostfacts.parse(answer(V4) + "container=podman\n"
-                           + mounts(ROOT_MOUNT + SHM, "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n", folders="/tmp"))
+                           + mounts(ROOT_MOUNT + SHM, "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n", folders="/tmp:folder"))
     assert hostfacts.decide({"system": role_vars("system", {})}, seen) == {**SETTLED, "__system_container": "podman"}
 
 
@@ -364,6 +388,27 @@ def test_the_observation_reads_this_machines_mounts():
     observed = hostfacts.parse(subprocess.run(["sh", "-c", hostfacts.OBSERVE], capture_output=True, text=True,
                                               check=False).stdout)
     assert hostfacts.mounted(observed["mountinfo"], "/") is not None
-    assert "/tmp" in observed["folders"] and isinstance(observed["mount_units"], list)
+    assert observed["folders"]["/tmp"] == "folder" and observed["fstab"] is not None
+    assert observed["fstab_size"] in ("missing", str(len(observed["fstab"].encode())))
     with open("/proc/self/mountinfo", encoding="utf-8") as fh:
         assert observed["mountinfo"].splitlines()[0].split()[4] == fh.read().splitlines()[0].split()[4]
+
+
+def test_a_unit_of_the_administrator_with_the_options_is_kept_and_an_unreadable_fstab_refused():
+    """Where /etc/systemd/system's unit (or drop-in) mounts the folder with the options, fstab gets no
+    line (the unit wins at boot) and a missing live option is remounted. An fstab that came back
+    shorter than its size, or not as UTF-8, would be written back damaged: refused."""
+    own = {"tmp.mount": OWN_TMP["tmp.mount"].replace("nosuid,nodev", "nosuid,nodev,noexec")}
+    tmp = "30 21 0:30 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n"
+    hardened = hardened_fstab()
+    fine = hostfacts.parse(answer(V4) + mounts(HARDENED_MOUNTS.replace(
+        "60 21 254:1 /tmp /tmp rw,nosuid,nodev,noexec,relatime shared:30 - ext4 /dev/vda1 rw\n", tmp),
+        hardened.replace("/tmp\t/tmp\tnone\tbind,nodev,nosuid,noexec\t0\t0\n", ""), own))
+    assert hostfacts.decide({"system": role_vars("system", {})}, fine) == {
+        **SETTLED, "__system_mounts_live": [["mount", "-o", "remount,nodev,nosuid,noexec", "/tmp"]]}
+    short = answer(V4).replace(f"fstab_size={len(hardened.encode())}", "fstab_size=4096")
+    latin1 = answer(V4) + "fstab=" + __import__("base64").b64encode(b"LABEL=donn\xe9es /srv ext4 0 2\n").decode()
+    for text in (short, latin1):
+        with pytest.raises(ValidationError) as err:
+            hostfacts.decide({"system": role_vars("system", {})}, hostfacts.parse(text))
+        assert "/etc/fstab could not be read whole as UTF-8 text" in str(err.value)

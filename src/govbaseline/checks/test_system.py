@@ -10,7 +10,15 @@ import shlex
 import pytest
 
 from govbaseline.checks.plugin import in_container
-from govbaseline.hostfacts import APT_TRUE, SOURCES_READ, accounts_with_shell, mounted, trusted_sources
+from govbaseline.hostfacts import (
+    APT_TRUE,
+    SOURCES_READ,
+    accounts_with_shell,
+    mount_unit,
+    mounted,
+    trusted_sources,
+    unit_override,
+)
 from govbaseline.report import SWITCHED_OFF
 from govbaseline.rules.common import BANNER_ESCAPES, BANNER_NAMES
 
@@ -558,14 +566,23 @@ RUN_FROM = ("f=$(mktemp -p {0} .govbaseline-noexec.XXXXXX) || exit 99; printf '#
             "chmod 700 \"$f\"; \"$f\" 2>/dev/null; rc=$?; rm -f \"$f\"; exit $rc")
 
 
+# mkinitramfs's working folder as its configuration sets it (mkinitramfs(8): TMPDIR, /var/tmp by default).
+INITRAMFS_TMPDIR = ("[ -x /usr/sbin/mkinitramfs ] || exit 0; TMPDIR=; "
+                    ". /etc/initramfs-tools/initramfs.conf 2>/dev/null; "
+                    "for f in /etc/initramfs-tools/conf.d/*; do [ -f \"$f\" ] && . \"$f\"; done; "
+                    "d=${TMPDIR:-/var/tmp}; echo \"$d $(findmnt -n -o OPTIONS --target \"$d\")\"")
+
+
 @pytest.mark.control("SYS-12")
 def test_temporary_folders_mounted_nodev_nosuid_noexec(host, hostvars):
     """Each folder of ``system_temporary_mounts`` is a mount of its own whose options, as the kernel
     holds them now (proc_pid_mountinfo(5)), include ``system_temporary_mount_options``; with noexec a
-    program written there is refused (exit 126); and outside a container /etc/fstab mounts it so at
-    boot, with no mount unit of /etc/systemd/system overriding that. In a container the container
-    manager mounts the folders: their options now are checked, not the boot. CIS Debian Linux 12
-    Benchmark v1.1.0 1.1.2.1 (/tmp), 1.1.2.2 (/dev/shm), 1.1.2.5 (/var/tmp) (nodev, nosuid, noexec)."""
+    program written there is refused (exit 126). Outside a container they are its options at boot
+    too: /etc/fstab's line (not noauto), or the unit or drop-in of /etc/systemd/system that overrides
+    it, and the unit not masked; and mkinitramfs does not build in a noexec folder (an initramfs
+    built there can lack what boots the host). In a container its manager mounts the folders: their
+    options now are checked. CIS Debian Linux 12 Benchmark v1.1.0 1.1.2.1 (/tmp), 1.1.2.2 (/dev/shm),
+    1.1.2.5 (/var/tmp) (nodev, nosuid, noexec)."""
     area(hostvars, "system_mounts_enabled")
     wanted = hostvars["system_temporary_mount_options"]
     container = in_container(host)
@@ -585,17 +602,36 @@ def test_temporary_folders_mounted_nodev_nosuid_noexec(host, hostvars):
                 problems.append(f"a program written to {path} ran")
             elif ran.rc == 99:
                 problems.append(f"no file could be written to {path} to try running it")
-        if container:
-            continue
-        unit = path.strip("/").replace("/", "-") + ".mount"
-        own = host.run("ls -d /etc/systemd/system/%s /etc/systemd/system/%s.d 2>/dev/null", unit, unit).stdout.split()
-        if own:
-            problems.append(f"{' and '.join(own)} override{'s' if len(own) == 1 else ''} /etc/fstab's line for {path}")
-        boot = host.run("findmnt --fstab -n -o OPTIONS --mountpoint %s", path)
-        if boot.rc != 0 or not boot.stdout.strip():
-            problems.append(f"/etc/fstab has no line for {path}: it is not mounted {','.join(wanted)} at boot")
-        elif missing := [option for option in wanted if option not in boot.stdout.strip().split(",")]:
-            problems.append(f"/etc/fstab mounts {path} {boot.stdout.strip()} at boot: {', '.join(missing)} missing")
+        if not container:
+            problems += boot_mount_problems(host, path, wanted)
+    if not container and "noexec" in wanted:
+        folder, _, options = host.run(INITRAMFS_TMPDIR).stdout.strip().partition(" ")
+        if "noexec" in options.split(","):
+            problems.append(f"mkinitramfs builds in {folder}, mounted noexec: an initramfs built there can lack "
+                            "what boots the host (mkinitramfs(8): TMPDIR)")
     how = (f"in a {container} container its manager mounts them: ask it for {','.join(wanted)} (podman run --tmpfs "
            f"FOLDER:rw,{','.join(wanted)})" if container else "converge the host (--tags sys-12)")
     assert not problems, "temporary folders where what is written may run or act: " + "; ".join(problems) + f"; {how}"
+
+
+def boot_mount_problems(host, path: str, wanted: list[str]) -> list[str]:
+    """What keeps ``path`` from being mounted with ``wanted`` at the next boot: its unit masked, the
+    unit or drop-in of /etc/systemd/system that overrides fstab without them, or fstab's line
+    missing, noauto or without them."""
+    unit = mount_unit(path)
+    shown = host.run("systemctl show -p LoadState -p FragmentPath -p DropInPaths -p Options %s", unit).stdout
+    props = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    if props.get("LoadState") == "masked":
+        return [f"{unit} is masked: nothing mounts {path} at boot"]
+    if override := unit_override(props):
+        options, source = props.get("Options", ""), override
+    else:
+        boot = host.run("findmnt --fstab -n -o OPTIONS --mountpoint %s", path)
+        if boot.rc != 0 or not boot.stdout.strip():
+            return [f"/etc/fstab has no line for {path}: it is not mounted {','.join(wanted)} at boot"]
+        options, source = boot.stdout.strip(), "/etc/fstab"
+    problems = [f"{source} mounts {path} {options} at boot: {', '.join(missing)} missing"
+                for missing in [[option for option in wanted if option not in options.split(",")]] if missing]
+    if "noauto" in options.split(","):
+        problems.append(f"{source} has noauto for {path}: nothing mounts it at boot")
+    return problems

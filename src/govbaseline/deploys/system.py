@@ -258,6 +258,14 @@ def accounting(v: dict[str, Any]) -> None:
 def mounts(v: dict[str, Any]) -> None:
     # The new /etc/fstab and the mount commands that apply it now come from the host's fstab and mounts
     # as read before any change (hostfacts.mount_options); a container gets neither.
+    if not v["__system_container"]:
+        for entry in v["__system_initramfs_files"]:
+            if entry.get("state") == "directory":
+                files.directory(name=f"SYS-12 | Create {entry['dest']}", path=entry["dest"], user="root",
+                                group="root", mode=entry["mode"])
+            else:
+                common.put_text("SYS-12 | Let mkinitramfs build in a folder where programs run, not in a noexec "
+                                "/var/tmp", common.render(ROLE, entry["template"], v), entry["dest"], entry["mode"])
     if v["__system_fstab"] is not None:
         written = common.put_text("SYS-12 | Mount the temporary folders nodev,nosuid,noexec at every boot (/etc/fstab)",
                                   v["__system_fstab"], "/etc/fstab")
