@@ -64,7 +64,7 @@ def test_critical_alert_reaches_the_cert(ansible_lab):
 
 def test_undelivered_alert_is_logged_and_retried_until_it_arrives(ansible_lab):
     host, sink = ansible_lab.hosts()[0], ansible_lab.sink
-    sh(ansible_lab, sink, "systemctl stop govbaseline-sink")
+    sh(ansible_lab, sink, "systemctl stop lab-sink")
     try:
         rc, alert_id = raise_alert(ansible_lab, host, "medium", "backup", "backup run failed")
         assert rc == 75, f"a failed delivery must exit 75 (queued), not {rc}"
@@ -74,7 +74,7 @@ def test_undelivered_alert_is_logged_and_retried_until_it_arrives(ansible_lab):
                       f"journalctl -o json -p err -t govbaseline-alert GOVBASELINE_ALERT_ID={alert_id}")
         assert "failed" in failures and "queued for retry" in failures, "the failed delivery was not logged at err"
     finally:
-        sh(ansible_lab, sink, "systemctl start govbaseline-sink; sleep 1")
+        sh(ansible_lab, sink, "systemctl start lab-sink; sleep 1")
     # What the retry timer runs; it delivers the queued alert and empties the queue.
     ansible_lab.exec(host, "systemctl", "start", "govbaseline-alert-retry.service", check=False)
     deadline = time.monotonic() + 90

@@ -339,3 +339,20 @@ def test_a_masked_unit_fails_and_a_unit_of_the_administrator_with_the_options_pa
                            "DropInPaths=/etc/systemd/system/tmp.mount.d/50-size.conf\n"
                            "Options=mode=1777,strictatime,nosuid,nodev,noexec,size=2G"}
     mounts_check(mounts_host(fstab=("", "bind,nodev,nosuid,noexec", "nodev,nosuid,noexec"), units=edited), hostvars())
+
+
+def test_no_unit_of_the_lab_or_the_tests_takes_the_sandboxed_prefix():
+    """SYS-10's drop-in applies to every govbaseline-*.service (systemd cuts the name at a dash): a
+    lab or test unit of that prefix runs in the sandbox too (only local sockets: a test's HTTP
+    listener could not bind, CI stop 29) and verify names it an unknown unit. Lab and test units are
+    named lab-* or e2e-*."""
+    from govbaseline.paths import PACKAGE_DIR
+
+    root = PACKAGE_DIR.parent.parent
+    transient = re.compile(r"--unit[= ]['\"]?govbaseline-[\w@.-]*")  # systemd-run's units, in tests and the lab
+    installed = re.compile(r"systemd/system/govbaseline-[\w@.-]*")    # unit files the lab writes
+    found = [f"{path.relative_to(root)}: {match.group(0)}"
+             for path in [*(root / "tests").rglob("*.py"), *(PACKAGE_DIR / "lab").rglob("*.py")]
+             for pattern in ([transient, installed] if PACKAGE_DIR / "lab" in path.parents else [transient])
+             for match in pattern.finditer(path.read_text(encoding="utf-8"))]
+    assert not found, found

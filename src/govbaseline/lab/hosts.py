@@ -422,19 +422,19 @@ class Lab:
         podman("exec", sink.container, "systemctl", "restart", "rsyslog")
         podman("exec", sink.container, "mkdir", "-p", "/usr/local/lib/govbaseline-sink")
         podman("cp", str(Path(__file__).with_name("sink.py")), f"{sink.container}:/usr/local/lib/govbaseline-sink/")
-        podman("exec", "-i", sink.container, "sh", "-c", "cat > /etc/systemd/system/govbaseline-sink.service",
+        podman("exec", "-i", sink.container, "sh", "-c", "cat > /etc/systemd/system/lab-sink.service",
                input_bytes=SINK_UNIT.encode())
         # The lab's signature mirror: a ClamAV signature of the EICAR test file (no internet here).
         podman("exec", sink.container, "mkdir", "-p", f"{SINK_SPOOL}/files")
         podman("exec", "-i", sink.container, "sh", "-c", f"cat > {SINK_SPOOL}/files/{eicar.SIGNATURE_FILE}",
                input_bytes=eicar.hsb_signature().encode())
-        podman("exec", sink.container, "systemctl", "enable", "--now", "govbaseline-sink.service")
+        podman("exec", sink.container, "systemctl", "enable", "--now", "lab-sink.service")
         self._start_time_server(sink, cert, key)
         deadline = time.monotonic() + 30
         while not (_port_open(sink.address, 25) and _port_open(sink.address, SYSLOG_PORT)
                    and _port_open(sink.address, NTS_KE_PORT)):
             if time.monotonic() > deadline:
-                log = podman("exec", sink.container, "journalctl", "-u", "govbaseline-sink", "-u", "rsyslog",
+                log = podman("exec", sink.container, "journalctl", "-u", "lab-sink", "-u", "rsyslog",
                              "--no-pager", "-n", "30", check=False).stdout.decode()
                 raise LabError(f"the lab sink on {sink.address} did not start:\n{log}")
             time.sleep(0.2)
