@@ -60,11 +60,14 @@ OBSERVE = "; ".join((
     # overrides fstab, a masked unit mounts nothing); which of them are folders and which links.
     "echo \"mountinfo=$(base64 -w0 /proc/self/mountinfo 2>/dev/null)\"",
     "echo \"fstab=$(base64 -w0 /etc/fstab 2>/dev/null)\"",
-    "echo \"fstab_size=$(wc -c < /etc/fstab 2>/dev/null || echo missing)\"",
+    "echo \"fstab_size=$({ wc -c < /etc/fstab; } 2>/dev/null || echo missing)\"",
     "echo \"mount_units=$(for u in tmp.mount var-tmp.mount dev-shm.mount; do systemctl show -p Id -p LoadState "
     "-p FragmentPath -p DropInPaths -p Options \"$u\" 2>/dev/null; echo; done | base64 -w0)\"",
     "echo \"folders=$(for d in /tmp /var/tmp /dev/shm; do if [ -L \"$d\" ]; then printf '%s:link ' \"$d\"; "
     "elif [ -d \"$d\" ]; then printf '%s:folder ' \"$d\"; fi; done)\"",
+    # The unit files and drop-ins as written (systemctl show's Options is the live mount's while mounted).
+    "echo \"mount_unit_files=$(for u in tmp.mount var-tmp.mount dev-shm.mount; do echo \"### $u\"; "
+    "systemctl cat \"$u\" 2>/dev/null; done | base64 -w0)\"",
 ))
 
 
@@ -100,6 +103,7 @@ def parse(text: str) -> dict[str, Any]:
         "fstab": _strict_text(raw.get("fstab", "")),
         "fstab_size": raw.get("fstab_size", "").strip(),
         "mount_units": _unit_properties(_unbase64(raw.get("mount_units", ""))),
+        "unit_options": configured_options(_unbase64(raw.get("mount_unit_files", ""))),
         "folders": dict(item.rpartition(":")[::2] for item in raw.get("folders", "").split() if ":" in item),
     }
 
@@ -121,6 +125,24 @@ def _unit_properties(text: str) -> dict[str, dict[str, str]]:
         if props.get("Id"):
             units[props["Id"]] = props
     return units
+
+
+def configured_options(text: str) -> dict[str, str]:
+    """The Options= each mount unit's files set, by unit, from ``systemctl cat`` of several units
+    (each after a "### UNIT" line): the last one of its [Mount] sections across the unit file and
+    its drop-ins, an empty one resetting it, ``%%`` read as ``%`` (systemd.mount(5)); a unit whose
+    files set none is left out."""
+    found: dict[str, str] = {}
+    unit, section = "", ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("### "):
+            unit, section = line[4:].strip(), ""
+        elif line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif section == "Mount" and line.startswith("Options=") and unit:
+            found[unit] = line.partition("=")[2].strip().replace("%%", "%")
+    return {unit: options for unit, options in found.items() if options}
 
 
 def _unbase64(text: str) -> str:
@@ -397,16 +419,30 @@ def mounted(mountinfo: str, path: str) -> tuple[str, list[str], list[str]] | Non
     return found
 
 
+def _mount_points(mountinfo: str) -> list[str]:
+    return [_unescape(line.split()[4]) for line in mountinfo.splitlines() if len(line.split()) > 4]
+
+
 def mount_unit(path: str) -> str:
     """systemd's mount unit of one of SYS-12's folders (``systemd-escape --path --suffix=mount``)."""
     return path.strip("/").replace("/", "-") + ".mount"
 
 
 def unit_override(props: Mapping[str, str]) -> str:
-    """Where an administrator set a mount unit (from ``systemctl show``): its unit file or drop-ins
-    under /etc/systemd/system, which override what /etc/fstab says; "" where none does."""
-    own = [p for p in [props.get("FragmentPath", ""), *props.get("DropInPaths", "").split()] if p.startswith("/etc/")]
+    """Where a mount unit is set other than by /etc/fstab (from ``systemctl show``): a unit file of
+    /etc/systemd/system (it overrides fstab's) or drop-ins (they apply to fstab's unit too), but
+    not systemd's own runtime folders; "" where none is."""
+    own = [p for p in [props.get("FragmentPath", "")] if p.startswith("/etc/")]
+    own += [p for p in props.get("DropInPaths", "").split() if not p.startswith("/run/")]
     return " and ".join(own)
+
+
+def in_force(options: list[str], option: str) -> bool:
+    """Whether ``option`` (nodev, nosuid, noexec) holds in a mount's option list: listed, and after
+    its opposite where both are (mount(8) takes the last)."""
+    opposite = OPPOSITE.get(option, "")
+    last = max((i for i, o in enumerate(options) if o == option), default=-1)
+    return last >= 0 and last > max((i for i, o in enumerate(options) if o == opposite), default=-1)
 
 
 def mount_options(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -455,11 +491,11 @@ def mount_options(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tup
                             f"files staying where they are), or remove {path} from system_temporary_mounts")
             continue
         if override:
-            boot = props.get("Options", "").split(",")
-            if any(option not in boot for option in wanted):
+            boot = observed.get("unit_options", {}).get(unit, "")
+            if not all(in_force(boot.split(","), option) for option in wanted):
                 problems.append(f"{path} is mounted at boot as {override} says (it overrides /etc/fstab), with "
-                                f"Options={props.get('Options', '')}: add {joined} there (systemctl edit {unit}), "
-                                f"or remove {path} from system_temporary_mounts")
+                                f"Options={boot}: add {joined} there (systemctl edit {unit}), or remove {path} "
+                                "from system_temporary_mounts")
                 continue
             if mount is None:
                 problems.append(f"{unit} ({override}) has not mounted {path} now, and mounting it would hide what "
@@ -491,8 +527,17 @@ def mount_options(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tup
                             f"{joined}, or remove {path} from system_temporary_mounts")
             continue
         else:
-            if mount is not None:  # a tmpfs keeps what it was mounted with; the folder's mode is 1777 by default
-                own = [o for o in mount[2] if o.startswith(TMPFS_KEPT)]
+            below = [m for m in _mount_points(observed.get("mountinfo", "")) if m.startswith(path + "/")]
+            if mount is None and below:
+                problems.append(f"{path} has mounts below it ({', '.join(below)}), which binding {path} onto itself "
+                                f"would hide: unmount them, or remove {path} from system_temporary_mounts")
+                continue
+            if mount is not None:
+                # A tmpfs keeps what its unit mounts it with (Debian 13's tmp.mount: size=50%, ...), else
+                # what the kernel shows of it; its folder's mode is 1777 unless said otherwise.
+                vendor = observed.get("unit_options", {}).get(unit)
+                own = [o for o in (vendor.split(",") if vendor else mount[2])
+                       if o.startswith(TMPFS_KEPT) or (vendor and o == "strictatime")]
                 own = own if any(o.startswith("mode=") for o in own) else ["mode=1777", *own]
                 line = f"tmpfs\t{path}\ttmpfs\t{','.join(own)},{joined}\t0\t0\n"
             else:

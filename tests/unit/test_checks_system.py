@@ -268,10 +268,11 @@ HARDENED = ("21 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
 
 
 def mounts_host(mountinfo=HARDENED, ran=(126, 126, 126), fstab=("bind,nodev,nosuid,noexec",) * 3, units=None,
-                container="", initramfs="/var/lib/govbaseline/mkinitramfs rw,relatime"):
+                container="", initramfs="/var/lib/govbaseline/mkinitramfs rw,relatime", files=None):
     """A host answering SYS-12's check: the kernel's mounts, the exit code of a program run in /tmp,
     /var/tmp and /dev/shm, fstab's options for each, what systemctl shows of their units (``units``:
-    unit -> properties; others not found), and mkinitramfs's folder with its mount options."""
+    unit -> properties; others not found) and prints of their files (``files``), and mkinitramfs's
+    folder with its mount options."""
     folders = ("/tmp", "/var/tmp", "/dev/shm")
     return Host({"systemd-detect-virt": (f"container={container}\n", 0),
                  "cat /proc/self/mountinfo": (mountinfo, 0),
@@ -279,6 +280,7 @@ def mounts_host(mountinfo=HARDENED, ran=(126, 126, 126), fstab=("bind,nodev,nosu
                  **{f"--mountpoint {f}": (options, 0 if options else 1)
                     for f, options in zip(folders, fstab, strict=True)},
                  **{f"-p Options {unit}": (props, 0) for unit, props in (units or {}).items()},
+                 **{f"systemctl cat {unit}": (text, 0) for unit, text in (files or {}).items()},
                  "systemctl show": ("LoadState=not-found\nFragmentPath=\nDropInPaths=\nOptions=\n", 0),
                  "mkinitramfs": (initramfs, 0)})
 
@@ -291,9 +293,11 @@ def test_temporary_folders_mounted_with_the_options_now_and_at_boot_pass():
 
 def test_a_folder_remounted_exec_one_missing_at_boot_and_an_overriding_unit_are_named():
     remounted = HARDENED.replace("/tmp rw,nosuid,nodev,noexec shared:30", "/tmp rw,nosuid,nodev shared:30")
-    own = "LoadState=loaded\nFragmentPath=/etc/systemd/system/tmp.mount\nDropInPaths=\nOptions=mode=1777,nosuid,nodev"
+    # The administrator's tmp.mount: systemctl show's Options is the live mount's, its file's the boot's.
+    own = "LoadState=loaded\nFragmentPath=/etc/systemd/system/tmp.mount\nDropInPaths=\nOptions=rw,nosuid,nodev,noexec"
     host = mounts_host(remounted, ran=(0, 126, 126), fstab=("bind,nodev,nosuid,noexec", "", "defaults,nosuid,noauto"),
-                       units={"tmp.mount": own}, initramfs="/var/tmp rw,nosuid,nodev,noexec,relatime")
+                       units={"tmp.mount": own}, files={"tmp.mount": "[Mount]\nOptions=mode=1777,nosuid,nodev\n"},
+                       initramfs="/var/tmp rw,nosuid,nodev,noexec,relatime")
     with pytest.raises(AssertionError) as err:
         mounts_check(host, hostvars())
     message = err.value.args[0]
@@ -338,7 +342,15 @@ def test_a_masked_unit_fails_and_a_unit_of_the_administrator_with_the_options_pa
     edited = {"tmp.mount": "LoadState=loaded\nFragmentPath=/usr/lib/systemd/system/tmp.mount\n"
                            "DropInPaths=/etc/systemd/system/tmp.mount.d/50-size.conf\n"
                            "Options=mode=1777,strictatime,nosuid,nodev,noexec,size=2G"}
-    mounts_check(mounts_host(fstab=("", "bind,nodev,nosuid,noexec", "nodev,nosuid,noexec"), units=edited), hostvars())
+    written = ("[Mount]\nOptions=mode=1777,strictatime,nosuid,nodev,size=50%%\n"
+               "[Mount]\nOptions=mode=1777,nosuid,nodev,noexec,size=2G")
+    mounts_check(mounts_host(fstab=("", "bind,nodev,nosuid,noexec", "nodev,nosuid,noexec"), units=edited,
+                             files={"tmp.mount": written}), hostvars())
+    # An opposite after the option undoes it (mount(8) takes the last); a lost TMPDIR means /var/tmp.
+    with pytest.raises(AssertionError) as err:
+        mounts_check(mounts_host(fstab=("bind,nodev,nosuid,noexec,exec",) * 3, initramfs="/var/tmp"), hostvars())
+    assert "/etc/fstab mounts /tmp bind,nodev,nosuid,noexec,exec at boot: noexec missing" in err.value.args[0]
+    assert "mkinitramfs builds in /var/tmp, whose mount options cannot be read" in err.value.args[0]
 
 
 def test_no_unit_of_the_lab_or_the_tests_takes_the_sandboxed_prefix():

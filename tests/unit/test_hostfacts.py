@@ -30,16 +30,19 @@ UNITS = {"tmp.mount": "LoadState=not-found\nFragmentPath=\nDropInPaths=\nOptions
          "dev-shm.mount": "LoadState=loaded\nFragmentPath=\nDropInPaths=\nOptions=rw,nosuid,nodev"}
 
 
-def mounts(mountinfo: str, fstab: str, units: dict | None = None, folders: str = FOLDERS) -> str:
-    """OBSERVE's lines about mounts (base64 as it writes them); ``units`` replace UNITS' answers."""
+def mounts(mountinfo: str, fstab: str, units: dict | None = None, folders: str = FOLDERS,
+           files: dict | None = None) -> str:
+    """OBSERVE's lines about mounts (base64 as it writes them); ``units`` replace UNITS' answers of
+    systemctl show, ``files`` are what systemctl cat prints of a unit."""
     import base64
 
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode()
 
     shown = "".join(f"Id={unit}\n{props}\n\n" for unit, props in {**UNITS, **(units or {})}.items())
+    cat = "".join(f"### {unit}\n{text}\n" for unit, text in (files or {}).items())
     return (f"mountinfo={b64(mountinfo)}\nfstab={b64(fstab)}\nfstab_size={len(fstab.encode())}\n"
-            f"mount_units={b64(shown)}\nfolders={folders}\n")
+            f"mount_units={b64(shown)}\nfolders={folders}\nmount_unit_files={b64(cat)}\n")
 
 
 def answer(route4=(), route6=(), links=LINKS, systemd="yes", security="2") -> str:
@@ -125,7 +128,8 @@ def test_an_unreadable_answer_reads_as_nothing():
     assert seen == {"routes4": [], "routes6": [], "interfaces": [], "systemd": False, "security_sources": 0,
                     "container": "", "architecture": "", "audit_locked": False,
                     "audit_rules": (None, ""), "sources": "", "modules_used": [], "fstypes": [],
-                    "mountinfo": "", "fstab": "", "fstab_size": "", "mount_units": {}, "folders": {}}
+                    "mountinfo": "", "fstab": "", "fstab_size": "", "mount_units": {}, "unit_options": {},
+                    "folders": {}}
 
 
 def test_the_audit_role_learns_whether_it_runs_in_a_container_and_on_which_architecture():
@@ -335,20 +339,25 @@ def test_a_tmpfs_keeps_its_size_and_fstab_lines_get_the_missing_options_and_lose
                                                ["mount", "-o", "remount,noexec,nodev", "/dev/shm"]]
 
 
+# An administrator's own tmp.mount (Debian 12's README.Debian), remounted noexec by hand: systemctl
+# show's Options is the live mount's, its file's is what the next boot mounts.
 OWN_TMP = {"tmp.mount": "LoadState=loaded\nFragmentPath=/etc/systemd/system/tmp.mount\nDropInPaths=\n"
-                        "Options=mode=1777,strictatime,nosuid,nodev"}
+                        "Options=rw,nosuid,nodev,noexec"}
+OWN_TMP_FILE = ("# /etc/systemd/system/tmp.mount\n[Unit]\nDescription=Temporary Directory /tmp\n[Mount]\n"
+                "What=tmpfs\nWhere=/tmp\nType=tmpfs\nOptions=mode=1777,strictatime,nosuid,nodev\n")
 EDITED = {"var-tmp.mount": "LoadState=loaded\nFragmentPath=/run/systemd/generator/var-tmp.mount\n"
-                           "DropInPaths=/etc/systemd/system/var-tmp.mount.d/override.conf\nOptions=bind,exec"}
+                           "DropInPaths=/etc/systemd/system/var-tmp.mount.d/override.conf\nOptions="}
 
 
 @pytest.mark.parametrize(("units", "fstab", "extra", "folders", "words"), [
     # Debian 12's README.Debian: copy /usr/share/systemd/tmp.mount to /etc/systemd/system (it overrides fstab).
-    (OWN_TMP, INSTALLED_FSTAB, "30 21 0:30 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n", FOLDERS,
+    (OWN_TMP, INSTALLED_FSTAB, "30 21 0:30 / /tmp rw,nosuid,nodev,noexec - tmpfs tmpfs rw\n", FOLDERS,
      "/tmp is mounted at boot as /etc/systemd/system/tmp.mount says (it overrides /etc/fstab), with "
      "Options=mode=1777,strictatime,nosuid,nodev: add nodev,nosuid,noexec there (systemctl edit tmp.mount), or "
      "remove /tmp from system_temporary_mounts"),
     (EDITED, INSTALLED_FSTAB, "", FOLDERS,
-     "/var/tmp is mounted at boot as /etc/systemd/system/var-tmp.mount.d/override.conf says"),
+     "/var/tmp is mounted at boot as /etc/systemd/system/var-tmp.mount.d/override.conf says (it overrides "
+     "/etc/fstab), with Options=bind,exec: add"),
     ({"tmp.mount": "LoadState=masked\nFragmentPath=\nDropInPaths=\nOptions="}, INSTALLED_FSTAB, "", FOLDERS,
      "tmp.mount is masked, which keeps every mount of /tmp away at boot (fstab's too): systemctl unmask tmp.mount"),
     (None, INSTALLED_FSTAB + "tmpfs /tmp tmpfs defaults 0 0\n/dev/sdc1 /tmp ext4 defaults 0 2\n", "", FOLDERS,
@@ -368,7 +377,9 @@ EDITED = {"var-tmp.mount": "LoadState=loaded\nFragmentPath=/run/systemd/generato
 ])
 def test_temporary_folders_the_role_cannot_mount_refuse_the_host_before_any_change(units, fstab, extra, folders,
                                                                                    words):
-    seen = hostfacts.parse(answer(V4) + mounts(ROOT_MOUNT + SHM + extra, fstab, units, folders))
+    files = {"tmp.mount": OWN_TMP_FILE, "var-tmp.mount": "# /etc/systemd/system/var-tmp.mount.d/override.conf\n"
+                                                       "[Mount]\nOptions=bind,exec\n"}
+    seen = hostfacts.parse(answer(V4) + mounts(ROOT_MOUNT + SHM + extra, fstab, units, folders, files))
     with pytest.raises(ValidationError) as err:
         hostfacts.decide({"system": role_vars("system", {})}, seen)
     assert f"role system: {words}" in str(err.value)
@@ -398,12 +409,15 @@ def test_a_unit_of_the_administrator_with_the_options_is_kept_and_an_unreadable_
     """Where /etc/systemd/system's unit (or drop-in) mounts the folder with the options, fstab gets no
     line (the unit wins at boot) and a missing live option is remounted. An fstab that came back
     shorter than its size, or not as UTF-8, would be written back damaged: refused."""
-    own = {"tmp.mount": OWN_TMP["tmp.mount"].replace("nosuid,nodev", "nosuid,nodev,noexec")}
+    # Its file has the options (a drop-in resets Options= and sets them again); live noexec is missing.
+    own = {"tmp.mount": OWN_TMP_FILE + "# /etc/systemd/system/tmp.mount.d/50-noexec.conf\n[Mount]\nOptions=\n"
+                                       "Options=mode=1777,nosuid,nodev,noexec,size=2%%\n"}
     tmp = "30 21 0:30 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n"
     hardened = hardened_fstab()
     fine = hostfacts.parse(answer(V4) + mounts(HARDENED_MOUNTS.replace(
         "60 21 254:1 /tmp /tmp rw,nosuid,nodev,noexec,relatime shared:30 - ext4 /dev/vda1 rw\n", tmp),
-        hardened.replace("/tmp\t/tmp\tnone\tbind,nodev,nosuid,noexec\t0\t0\n", ""), own))
+        hardened.replace("/tmp\t/tmp\tnone\tbind,nodev,nosuid,noexec\t0\t0\n", ""), OWN_TMP, files=own))
+    assert fine["unit_options"] == {"tmp.mount": "mode=1777,nosuid,nodev,noexec,size=2%"}
     assert hostfacts.decide({"system": role_vars("system", {})}, fine) == {
         **SETTLED, "__system_mounts_live": [["mount", "-o", "remount,nodev,nosuid,noexec", "/tmp"]]}
     short = answer(V4).replace(f"fstab_size={len(hardened.encode())}", "fstab_size=4096")
@@ -412,3 +426,23 @@ def test_a_unit_of_the_administrator_with_the_options_is_kept_and_an_unreadable_
         with pytest.raises(ValidationError) as err:
             hostfacts.decide({"system": role_vars("system", {})}, hostfacts.parse(text))
         assert "/etc/fstab could not be read whole as UTF-8 text" in str(err.value)
+
+
+def test_debian_13s_tmpfs_tmp_keeps_its_units_options_and_a_folder_with_mounts_below_is_not_bound():
+    """Debian 13's tmp.mount (its file's Options=, as systemctl cat prints it) gives the new fstab
+    line its size and strictatime; binding a folder that has mounts below it would hide them: refused."""
+    vendor = {"tmp.mount": "# /usr/lib/systemd/system/tmp.mount\n[Mount]\nWhat=tmpfs\nWhere=/tmp\nType=tmpfs\n"
+                           "Options=mode=1777,strictatime,nosuid,nodev,size=50%%,nr_inodes=1m\n"}
+    units = {"tmp.mount": "LoadState=loaded\nFragmentPath=/usr/lib/systemd/system/tmp.mount\nDropInPaths=\n"
+                          "Options=rw,nosuid,nodev"}
+    tmp13 = "30 21 0:30 / /tmp rw,nosuid,nodev shared:9 - tmpfs tmpfs rw,inode64\n"
+    seen = hostfacts.parse(answer(V4) + mounts(ROOT_MOUNT + SHM + tmp13, INSTALLED_FSTAB, units, files=vendor))
+    fstab = hostfacts.decide({"system": role_vars("system", {"system_temporary_mounts": ["/tmp"]})},
+                             seen)["__system_fstab"]
+    assert fstab.endswith("tmpfs\t/tmp\ttmpfs\tmode=1777,strictatime,size=50%,nr_inodes=1m,nodev,nosuid,noexec\t0\t0\n")
+    below = hostfacts.parse(answer(V4) + mounts(
+        ROOT_MOUNT + SHM + "70 21 8:49 / /var/tmp/cache rw - ext4 /dev/sdd1 rw\n", INSTALLED_FSTAB))
+    with pytest.raises(ValidationError) as err:
+        hostfacts.decide({"system": role_vars("system", {})}, below)
+    assert "/var/tmp has mounts below it (/var/tmp/cache), which binding /var/tmp onto itself would hide" \
+        in str(err.value)

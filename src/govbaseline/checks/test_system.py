@@ -14,6 +14,8 @@ from govbaseline.hostfacts import (
     APT_TRUE,
     SOURCES_READ,
     accounts_with_shell,
+    configured_options,
+    in_force,
     mount_unit,
     mounted,
     trusted_sources,
@@ -570,6 +572,8 @@ RUN_FROM = ("f=$(mktemp -p {0} .govbaseline-noexec.XXXXXX) || exit 99; printf '#
 INITRAMFS_TMPDIR = ("[ -x /usr/sbin/mkinitramfs ] || exit 0; TMPDIR=; "
                     ". /etc/initramfs-tools/initramfs.conf 2>/dev/null; "
                     "for f in /etc/initramfs-tools/conf.d/*; do [ -f \"$f\" ] && . \"$f\"; done; "
+                    # mkinitramfs forgets a TMPDIR it cannot write to (a folder deleted since) and uses /var/tmp.
+                    "[ -n \"$TMPDIR\" ] && [ ! -w \"$TMPDIR\" ] && TMPDIR=; "
                     "d=${TMPDIR:-/var/tmp}; echo \"$d $(findmnt -n -o OPTIONS --target \"$d\")\"")
 
 
@@ -606,7 +610,9 @@ def test_temporary_folders_mounted_nodev_nosuid_noexec(host, hostvars):
             problems += boot_mount_problems(host, path, wanted)
     if not container and "noexec" in wanted:
         folder, _, options = host.run(INITRAMFS_TMPDIR).stdout.strip().partition(" ")
-        if "noexec" in options.split(","):
+        if folder and not options:
+            problems.append(f"mkinitramfs builds in {folder}, whose mount options cannot be read")
+        elif "noexec" in options.split(","):
             problems.append(f"mkinitramfs builds in {folder}, mounted noexec: an initramfs built there can lack "
                             "what boots the host (mkinitramfs(8): TMPDIR)")
     how = (f"in a {container} container its manager mounts them: ask it for {','.join(wanted)} (podman run --tmpfs "
@@ -624,14 +630,16 @@ def boot_mount_problems(host, path: str, wanted: list[str]) -> list[str]:
     if props.get("LoadState") == "masked":
         return [f"{unit} is masked: nothing mounts {path} at boot"]
     if override := unit_override(props):
-        options, source = props.get("Options", ""), override
+        # As its files say: systemctl show's Options is the live mount's while it is mounted.
+        written = host.run("systemctl cat %s", unit).stdout
+        options, source = configured_options(f"### {unit}\n{written}").get(unit, ""), override
     else:
         boot = host.run("findmnt --fstab -n -o OPTIONS --mountpoint %s", path)
         if boot.rc != 0 or not boot.stdout.strip():
             return [f"/etc/fstab has no line for {path}: it is not mounted {','.join(wanted)} at boot"]
         options, source = boot.stdout.strip(), "/etc/fstab"
-    problems = [f"{source} mounts {path} {options} at boot: {', '.join(missing)} missing"
-                for missing in [[option for option in wanted if option not in options.split(",")]] if missing]
+    problems = [f"{source} mounts {path} {options or 'with no options'} at boot: {', '.join(missing)} missing"
+                for missing in [[option for option in wanted if not in_force(options.split(","), option)]] if missing]
     if "noauto" in options.split(","):
         problems.append(f"{source} has noauto for {path}: nothing mounts it at boot")
     return problems
