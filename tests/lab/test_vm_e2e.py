@@ -49,6 +49,18 @@ def vm_lab(lab_factory, tmp_path_factory):
     lab.down()  # the VM goes with the module: idle under software emulation it still takes CPU
 
 
+def one_check(lab, tmp_path, check: str):
+    """A function running ``check`` alone on the VM (a report folder per call, named by its argument)
+    and giving its (status, message)."""
+    host = lab.hosts()[0]
+
+    def result(name: str) -> tuple[str, str]:
+        found = verify(lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
+        return found["status"], found["message"]
+
+    return result
+
+
 def log01(lab, tmp_path, name: str):
     host = lab.hosts()[0]
     outcome = verify(lab.only, tmp_path / name, limit=host.name, checks=LOG01)
@@ -185,11 +197,7 @@ def test_process_accounting_records_and_is_turned_on_again_when_turned_off_by_ha
     file grow; `accton off` leaves acct.service active, the check fails all the same, and a
     converge (its probe) turns accounting on again."""
     host = vm_lab.hosts()[0]
-    check = "test_process_accounting_records_every_process"
-
-    def result(name: str) -> tuple[str, str]:
-        found = verify(vm_lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
-        return found["status"], found["message"]
+    result = one_check(vm_lab, tmp_path, "test_process_accounting_records_every_process")
 
     assert result("on")[0] == "pass", result("on")
     assert "true" in sh(vm_lab, host, "/bin/true; lastcomm --command true | head -3")
@@ -207,11 +215,7 @@ def test_temporary_folders_run_nothing_and_are_remounted_when_changed_by_hand(vm
     theirs, and mounted them so: a program copied to /var/tmp is refused. /tmp remounted with exec by
     hand fails the check, naming it, and `--tags sys-12` remounts it (the reboot test proves fstab)."""
     host = vm_lab.hosts()[0]
-    check = "test_temporary_folders_mounted_nodev_nosuid_noexec"
-
-    def result(name: str) -> tuple[str, str]:
-        found = verify(vm_lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
-        return found["status"], found["message"]
+    result = one_check(vm_lab, tmp_path, "test_temporary_folders_mounted_nodev_nosuid_noexec")
 
     assert result("mounted")[0] == "pass", result("mounted")
     fstab = sh(vm_lab, host, "cat /etc/fstab")
