@@ -13,7 +13,7 @@ import base64
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from govbaseline.validation import ValidationError
@@ -21,6 +21,17 @@ from govbaseline.validation import ValidationError
 # apt's sources (one-line and deb822 files), each line as "file:text" (sources.list(5)); read-only.
 SOURCES_READ = ("grep -H '' /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources "
                 "2>/dev/null")
+
+# SYS-12's folders (the choices of system_temporary_mounts) and their systemd mount units.
+TEMPORARY_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def mount_unit(path: str) -> str:
+    """systemd's mount unit of one of SYS-12's folders (``systemd-escape --path --suffix=mount``)."""
+    return path.strip("/").replace("/", "-") + ".mount"
+
+
+TEMPORARY_UNITS = " ".join(mount_unit(path) for path in TEMPORARY_FOLDERS)
 
 # Read-only, POSIX sh (pyinfra runs it with sh, Ansible over a raw SSH command); one "key=value"
 # line each. ``ip -j`` writes one line of JSON; a family the kernel lacks (IPv6 switched off)
@@ -61,12 +72,12 @@ OBSERVE = "; ".join((
     "echo \"mountinfo=$(base64 -w0 /proc/self/mountinfo 2>/dev/null)\"",
     "echo \"fstab=$(base64 -w0 /etc/fstab 2>/dev/null)\"",
     "echo \"fstab_size=$({ wc -c < /etc/fstab; } 2>/dev/null || echo missing)\"",
-    "echo \"mount_units=$(for u in tmp.mount var-tmp.mount dev-shm.mount; do systemctl show -p Id -p LoadState "
+    f"echo \"mount_units=$(for u in {TEMPORARY_UNITS}; do systemctl show -p Id -p LoadState "
     "-p FragmentPath -p DropInPaths -p Options \"$u\" 2>/dev/null; echo; done | base64 -w0)\"",
-    "echo \"folders=$(for d in /tmp /var/tmp /dev/shm; do if [ -L \"$d\" ]; then printf '%s:link ' \"$d\"; "
+    f"echo \"folders=$(for d in {' '.join(TEMPORARY_FOLDERS)}; do if [ -L \"$d\" ]; then printf '%s:link ' \"$d\"; "
     "elif [ -d \"$d\" ]; then printf '%s:folder ' \"$d\"; fi; done)\"",
     # The unit files and drop-ins as written (systemctl show's Options is the live mount's while mounted).
-    "echo \"mount_unit_files=$(for u in tmp.mount var-tmp.mount dev-shm.mount; do echo \"### $u\"; "
+    f"echo \"mount_unit_files=$(for u in {TEMPORARY_UNITS}; do echo \"### $u\"; "
     "systemctl cat \"$u\" 2>/dev/null; done | base64 -w0)\"",
 ))
 
@@ -102,7 +113,7 @@ def parse(text: str) -> dict[str, Any]:
         "mountinfo": _unbase64(raw.get("mountinfo", "")),
         "fstab": _strict_text(raw.get("fstab", "")),
         "fstab_size": raw.get("fstab_size", "").strip(),
-        "mount_units": _unit_properties(_unbase64(raw.get("mount_units", ""))),
+        "mount_units": unit_properties(_unbase64(raw.get("mount_units", ""))),
         "unit_options": configured_options(_unbase64(raw.get("mount_unit_files", ""))),
         "folders": dict(item.rpartition(":")[::2] for item in raw.get("folders", "").split() if ":" in item),
     }
@@ -117,7 +128,7 @@ def _strict_text(text: str) -> str | None:
         return None
 
 
-def _unit_properties(text: str) -> dict[str, dict[str, str]]:
+def unit_properties(text: str) -> dict[str, dict[str, str]]:
     """``systemctl show -p Id -p ...`` of several units, each block ended by an empty line, by Id."""
     units: dict[str, dict[str, str]] = {}
     for block in text.split("\n\n"):
@@ -406,26 +417,25 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def mounted(mountinfo: str, path: str) -> tuple[str, list[str], list[str]] | None:
-    """The file system type, per-mount options (``["rw", "nosuid", ...]``) and file system options of
-    the mount on top at ``path``, from proc_pid_mountinfo(5) text; None where ``path`` is no mount
-    point of its own."""
-    found = None
+def _mounts(mountinfo: str) -> Iterator[tuple[str, str, list[str], list[str]]]:
+    """Each mount of proc_pid_mountinfo(5) text, in order: mount point, file system type, per-mount
+    options (``["rw", "nosuid", ...]``) and file system options."""
     for line in mountinfo.splitlines():
         head, sep, tail = line.partition(" - ")
         fields, after = head.split(), tail.split()
-        if sep and len(fields) >= 6 and _unescape(fields[4]) == path:
-            found = (after[0] if after else "", fields[5].split(","), after[2].split(",") if len(after) > 2 else [])
+        if sep and len(fields) >= 6:
+            yield (_unescape(fields[4]), after[0] if after else "", fields[5].split(","),
+                   after[2].split(",") if len(after) > 2 else [])
+
+
+def mounted(mountinfo: str, path: str) -> tuple[str, list[str], list[str]] | None:
+    """The file system type, per-mount options and file system options of the mount on top at
+    ``path`` (``_mounts``); None where ``path`` is no mount point of its own."""
+    found = None
+    for point, fstype, options, fs_options in _mounts(mountinfo):
+        if point == path:
+            found = (fstype, options, fs_options)
     return found
-
-
-def _mount_points(mountinfo: str) -> list[str]:
-    return [_unescape(line.split()[4]) for line in mountinfo.splitlines() if len(line.split()) > 4]
-
-
-def mount_unit(path: str) -> str:
-    """systemd's mount unit of one of SYS-12's folders (``systemd-escape --path --suffix=mount``)."""
-    return path.strip("/").replace("/", "-") + ".mount"
 
 
 def unit_override(props: Mapping[str, str]) -> str:
@@ -527,7 +537,7 @@ def mount_options(values: Mapping[str, Any], observed: Mapping[str, Any]) -> tup
                             f"{joined}, or remove {path} from system_temporary_mounts")
             continue
         else:
-            below = [m for m in _mount_points(observed.get("mountinfo", "")) if m.startswith(path + "/")]
+            below = [m[0] for m in _mounts(observed.get("mountinfo", "")) if m[0].startswith(path + "/")]
             if mount is None and below:
                 problems.append(f"{path} has mounts below it ({', '.join(below)}), which binding {path} onto itself "
                                 f"would hide: unmount them, or remove {path} from system_temporary_mounts")

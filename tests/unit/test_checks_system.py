@@ -279,7 +279,7 @@ def mounts_host(mountinfo=HARDENED, ran=(126, 126, 126), fstab=("bind,nodev,nosu
                  **{f"mktemp -p {f} ": ("", rc) for f, rc in zip(folders, ran, strict=True)},
                  **{f"--mountpoint {f}": (options, 0 if options else 1)
                     for f, options in zip(folders, fstab, strict=True)},
-                 **{f"-p Options {unit}": (props, 0) for unit, props in (units or {}).items()},
+                 **{f"-p Options {unit}": (f"Id={unit}\n{props}", 0) for unit, props in (units or {}).items()},
                  **{f"systemctl cat {unit}": (text, 0) for unit, text in (files or {}).items()},
                  "systemctl show": ("LoadState=not-found\nFragmentPath=\nDropInPaths=\nOptions=\n", 0),
                  "mkinitramfs": (initramfs, 0)})

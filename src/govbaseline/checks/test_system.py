@@ -20,6 +20,7 @@ from govbaseline.hostfacts import (
     mounted,
     trusted_sources,
     unit_override,
+    unit_properties,
 )
 from govbaseline.report import SWITCHED_OFF
 from govbaseline.rules.common import BANNER_ESCAPES, BANNER_NAMES
@@ -625,8 +626,8 @@ def boot_mount_problems(host, path: str, wanted: list[str]) -> list[str]:
     unit or drop-in of /etc/systemd/system that overrides fstab without them, or fstab's line
     missing, noauto or without them."""
     unit = mount_unit(path)
-    shown = host.run("systemctl show -p LoadState -p FragmentPath -p DropInPaths -p Options %s", unit).stdout
-    props = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    shown = host.run("systemctl show -p Id -p LoadState -p FragmentPath -p DropInPaths -p Options %s", unit).stdout
+    props = unit_properties(shown).get(unit, {})
     if props.get("LoadState") == "masked":
         return [f"{unit} is masked: nothing mounts {path} at boot"]
     if override := unit_override(props):

@@ -211,20 +211,28 @@ def modules(v: dict[str, Any]) -> None:
                     common.render(ROLE, "modprobe-blocked.conf.j2", v), v["__system_modprobe_file"])
 
 
+def put_entries(control: str, entries: list[dict[str, Any]], v: dict[str, Any]) -> list[Any]:
+    """The twin of the role's ``govbaseline_files`` task for a list of the role's vars: a folder for
+    each ``state: directory`` entry, the rendered ``template`` for the others; returns the file
+    operations (for ``will_change``)."""
+    written = []
+    for entry in entries:
+        if entry.get("state") == "directory":
+            files.directory(name=f"{control} | Create {entry['dest']}", path=entry["dest"], user="root",
+                            group="root", mode=entry["mode"])
+        else:
+            written.append(common.put_text(f"{control} | Install {entry['dest']}",
+                                           common.render(ROLE, entry["template"], v), entry["dest"], entry["mode"]))
+    return written
+
+
 # SYS-10: per host, the running govbaseline services to restart into their sandbox in finish().
 STALE: dict[str, list[str]] = {}
 
 
 def sandbox(v: dict[str, Any]) -> None:
     # The common drop-in and the drop-ins that replace it for pull mode and Lynis (vars/main.yml).
-    written = []
-    for entry in v["__system_sandbox_files"]:
-        if entry.get("state") == "directory":
-            files.directory(name=f"SYS-10 | Create {entry['dest']}", path=entry["dest"], user="root", group="root",
-                            mode=entry["mode"])
-        else:
-            written.append(common.put_text(f"SYS-10 | Install the sandbox {entry['dest']}",
-                                           common.render(ROLE, entry["template"], v), entry["dest"], entry["mode"]))
+    written = put_entries("SYS-10", v["__system_sandbox_files"], v)
     if any(op.will_change for op in written):
         systemd.daemon_reload(name="SYS-10 | Load the sandbox (systemd reads drop-ins on a reload)")
     # A service keeps the sandbox it started in: those running in an older one (all running ones when
@@ -258,14 +266,8 @@ def accounting(v: dict[str, Any]) -> None:
 def mounts(v: dict[str, Any]) -> None:
     # The new /etc/fstab and the mount commands that apply it now come from the host's fstab and mounts
     # as read before any change (hostfacts.mount_options); a container gets neither.
-    if not v["__system_container"]:
-        for entry in v["__system_initramfs_files"]:
-            if entry.get("state") == "directory":
-                files.directory(name=f"SYS-12 | Create {entry['dest']}", path=entry["dest"], user="root",
-                                group="root", mode=entry["mode"])
-            else:
-                common.put_text("SYS-12 | Let mkinitramfs build in a folder where programs run, not in a noexec "
-                                "/var/tmp", common.render(ROLE, entry["template"], v), entry["dest"], entry["mode"])
+    if not v["__system_container"]:  # mkinitramfs builds in a folder where programs run, not a noexec /var/tmp
+        put_entries("SYS-12", v["__system_initramfs_files"], v)
     if v["__system_fstab"] is not None:
         written = common.put_text("SYS-12 | Mount the temporary folders nodev,nosuid,noexec at every boot (/etc/fstab)",
                                   v["__system_fstab"], "/etc/fstab")
