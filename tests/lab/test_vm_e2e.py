@@ -49,18 +49,6 @@ def vm_lab(lab_factory, tmp_path_factory):
     lab.down()  # the VM goes with the module: idle under software emulation it still takes CPU
 
 
-def one_check(lab, tmp_path, check: str):
-    """A function running ``check`` alone on the VM (a report folder per call, named by its argument)
-    and giving its (status, message)."""
-    host = lab.hosts()[0]
-
-    def result(name: str) -> tuple[str, str]:
-        found = verify(lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
-        return found["status"], found["message"]
-
-    return result
-
-
 def log01(lab, tmp_path, name: str):
     host = lab.hosts()[0]
     outcome = verify(lab.only, tmp_path / name, limit=host.name, checks=LOG01)
@@ -92,76 +80,22 @@ def test_audit_rules_load_into_the_kernel_and_record_with_their_keys(vm_lab, tmp
         time.sleep(1)
 
 
-def test_deleted_kernel_rules_fail_the_check_and_both_engines_load_them_again(vm_lab, tmp_path):
-    """The negative twin on a real kernel: the rules file is intact, the kernel's rules are gone."""
-    host = vm_lab.hosts()[0]
-    for engine in ("ansible", "pyinfra"):
-        sh(vm_lab, host, "auditctl -D")
-        outcome, checks = log01(vm_lab, tmp_path, f"broken-{engine}")
-        result = checks["test_auditd_running_with_the_rules_loaded"]
-        assert result["status"] == "fail" and "the kernel has no audit rule for" in result["message"], result
-        # Ansible repairs with the control's tag, as an operator would; pyinfra applies whole deploys.
-        repaired = apply(vm_lab.only, engine=engine, tags="log-01" if engine == "ansible" else None, stream=False)
-        assert repaired.ok, repaired.output[-3000:]
-        assert "Load the rules into the kernel" in "\n".join(changed_steps(repaired.output)), repaired.output[-3000:]
-        outcome, _ = log01(vm_lab, tmp_path, f"repaired-{engine}")
-        assert outcome.passed, outcome.output[-3000:]
-
-
-def test_kernel_parameters_are_live_on_a_real_kernel_and_repaired_when_changed(vm_lab, tmp_path):
-    """SYS-02's live check, skipped in a container (the machine's kernel), and its negative twin."""
-    host = vm_lab.hosts()[0]
-    check = "test_kernel_process_parameters_live"
-    passed = verify(vm_lab.only, tmp_path / "sys", limit=host.name, checks=[check])
-    assert passed.checks(host.name)[check]["status"] == "pass", passed.output[-3000:]
-    sh(vm_lab, host, "sysctl -w kernel.kptr_restrict=0 kernel.yama.ptrace_scope=0")
-    broken = verify(vm_lab.only, tmp_path / "sys-broken", limit=host.name, checks=[check])
-    message = broken.checks(host.name)[check]["message"]
-    assert "kernel.kptr_restrict is 0 live, 2 wanted" in message and "kernel.yama.ptrace_scope is 0 live" in message, \
-        message
-    repaired = run_ansible(vm_lab.only, tags="sys-02", stream=False)
-    assert repaired.ok, repaired.output[-3000:]
-    after = verify(vm_lab.only, tmp_path / "sys-after", limit=host.name, checks=[check])
-    assert after.checks(host.name)[check]["status"] == "pass", after.output[-3000:]
-
-
-def test_blocked_modules_do_not_load_and_a_loaded_one_is_named_until_unloaded(vm_lab, tmp_path):
-    """SYS-09 on a real kernel: modprobe of a blocked module fails; with its block removed it loads
-    and the check fails naming both; the converge puts the block back but never unloads a module
-    (a mounted disk would go), so the check names it until it is unloaded."""
-    host = vm_lab.hosts()[0]
-    check = "test_listed_kernel_modules_cannot_load"
-    # freevxfs: built as a module by Debian 12 and 13 and needing no other (Debian 13 has no cramfs).
-
-    def result(name: str) -> tuple[str, str]:
-        found = verify(vm_lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
-        return found["status"], found["message"]
-
-    refused = vm_lab.exec(host, "modprobe", "freevxfs", check=False)
-    assert refused.returncode != 0 and b"/bin/false" in refused.stderr, refused
-    assert "freevxfs" not in sh(vm_lab, host, "cut -d' ' -f1 /proc/modules").split()
-    assert result("blocked")[0] == "pass", result("blocked")
-    sh(vm_lab, host, "sed -i '/ freevxfs/d' /etc/modprobe.d/60-govbaseline-blocked.conf && modprobe freevxfs")
-    status, broken = result("unblocked")
-    assert status == "fail" and "freevxfs is not blocked" in broken and "freevxfs is loaded now" in broken, broken
-    repaired = run_ansible(vm_lab.only, tags="sys-09", stream=False)
-    assert repaired.ok, repaired.output[-3000:]
-    status, still = result("reblocked")
-    assert status == "fail" and "freevxfs is not blocked" not in still and "freevxfs is loaded now" in still, still
-    sh(vm_lab, host, "modprobe -r freevxfs")
-    assert result("unloaded")[0] == "pass", result("unloaded")
-
-
 SANDBOX = "/etc/systemd/system/govbaseline-.service.d/50-govbaseline-sandbox.conf"
 
 
-def test_own_services_run_sandboxed_on_a_real_kernel_and_the_sandbox_is_put_back(vm_lab, tmp_path):
-    """SYS-10 where systemd can build the sandbox (a container skips mount namespaces): the web log
-    retention job, in its sandbox, still deletes an old log, while a write to the system fails and
-    its /tmp is its own; the exposure check passes, fails naming the unit once the common sandbox
-    is gone, and passes after the converge puts it back."""
+def test_kernel_level_settings_act_on_a_real_kernel(vm_lab):
+    """What the checks read, seen acting: a blocked module is refused by modprobe (SYS-09); the web
+    log retention job, in its sandbox, cannot write to the system, has a /tmp of its own and still
+    deletes an old log (SYS-10, which a container cannot build); the accounting file records a
+    command (SYS-11); a program copied to /var/tmp, bound onto itself by the converge's fstab line,
+    is refused (SYS-12)."""
     host = vm_lab.hosts()[0]
-    unit, check = "govbaseline-weblog-retention", "test_own_services_sandboxed_within_their_exposure_limits"
+    # freevxfs: built as a module by Debian 12 and 13 and needing no other (Debian 13 has no cramfs).
+    refused = vm_lab.exec(host, "modprobe", "freevxfs", check=False)
+    assert refused.returncode != 0 and b"/bin/false" in refused.stderr, refused
+    assert "freevxfs" not in sh(vm_lab, host, "cut -d' ' -f1 /proc/modules").split()
+
+    unit = "govbaseline-weblog-retention"
     probe = f"/etc/systemd/system/{unit}.service.d/90-e2e-probe.conf"
     # A probe run before the job, in its sandbox: can it write to the system, does it see the host's /tmp?
     out = "/var/log/nginx/e2e-probe"
@@ -179,55 +113,77 @@ systemctl daemon-reload; systemctl start {unit}.service""")
     sh(vm_lab, host, f"rm -f {probe} {out} /tmp/e2e-host-tmp /usr/lib/e2e-probe; systemctl daemon-reload")
     assert seen.split() == ["usr-read-only", "tmp-private"], seen
 
-    def result(name: str) -> tuple[str, str]:
-        found = verify(vm_lab.only, tmp_path / name, limit=host.name, checks=[check]).checks(host.name)[check]
-        return found["status"], found["message"]
-
-    assert result("sandboxed")[0] == "pass", result("sandboxed")
-    sh(vm_lab, host, f"rm {SANDBOX} && systemctl daemon-reload")
-    status, message = result("unsandboxed")
-    assert status == "fail" and f"above its limit 2.5 (systemd-analyze security {unit}.service" in message, message
-    repaired = run_ansible(vm_lab.only, tags="sys-10", stream=False)
-    assert repaired.ok, repaired.output[-3000:]
-    assert result("repaired")[0] == "pass", result("repaired")
-
-
-def test_process_accounting_records_and_is_turned_on_again_when_turned_off_by_hand(vm_lab, tmp_path):
-    """SYS-11 needs the machine's kernel: the converge turned it on, the check sees the accounting
-    file grow; `accton off` leaves acct.service active, the check fails all the same, and a
-    converge (its probe) turns accounting on again."""
-    host = vm_lab.hosts()[0]
-    result = one_check(vm_lab, tmp_path, "test_process_accounting_records_every_process")
-
-    assert result("on")[0] == "pass", result("on")
     assert "true" in sh(vm_lab, host, "/bin/true; lastcomm --command true | head -3")
-    sh(vm_lab, host, "accton off")
-    status, message = result("off")
-    assert status == "fail" and "did not grow when a command ended" in message, message
-    repaired = run_ansible(vm_lab.only, tags="sys-11", stream=False)
-    assert repaired.ok and changed_count(repaired) == 1, repaired.output[-3000:]
-    assert result("repaired")[0] == "pass", result("repaired")
 
-
-def test_temporary_folders_run_nothing_and_are_remounted_when_changed_by_hand(vm_lab, tmp_path):
-    """SYS-12 where the mounts are the host's own (a container's are its manager's): the converge gave
-    /var/tmp, on the root file system, a line binding it onto itself and /tmp and /dev/shm (tmpfs)
-    theirs, and mounted them so: a program copied to /var/tmp is refused. /tmp remounted with exec by
-    hand fails the check, naming it, and `--tags sys-12` remounts it (the reboot test proves fstab)."""
-    host = vm_lab.hosts()[0]
-    result = one_check(vm_lab, tmp_path, "test_temporary_folders_mounted_nodev_nosuid_noexec")
-
-    assert result("mounted")[0] == "pass", result("mounted")
     fstab = sh(vm_lab, host, "cat /etc/fstab")
     assert "/var/tmp\t/var/tmp\tnone\tbind,nodev,nosuid,noexec\t0\t0" in fstab, fstab
-    refused = vm_lab.exec(host, "sh", "-c", "cp /bin/true /var/tmp/e2e-true && /var/tmp/e2e-true", check=False)
-    assert refused.returncode == 126, (refused.returncode, refused.stderr)
-    sh(vm_lab, host, "rm -f /var/tmp/e2e-true; mount -o remount,exec /tmp")
-    status, message = result("exec")
-    assert status == "fail" and "noexec missing" in message and "a program written to /tmp ran" in message, message
-    repaired = run_ansible(vm_lab.only, tags="sys-12", stream=False)
-    assert repaired.ok and changed_count(repaired) == 1, repaired.output[-3000:]
-    assert result("repaired")[0] == "pass", result("repaired")
+    ran = vm_lab.exec(host, "sh", "-c", "cp /bin/true /var/tmp/e2e-true && /var/tmp/e2e-true", check=False)
+    sh(vm_lab, host, "rm -f /var/tmp/e2e-true")
+    assert ran.returncode == 126, (ran.returncode, ran.stderr)
+
+
+# Each kernel-level control changed by hand as an administrator might, the check that must then fail
+# and what its message must say. The rules file, sysctl.d, fstab and acct.service stay as the
+# converge wrote them: the checks must see the kernel, not only the files.
+BROKEN_BY_HAND = {
+    "LOG-01": ("auditctl -D >/dev/null", "test_auditd_running_with_the_rules_loaded",
+               ["the kernel has no audit rule for"]),
+    "SYS-02": ("sysctl -q -w kernel.kptr_restrict=0 kernel.yama.ptrace_scope=0", "test_kernel_process_parameters_live",
+               ["kernel.kptr_restrict is 0 live, 2 wanted", "kernel.yama.ptrace_scope is 0 live"]),
+    "SYS-09": ("sed -i '/ freevxfs/d' /etc/modprobe.d/60-govbaseline-blocked.conf && modprobe freevxfs",
+               "test_listed_kernel_modules_cannot_load", ["freevxfs is not blocked", "freevxfs is loaded now"]),
+    "SYS-10": (f"rm {SANDBOX} && systemctl daemon-reload", "test_own_services_sandboxed_within_their_exposure_limits",
+               ["above its limit 2.5 (systemd-analyze security govbaseline-weblog-retention.service"]),
+    "SYS-11": ("accton off >/dev/null", "test_process_accounting_records_every_process",
+               ["did not grow when a command ended"]),
+    "SYS-12": ("mount -o remount,exec /tmp", "test_temporary_folders_mounted_nodev_nosuid_noexec",
+               ["noexec missing", "a program written to /tmp ran"]),
+}
+
+
+def test_kernel_level_settings_changed_by_hand_fail_their_checks_and_both_engines_put_them_back(vm_lab, tmp_path):
+    """The negative twins on a real kernel, all at once (one verify and one converge for all instead
+    of one per control: under software emulation each costs tens of seconds). Every check fails
+    naming what changed; Ansible, with the controls' tags as an operator would run it, and then
+    pyinfra's whole deploy put every setting back. A converge never unloads a module (a mounted disk
+    would go): the module check names the loaded module until it is unloaded."""
+    host = vm_lab.hosts()[0]
+    checks = [check for _, check, _ in BROKEN_BY_HAND.values()]
+
+    def results(name: str) -> dict[str, tuple[str, str]]:
+        found = verify(vm_lab.only, tmp_path / name, limit=host.name, checks=checks).checks(host.name)
+        return {control: (found[check]["status"], found[check]["message"])
+                for control, (_, check, _) in BROKEN_BY_HAND.items()}
+
+    def break_all() -> None:
+        sh(vm_lab, host, "\n".join(command for command, _, _ in BROKEN_BY_HAND.values()))
+
+    break_all()
+    broken = results("broken")
+    for control, (_, _, said) in BROKEN_BY_HAND.items():
+        status, message = broken[control]
+        assert status == "fail" and all(words in message for words in said), (control, message)
+
+    repaired = run_ansible(vm_lab.only, tags=",".join(c.lower() for c in BROKEN_BY_HAND), stream=False)
+    assert repaired.ok, repaired.output[-3000:]
+    steps = changed_steps(repaired.output)
+    # One task per control put its setting back (LOG-01's: "Load the rules into the kernel").
+    assert len(steps) == len(BROKEN_BY_HAND) and all(
+        any(f"{control} |" in step for step in steps) for control in BROKEN_BY_HAND), "\n".join(steps)
+    after = results("ansible")
+    module = after.pop("SYS-09")
+    assert module[0] == "fail" and "freevxfs is loaded now" in module[1] and "not blocked" not in module[1], module
+    assert all(status == "pass" for status, _ in after.values()), after
+
+    sh(vm_lab, host, "modprobe -r freevxfs")
+    break_all()
+    again = apply(vm_lab.only, engine="pyinfra", stream=False)
+    assert again.ok, again.output[-3000:]
+    steps = changed_steps(again.output)
+    assert all(any(f"{control} |" in step for step in steps) for control in BROKEN_BY_HAND), "\n".join(steps)
+    sh(vm_lab, host, "modprobe -r freevxfs")
+    final = results("pyinfra")
+    assert all(status == "pass" for status, _ in final.values()), final
 
 
 def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path):
