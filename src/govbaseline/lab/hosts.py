@@ -199,9 +199,9 @@ class Lab:
         accel = vm.accelerator(base)
         print(f"lab: VM hosts run under {'KVM' if accel == 'kvm' else 'QEMU software emulation (TCG)'}", flush=True)
         self._prepare()
-        # The sink first: its container brings the network's bridge up, which the VMs' taps join.
+        # The sink first: its container brings the network's bridge up, which the VMs' taps join. The
+        # VMs boot while the sink's systemd starts (each takes about 40 s here).
         sink = self._start(0, image, distro)
-        self._wait([sink])
         bridge = podman_json("network", "inspect", self.network)[0]["network_interface"]
         made = []
         for index in range(1, hosts + 1):
@@ -212,6 +212,7 @@ class Lab:
                 (self.key.with_suffix(".pub")).read_text(), index)
             made.append(LabHost(name=name, address=address, container="", distro=distro, kind="web", machine="vm"))
         self._write_hosts([*made, sink])
+        self._wait([sink])
         self._wait_vms(made)
         self._write_known_hosts([*made, sink])
         self._update(made)
