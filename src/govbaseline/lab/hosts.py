@@ -200,7 +200,7 @@ class Lab:
         print(f"lab: VM hosts run under {'KVM' if accel == 'kvm' else 'QEMU software emulation (TCG)'}", flush=True)
         self._prepare()
         # The sink first: its container brings the network's bridge up, which the VMs' taps join. The
-        # VMs boot while the sink's systemd starts (each takes about 40 s here).
+        # VMs boot while the sink's systemd starts.
         sink = self._start(0, image, distro)
         bridge = podman_json("network", "inspect", self.network)[0]["network_interface"]
         made = []
