@@ -387,6 +387,11 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     if not args.path.startswith("/") or (args.target and not args.target.startswith("/")):
         print("govbaseline: --path and --target must be absolute paths", file=sys.stderr)
         return 2
+    from govbaseline.inventory import select
+
+    # Ansible would end with "no hosts matched" and exit 0, as if the files were back.
+    if not select(Path(args.inventory), args.host).hosts.hostvars:
+        raise ValueError(f"inventory {args.inventory} has no host {args.host} (--host)")
     extra: dict[str, object] = {"restore_path": args.path, "restore_snapshot": args.snapshot}
     extra.update({"restore_target": args.target} if args.target else {"restore_in_place": True})
     result = run_ansible(Path(args.inventory), limit=args.host, playbook="restore.yml", extra_vars=extra)

@@ -153,3 +153,55 @@ def test_controls_are_read_as_the_checks_read_them(team, monkeypatch):
 def test_an_empty_entry_in_tags_is_ignored(team, monkeypatch):
     monkeypatch.setattr(engines, "apply", lambda *a, **k: engines.EngineResult("ansible", 0, ""))
     assert cli.main(["apply", "-i", "inventory", "--tags", "fw-01,"]) == 0
+
+
+def test_an_unknown_role_is_refused(team, capsys, monkeypatch):
+    import govbaseline.verify
+
+    monkeypatch.setattr(govbaseline.verify, "verify", lambda *a, **k: pytest.fail("verify ran"))
+    assert cli.main(["verify", "-i", "inventory", "--role", "tls", "--role", "nope"]) == 2
+    assert "unknown role nope (roles: access, alerts," in capsys.readouterr().err
+
+
+def test_an_unknown_engine_is_refused_by_the_parser(team, capsys, monkeypatch):
+    monkeypatch.setattr(engines, "apply", lambda *a, **k: pytest.fail("the engine ran"))
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["apply", "-i", "inventory", "--engine", "chef"])
+    assert ended.value.code == 2
+    assert "argument --engine: invalid choice: 'chef'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["verify", "collect"])
+@pytest.mark.parametrize(("inventory", "limit", "said"), [
+    ("empty.yml", None, "empty.yml has no hosts"),
+    ("inventory", "db*", "inventory has no hosts matching db*"),
+])
+def test_a_run_without_hosts_is_refused(team, capsys, command, inventory, limit, said):
+    """verify and collect, as apply: an empty inventory or a --limit that matches nothing is exit 2
+    naming it, not an empty report that could be read as a pass."""
+    (team / "empty.yml").write_text("all: {}\n")
+    assert cli.main([command, "-i", inventory, *(["--limit", limit] if limit else [])]) == 2
+    assert said in capsys.readouterr().err
+    assert not (team / "reports").exists()
+
+
+def test_restore_from_a_host_the_inventory_lacks_is_refused_before_ansible_runs(team, capsys, monkeypatch):
+    monkeypatch.setattr(engines, "run_ansible", lambda *a, **k: pytest.fail("Ansible ran"))
+    assert cli.main(["restore", "-i", "inventory", "--host", "web9", "--path", "/var/www", "--in-place"]) == 2
+    assert "has no host web9 (--host)" in capsys.readouterr().err
+
+
+def test_report_folder_and_waivers_are_read_from_the_working_folder(team, monkeypatch):
+    import govbaseline.verify
+
+    (team / "waivers.yml").write_text("[]\n")
+    seen = {}
+
+    def fake_verify(inventory, **kwargs):
+        seen.update(kwargs, inventory=inventory)
+        raise RuntimeError("stopped here")
+
+    monkeypatch.setattr(govbaseline.verify, "verify", fake_verify)
+    assert cli.main(["verify", "-i", "inventory", "--report-dir", "out/today", "--waivers", "waivers.yml"]) == 2
+    assert seen["inventory"] == team / "inventory" and seen["report_dir"] == team / "out" / "today"
+    assert seen["waivers"] == []
