@@ -1,7 +1,9 @@
 """govbaseline used as an ops team uses it (issue 19): the wheel installed with pip into a fresh
 virtualenv outside the checkout, `govbaseline init` for the team's repository, the lab host's values
 filled in with the secrets in Ansible Vault files, then from that folder: apply with both engines,
-verify, and a plain `ansible-playbook` of the team's own playbook, whose second run changes nothing.
+verify, and a plain `ansible-playbook` of the team's own playbook, whose second run changes nothing;
+then the collection alone, built with ansible-galaxy and installed into the team's collections path,
+runs the team's playbook of roles named by their full names, a second run changing nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ from tests.paths import ROOT
 pytestmark = pytest.mark.lab
 
 VAULT_PASSWORD = secrets.token_hex(16)  # a vault of this test only
+# A team's own playbook naming the collection's roles, as it would beside its other roles.
+TEAM_PLAYBOOK = """- name: Our web servers, with roles of the collection by their full names
+  hosts: webservers
+  gather_facts: false
+  roles:
+    - govbaseline.baseline.firewall
+    - govbaseline.baseline.access
+    - govbaseline.baseline.audit
+    - govbaseline.baseline.tls
+"""
 
 
 def run(argv: list[str | Path], cwd: Path, env: dict[str, str], timeout: float = 900) -> str:
@@ -46,6 +58,10 @@ def installed(tmp_path_factory) -> Path:
     (wheel,) = (work / "dist").glob("govbaseline-*.whl")
     run([sys.executable, "-m", "venv", work / "venv"], cwd=work, env=dict(os.environ))
     run([work / "venv" / "bin" / "pip", "install", "-q", wheel], cwd=work, env=dict(os.environ), timeout=1200)
+    # The collection's own artefact, as `ansible-galaxy collection build` makes it for Galaxy, AWX or a
+    # team's collections/requirements.yml.
+    run([work / "venv" / "bin" / "ansible-galaxy", "collection", "build", "--output-path", work / "dist",
+         staged / "src" / "ansible_collections" / "govbaseline" / "baseline"], cwd=work, env=dict(os.environ))
     return work / "venv" / "bin"
 
 
@@ -116,4 +132,20 @@ def test_an_ops_team_installs_the_package_and_runs_from_its_own_repository(lab_f
     recap = [line for line in second.splitlines() if "changed=" in line and "unreachable=" in line]
     assert recap and all(" changed=0 " in line for line in recap), second[-3000:]
     assert "failed=0" in first
+
+    # The collection alone, from its artefact: installed into the team's own collections path, with
+    # Python's path not searched (the package carries a copy of the collection, which must not be
+    # what runs); its Python requirement (requirements.txt: govbaseline) is this venv's.
+    (artefact,) = (installed.parent.parent / "dist").glob("govbaseline-baseline-*.tar.gz")
+    collections = ops / "collections"
+    own_env = {**plain_env, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False"}
+    # (Searching Python's path, ansible-galaxy would find the package's copy and install nothing.)
+    run([installed / "ansible-galaxy", "collection", "install", "-p", collections, artefact], cwd=ops, env=own_env)
+    found = run([installed / "ansible-galaxy", "collection", "list", "govbaseline.baseline"], cwd=ops, env=own_env)
+    assert str(collections) in found and "site-packages" not in found, found
+    (ops / "web.yml").write_text(TEAM_PLAYBOOK)
+    first = run([installed / "ansible-playbook", "web.yml", *vault], cwd=ops, env=own_env)
+    second = run([installed / "ansible-playbook", "web.yml", *vault], cwd=ops, env=own_env)
+    recap = [line for line in second.splitlines() if "changed=" in line and "unreachable=" in line]
+    assert "failed=0" in first and recap and all(" changed=0 " in line for line in recap), second[-3000:]
     lab.down()  # its hosts go now, not at the end of the session
