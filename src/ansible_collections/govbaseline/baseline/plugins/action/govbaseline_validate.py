@@ -42,6 +42,19 @@ class ActionModule(ActionBase):
         context["inventory_groups"] = {g: list(hosts) for g, hosts in task_vars.get("groups", {}).items()}
         context["probe_host"] = self._templar.template(task_vars.get("govbaseline_probe_host") or "")
         facts = task_vars.get("ansible_facts", {})
+        gathered = {}
+        if "distribution" not in facts:
+            # A playbook that gathered no facts: the platform check below and the roles' choices per
+            # Debian release need them (the minimal subset, as playbooks/site.yml gathers); returned
+            # with the result, so the role's later tasks have them too.
+            setup = self._execute_module(module_name="ansible.builtin.setup", module_args={"gather_subset": ["min"]},
+                                         task_vars=task_vars)
+            if setup.get("failed"):
+                result.update(failed=True, msg="reading the host's release (setup) failed: %s" % setup.get("msg"))
+                return result
+            gathered = setup.get("ansible_facts", {})
+            facts = {name[len("ansible_"):] if name.startswith("ansible_") else name: value
+                     for name, value in gathered.items()}
         values = {}
         for role in roles:
             # Role-internal variables (registered results, vars/ files) start with "__" and are skipped;
@@ -99,6 +112,6 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg="; ".join(exc.problems), problems=exc.problems)
             return result
         # The facts hold the roles' secrets too: the result is not shown, even with -v.
-        result.update(changed=False, msg="%s: variables valid" % ", ".join(roles), ansible_facts=applied,
-                      _ansible_no_log=True)
+        result.update(changed=False, msg="%s: variables valid" % ", ".join(roles),
+                      ansible_facts={**gathered, **applied}, _ansible_no_log=True)
         return result
