@@ -34,13 +34,8 @@ def signatures(v: dict[str, Any]) -> None:
                                common.render(ROLE, "freshclam.conf.j2", v), v["__antivirus_freshclam_conf"])]
     dropins = common.service_dropins("AV-01", {service: common.render(ROLE, f"{kind}-dropin.conf.j2", v)
                                                for kind, service in services.items()}, v["__antivirus_dropin_name"])
-    oneshot = " ".join(v["__antivirus_oneshot_units"])
-    states = (host.get_fact(Command, f"for u in {oneshot}; do systemctl is-enabled $u 2>/dev/null || true; done")
-              or "").split()
-    if states.count("masked") < len(v["__antivirus_oneshot_units"]):
-        server.shell(name="AV-01 | Mask Debian's one-shot freshclam (one updater, the daemon, with the role's "
-                          "settings)",
-                     commands=[f"systemctl disable --now {oneshot} 2>/dev/null; systemctl mask {oneshot}"])
+    common.mask_units("AV-01 | Mask Debian's one-shot freshclam (one updater, the daemon, with the role's settings)",
+                      v["__antivirus_oneshot_units"])
     patterns = " ".join(f"-name {shlex.quote(p)} -o" for p in v["__antivirus_database_patterns"])[:-3]
     found = host.get_fact(Command, f"find {v['__antivirus_database_dir']} -maxdepth 1 \\( {patterns} \\) "
                                    "-print -quit 2>/dev/null || true")

@@ -191,6 +191,17 @@ def restore_schedule(control: str, timer: str, what: str, vendor: bool = False) 
                     timer=timer, vendor=vendor)
 
 
+def mask_units(name: str, units: list[str]) -> None:
+    """Stop, disable and mask ``units`` (vendor units the baseline replaces) unless each is masked
+    already; a unit not installed yet is masked too (systemd allows it), the twin of the roles'
+    ``systemd_service: masked`` tasks."""
+    listed = " ".join(units)
+    states = (host.get_fact(Command, f"for u in {listed}; do systemctl is-enabled $u 2>/dev/null || true; done")
+              or "").split()
+    if states.count("masked") < len(units):
+        server.shell(name=name, commands=[f"systemctl disable --now {listed} 2>/dev/null; systemctl mask {listed}"])
+
+
 def service_dropins(control: str, dropins: dict[str, str], filename: str) -> bool:
     """Install one drop-in (``/etc/systemd/system/<service>.service.d/<filename>``) per service from
     ``{service: content}``; reload systemd when one changed. Returns whether one changed."""

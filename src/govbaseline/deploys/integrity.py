@@ -7,7 +7,6 @@ from typing import Any
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.facts.files import File
-from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
 from govbaseline.deploys import common
@@ -36,10 +35,8 @@ def aide(v: dict[str, Any]) -> bool:
     changed += [common.put_text(f"FIM-01 | Install {dest}", common.render(ROLE, src, v), dest)
                 for src, dest in (("aide.conf.j2", v["__integrity_aide_conf"]),
                                   ("config.json.j2", v["__integrity_config"]))]
-    timer = v["__integrity_debian_timer"]
-    if (host.get_fact(Command, f"systemctl is-enabled {timer} 2>/dev/null || true") or "").strip() != "masked":
-        server.shell(name="FIM-01 | Mask Debian's daily AIDE check (Debian's rules, govbaseline's database)",
-                     commands=[f"systemctl disable --now {timer} 2>/dev/null; systemctl mask {timer}"])
+    common.mask_units("FIM-01 | Mask Debian's daily AIDE check (Debian's rules, govbaseline's database)",
+                      [v["__integrity_debian_timer"]])
     if not host.get_fact(File, path=v["__integrity_aide_db"]):
         server.shell(name="FIM-01 | Make the database and the web manifest where they are missing",
                      commands=[f"{v['__integrity_command']} init"])
