@@ -65,6 +65,12 @@ def installed(tmp_path_factory) -> Path:
     return work / "venv" / "bin"
 
 
+def unchanged(output: str) -> bool:
+    """Whether a plain ansible-playbook run's recap has lines, each with changed=0."""
+    recap = [line for line in output.splitlines() if "changed=" in line and "unreachable=" in line]
+    return bool(recap) and all(" changed=0 " in line for line in recap)
+
+
 def split_secrets(values: dict) -> tuple[dict, dict]:
     """(the values without secrets, the secrets) by the names verify masks as secrets."""
     plain = {k: v for k, v in values.items() if not SECRET_NAME.search(k)}
@@ -129,8 +135,7 @@ def test_an_ops_team_installs_the_package_and_runs_from_its_own_repository(lab_f
     plain_env = {**env, "ANSIBLE_CONFIG": str(ops / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     first = run([installed / "ansible-playbook", "site.yml", *vault], cwd=ops, env=plain_env)
     second = run([installed / "ansible-playbook", "site.yml", *vault], cwd=ops, env=plain_env)
-    recap = [line for line in second.splitlines() if "changed=" in line and "unreachable=" in line]
-    assert recap and all(" changed=0 " in line for line in recap), second[-3000:]
+    assert unchanged(second), second[-3000:]
     assert "failed=0" in first
 
     # The collection alone, from its artefact: installed into the team's own collections path, with
@@ -146,6 +151,5 @@ def test_an_ops_team_installs_the_package_and_runs_from_its_own_repository(lab_f
     (ops / "web.yml").write_text(TEAM_PLAYBOOK)
     first = run([installed / "ansible-playbook", "web.yml", *vault], cwd=ops, env=own_env)
     second = run([installed / "ansible-playbook", "web.yml", *vault], cwd=ops, env=own_env)
-    recap = [line for line in second.splitlines() if "changed=" in line and "unreachable=" in line]
-    assert "failed=0" in first and recap and all(" changed=0 " in line for line in recap), second[-3000:]
+    assert "failed=0" in first and unchanged(second), second[-3000:]
     lab.down()  # its hosts go now, not at the end of the session
