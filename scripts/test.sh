@@ -10,6 +10,7 @@ echo "== ruff";        ruff check src tests bench
 echo "== mypy";        mypy
 echo "== yamllint";    yamllint -s .
 echo "== ansible-lint"; ansible-lint --profile production --offline src/ansible_collections/govbaseline/baseline
+echo "== ansible-test sanity"; ./scripts/sanity.sh
 echo "== pytest"
 # Two workers: lab tests wait on hosts much of the time, so two run side by side in about the time
 # of one. Three are slower on 2 cores (measured: 2642 s against 2373 s for the whole of .ci/run,

@@ -10,12 +10,6 @@ the message Ansible shows (already censored for tasks with ``no_log``).
 
 from __future__ import annotations
 
-import json
-import os
-import time
-
-from ansible.plugins.callback import CallbackBase
-
 DOCUMENTATION = r"""
 name: events
 type: notification
@@ -31,6 +25,12 @@ requirements:
   - enabled in callbacks_enabled (govbaseline enables it for the runs it starts)
 options: {}
 """
+
+import json
+import os
+import time
+
+from ansible.plugins.callback import CallbackBase
 
 
 class CallbackModule(CallbackBase):

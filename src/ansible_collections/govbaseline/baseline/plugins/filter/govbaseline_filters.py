@@ -33,14 +33,14 @@ def backup_clients(hostvars, names, transport="rest"):
 
 def sftp_account(name):
     """A backup client's SFTP account on the backup server (``govbaseline.backup.sftp_account``)."""
-    backup, _ = _govbaseline()
+    backup = _govbaseline()[0]
     return backup.sftp_account(str(name))
 
 
 def declared_tcp_ports(allowed=None, ssh_port=None):
     """The TCP ports a host opens on purpose (``govbaseline.validation.declared_tcp_ports``), from its
     ``firewall_allowed_tcp_ports`` and ``firewall_ssh_port`` (None: the firewall role's default)."""
-    _, validation = _govbaseline()
+    validation = _govbaseline()[1]
     given = {"firewall_allowed_tcp_ports": allowed, "firewall_ssh_port": ssh_port}
     try:
         return validation.declared_tcp_ports({k: v for k, v in given.items() if v is not None})

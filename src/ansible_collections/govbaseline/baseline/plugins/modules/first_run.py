@@ -17,6 +17,7 @@ description:
     the unit has started since boot (it may still be running, slowly, on a busy host). So a second
     converge while the first run is still going changes nothing, and a first run that failed is
     left to its timer and to verify, which report it.
+author: govbaseline contributors (!UNKNOWN)
 options:
   unit:
     description: The service, without C(.service).

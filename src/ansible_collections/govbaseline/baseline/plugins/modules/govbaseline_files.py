@@ -58,7 +58,7 @@ options:
 notes:
   - Supports check mode and diff mode; C(changed_files) names every path changed (or that would be).
   - The parent folder of a file must exist (as with the template module).
-author: govbaseline contributors
+author: govbaseline contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -14,6 +14,7 @@ description:
     C(govbaseline.validation), the rules the pyinfra engine applies too, and fails naming each bad
     variable and its fix. It changes nothing on the host.
   - Needs the Python package C(govbaseline) on the controller.
+author: govbaseline contributors (!UNKNOWN)
 options:
   role:
     description:

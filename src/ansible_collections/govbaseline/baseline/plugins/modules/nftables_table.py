@@ -46,7 +46,7 @@ options:
 notes:
   - Supports check mode and diff mode.
   - Needs systemd (C(systemd-run)) for the rollback timer.
-author: govbaseline contributors
+author: govbaseline contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -162,12 +162,12 @@ class Nftables:
         return rc, out, err
 
     def live(self):
-        rc, out, _ = self.run(listing_command(self.nft, self.table))
+        rc, out, _err = self.run(listing_command(self.nft, self.table))
         return out if rc == 0 else None
 
     def timer_active(self):
         systemctl = self.module.get_bin_path("systemctl", required=True)
-        rc, _, _ = self.run([systemctl, "is-active", "--quiet", ROLLBACK_UNIT + ".timer"])
+        rc = self.run([systemctl, "is-active", "--quiet", ROLLBACK_UNIT + ".timer"])[0]
         return rc == 0
 
     def validate(self, content):
@@ -183,7 +183,7 @@ class Nftables:
     def arm_rollback(self, timeout):
         if not self.timer_active():
             # Save the table as it is now: this is what a failed change goes back to.
-            rc, saved, _ = self.run([self.nft, "-s", "list", "table", *self.table.split()])
+            rc, saved, _err = self.run([self.nft, "-s", "list", "table", *self.table.split()])
             self.write(rollback_ruleset_path(self.table), rollback_ruleset(self.table, saved if rc == 0 else ""))
             backup = dest_backup_path(self.dest)
             if os.path.exists(self.dest):

@@ -49,7 +49,7 @@ options:
     default: false
 notes:
   - Supports check mode and diff mode; the result names every file removed.
-author: govbaseline contributors
+author: govbaseline contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -96,7 +96,7 @@ CONDITION = re.compile(r"(Condition|Assert)\w+=")
 def dropin_dirs(timer: str) -> list[str]:
     """Every folder whose drop-ins systemd applies to ``timer``: its own, its name's prefixes up to
     each dash (``apt-.timer.d``), and the folder of all timers (``timer.d``)."""
-    name, _, kind = timer.rpartition(".")
+    name, _dot, kind = timer.rpartition(".")
     parts = name.split("-")
     prefixes = ["-".join(parts[:i]) + "-" for i in range(1, len(parts))]
     names = [f"{timer}.d", *(f"{p}.{kind}.d" for p in prefixes), f"{kind}.d"]
@@ -186,7 +186,7 @@ def plan(timer: str, state: str, dropins: dict[str, str], keep: list[str], copie
          vendor: bool = False) -> Plan:
     """What restores ``timer``'s declared schedule, from its unit file state, its drop-ins and, for a
     timer a package ships (``vendor``), the copies of its unit file in /etc or /run that override it."""
-    state, _, sub = state.partition(" ")
+    state, _space, sub = state.partition(" ")
     result = Plan(timer, elapsed=sub == "elapsed")
     if vendor and state not in ("masked", "masked-runtime"):
         for path in copies or []:
@@ -222,7 +222,7 @@ def main() -> None:
     )
     timer = module.params["timer"]
     if module.params["daemon_reload"] and not module.check_mode:
-        rc, _, err = module.run_command(["systemctl", "daemon-reload"])
+        rc, _out, err = module.run_command(["systemctl", "daemon-reload"])
         if rc != 0:
             module.fail_json(msg=f"systemctl daemon-reload failed: {err.strip()}")
     sh = module.get_bin_path("sh", required=True)
@@ -237,7 +237,7 @@ def main() -> None:
             "before_header": f"{timer} drop-ins", "after_header": f"{timer} drop-ins"}
     if not module.check_mode:
         for command in wanted.commands():
-            rc, _, err = module.run_command(command)
+            rc, _out, err = module.run_command(command)
             if rc != 0:
                 module.fail_json(msg=f"{shlex.join(command)} failed: {err.strip()}")
         if wanted.changed:
@@ -252,7 +252,7 @@ def main() -> None:
         for command in start_commands(timer, enabled, active, module.params["restart"]):
             started.append(shlex.join(command))
             if not module.check_mode:
-                rc, _, err = module.run_command(command)
+                rc, _out, err = module.run_command(command)
                 if rc != 0:
                     module.fail_json(msg=f"{shlex.join(command)} failed: {err.strip()}")
     reason = wanted.reason(done=not module.check_mode)
