@@ -597,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 EXIT_CODES = """exit codes:
   0    done: applied, or every check passed
-  1    a run failed, or a check failed (the report says which)
+  1    a run failed, or a check failed (the report says which), or an error stopped it
   2    refused before anything ran: bad input, a missing file, an unknown control, tag or host
   130  interrupted (Ctrl-C)
   141  the output was closed early (e.g. piped into head)"""
@@ -646,6 +646,9 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    except (RuntimeError, ValueError, OSError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # bad input: refused before anything ran
         print(f"govbaseline: {exc}", file=sys.stderr)
         return 2
+    except (RuntimeError, OSError) as exc:  # a run that started and could not finish
+        print(f"govbaseline: failed: {exc}", file=sys.stderr)
+        return 1

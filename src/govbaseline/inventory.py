@@ -87,7 +87,7 @@ def resolve(inventory: Path, limit: str | None = None) -> ResolvedInventory:
         cmd += ["--limit", limit]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"ansible-inventory could not read {inventory}: {proc.stderr.strip()}")
+        raise ValueError(f"ansible-inventory could not read {inventory}: {proc.stderr.strip()}")
     data = json.loads(proc.stdout)
     hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
     groups: dict[str, list[str]] = {}

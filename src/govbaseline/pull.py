@@ -45,7 +45,7 @@ def write_result(inventory: Path, host: str, out: Path, report_dir: Path, apply_
     """On the host: check it from the inside and write ``out`` (root only), replacing it whole."""
     selection = select(inventory, host)
     if list(selection.hosts.hostvars) != [host]:
-        raise RuntimeError(f"{host} is not a host of the inventory {inventory}")
+        raise ValueError(f"{host} is not a host of the inventory {inventory}")
     outcome = verify(inventory, report_dir, forks=1, selection=selection, local=True)
     clean = masker(secret_values(selection.hosts.hostvars))
     log = apply_log.read_text(errors="replace") if apply_log and apply_log.exists() else ""
@@ -138,7 +138,7 @@ def collect(inventory: Path, report_dir: Path, limit: str | None = None, forks: 
     selection, previous = start(inventory, report_dir, forks, limit, waivers=waivers)
     enrolled = enrolled_hosts(selection)
     if not enrolled:
-        raise RuntimeError(f"no host of {inventory}{' matching ' + limit if limit else ''} has pull_enabled: true")
+        raise ValueError(f"no host of {inventory}{' matching ' + limit if limit else ''} has pull_enabled: true")
     selection = selection.narrowed(enrolled)
     hosts = sorted(selection.hosts.hostvars)
     found, down = fetch(selection, forks)

@@ -167,7 +167,7 @@ def start(inventory: Path, report_dir: Path, forks: int, limit: str | None = Non
     selection = selection or select(inventory, limit)
     if not selection.hosts.hostvars:
         limit = selection.limit
-        raise RuntimeError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
+        raise ValueError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
     if waivers:
         check_scope(waivers, selection.fleet)
     report_dir.mkdir(parents=True, exist_ok=True)

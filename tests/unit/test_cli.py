@@ -146,7 +146,7 @@ def test_controls_are_read_as_the_checks_read_them(team, monkeypatch):
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(govbaseline.verify, "verify", fake_verify)
-    assert cli.main(["verify", "-i", "inventory", "--control", "fw-01,FW-02", "--control", "tls-01"]) == 2
+    assert cli.main(["verify", "-i", "inventory", "--control", "fw-01,FW-02", "--control", "tls-01"]) == 1
     assert seen["controls"] == ["FW-01", "FW-02", "TLS-01"]
 
 
@@ -202,6 +202,25 @@ def test_report_folder_and_waivers_are_read_from_the_working_folder(team, monkey
         raise RuntimeError("stopped here")
 
     monkeypatch.setattr(govbaseline.verify, "verify", fake_verify)
-    assert cli.main(["verify", "-i", "inventory", "--report-dir", "out/today", "--waivers", "waivers.yml"]) == 2
+    assert cli.main(["verify", "-i", "inventory", "--report-dir", "out/today", "--waivers", "waivers.yml"]) == 1
     assert seen["inventory"] == team / "inventory" and seen["report_dir"] == team / "out" / "today"
     assert seen["waivers"] == []
+
+
+def test_an_error_after_the_run_started_is_a_failure_not_a_refusal(team, monkeypatch, capsys):
+    """Exit 2 says nothing ran; an error once the checks started (here: they could not run) is exit 1."""
+    import govbaseline.verify
+
+    def checks_did_not_run(inventory, **kwargs):
+        raise RuntimeError("the checks did not run: pytest ended with exit 4")
+
+    monkeypatch.setattr(govbaseline.verify, "verify", checks_did_not_run)
+    assert cli.main(["verify", "-i", "inventory"]) == 1
+    assert "govbaseline: failed: the checks did not run" in capsys.readouterr().err
+
+
+def test_an_inventory_ansible_cannot_parse_is_refused(team, capsys):
+    """ansible-inventory only warns about a file it cannot parse and finds no hosts in it: exit 2, naming it."""
+    (team / "broken.yml").write_text("all: [not, a, mapping\n")
+    assert cli.main(["verify", "-i", "broken.yml"]) == 2
+    assert f"inventory {team / 'broken.yml'} has no hosts" in capsys.readouterr().err

@@ -81,7 +81,7 @@ def test_the_command_line_hands_the_password_to_every_ansible_tool(vaulted, monk
     import govbaseline.verify
 
     monkeypatch.setattr(govbaseline.verify, "verify", fake_verify)
-    assert cli.main(["verify", "-i", inventory.name, "--vault-password-file", password.name]) == 2
+    assert cli.main(["verify", "-i", inventory.name, "--vault-password-file", password.name]) == 1
     assert seen == {"identities": str(password), "value": PLAIN}
 
 
