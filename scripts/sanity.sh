@@ -10,15 +10,18 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
 python=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-# The pip version ansible-test puts in its environments for this Python.
+# The pip version ansible-test puts in its environments for this Python (ansible-test's internal
+# function, the one its own bootstrap calls; it reads only the Python version).
 pip_version=$(python -c "from types import SimpleNamespace
 from ansible_test._internal.python_requirements import get_venv_packages
 print(get_venv_packages(SimpleNamespace(version='$python'))['pip'])")
 cache="$HOME/.ansible/test/cache"
 script="$cache/get_pip_${pip_version//./_}.py"
-if [[ ! -s "$script" ]]; then
+wheel="$cache/pip-$pip_version-py3-none-any.whl"
+if [[ ! -s "$script" || ! -s "$wheel" ]]; then
     mkdir -p "$cache"
-    pip download --quiet --no-deps --only-binary :all: --dest "$cache" "pip==$pip_version"
+    pip download --quiet --no-deps --only-binary :all: --dest "$cache" "pip==$pip_version" || {
+        echo "sanity: could not fetch pip $pip_version from PyPI for ansible-test's environments" >&2; exit 1; }
     cat > "$script.tmp" <<PY
 """Stand-in for pypa's get-pip.py $pip_version (written by govbaseline's scripts/sanity.sh):
 installs pip from PyPI's wheel beside it, with the arguments ansible-test gives get-pip."""

@@ -148,7 +148,7 @@ def _apply(args: argparse.Namespace, waivers: list[Any]) -> int:
     _say_artifacts(args)
     if not result.ok and result.output.startswith("refused before any change"):
         print(result.output, file=sys.stderr, end="")
-    return result.returncode
+    return result.exit_code
 
 
 def _say_artifacts(args: argparse.Namespace) -> None:
@@ -228,14 +228,20 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 def _archived(args: argparse.Namespace, outcome: Any, code: int) -> int:
     """With --history (or GOVBASELINE_HISTORY): gather the hosts' own records and archive the run
-    in the evidence history (``govbaseline.history``); the run's exit code either way."""
-    from govbaseline.history import RUNS, history_dir
+    in the evidence history (``govbaseline.history``); the run's exit code, or 1 when the run could
+    not be archived."""
+    from govbaseline.history import RUNS, HistoryError, history_dir
     from govbaseline.records import archive_run
 
     where = history_dir(args.history)
     if where is None:
         return code
-    entry = archive_run(_selected(args), outcome.report_dir, outcome.data, where)
+    try:
+        entry = archive_run(_selected(args), outcome.report_dir, outcome.data, where)
+    except HistoryError as exc:  # the hosts were checked: a failure now, not a refusal
+        print(f"govbaseline: failed: the run is in {outcome.report_dir} but not in the history: {exc}",
+              file=sys.stderr)
+        return 1
     print(f"history: {where / RUNS / entry['run']} chained as entry {entry['seq']} "
           f"(chain sha256 {entry['chain_sha256']})")
     return code
@@ -395,7 +401,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     extra: dict[str, object] = {"restore_path": args.path, "restore_snapshot": args.snapshot}
     extra.update({"restore_target": args.target} if args.target else {"restore_in_place": True})
     result = run_ansible(Path(args.inventory), limit=args.host, playbook="restore.yml", extra_vars=extra)
-    return result.returncode
+    return result.exit_code
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -597,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 EXIT_CODES = """exit codes:
   0    done: applied, or every check passed
-  1    a run failed, or a check failed (the report says which), or an error stopped it
+  1    a run failed, or a check failed (the report says which), or an error stopped a run once started
   2    refused before anything ran: bad input, a missing file, an unknown control, tag or host
   130  interrupted (Ctrl-C)
   141  the output was closed early (e.g. piped into head)"""
@@ -646,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    except (ValueError, FileNotFoundError) as exc:  # bad input: refused before anything ran
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+        # bad input (a value, a path, an extra not installed): refused before anything ran
         print(f"govbaseline: {exc}", file=sys.stderr)
         return 2
     except (RuntimeError, OSError) as exc:  # a run that started and could not finish

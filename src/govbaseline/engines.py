@@ -36,6 +36,10 @@ EVENTS_CALLBACK = "govbaseline.baseline.events"
 EVENTS_FILE = "events.jsonl"
 
 
+# The actions of the checks every run starts with: a failure there is a refusal, not a failed run.
+REFUSING_ACTIONS = frozenset({"govbaseline_validate", "validate_argument_spec"})
+
+
 @dataclass
 class EngineResult:
     """A run's exit code and printed text; for Ansible also its events (dicts, one per task start
@@ -49,6 +53,26 @@ class EngineResult:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+    @property
+    def refused(self) -> bool:
+        """The run stopped at the checks every run starts with (bad values, lockouts, an unsupported
+        host), before any change: pyinfra says so; for Ansible, every failed task was such a check
+        (``govbaseline_validate``, Ansible's argument-spec validation) and nothing changed."""
+        if self.ok:
+            return False
+        if self.engine == "pyinfra":
+            return self.output.startswith("refused before any change")
+        failed = [e for e in self.events if e["event"] == "runner_on_failed" and not e.get("ignore_errors")]
+        return bool(failed) and not self.changed_tasks() and all(
+            str(e.get("action", "")).rsplit(".", 1)[-1] in REFUSING_ACTIONS for e in failed)
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code for this run (see ``govbaseline --help``): 0 done, 2 refused before any
+        change, 1 any other failure (a task failed, a host unreachable: ansible-playbook's own 2 and 4
+        would read as "refused")."""
+        return 0 if self.ok else 2 if self.refused else 1
 
     def changed_tasks(self) -> list[str]:
         """``host: role : task`` of every Ansible result that changed something, in order."""

@@ -34,8 +34,8 @@ from govbaseline.report import control_status
 EXTRA = "oscal"
 
 
-class MissingExtra(RuntimeError):
-    """compliance-trestle is not installed."""
+class MissingExtra(ValueError):
+    """compliance-trestle is not installed: ``--oscal`` is refused before anything runs (exit 2)."""
 
 
 try:

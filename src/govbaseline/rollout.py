@@ -60,6 +60,8 @@ def rollout(inventory: Path, canary: int, batch_size: int, report_dir: Path, eng
         check_scope(waivers, selection.fleet)  # before the first batch changes anything
     resolved = selection.hosts
     hosts = sorted(resolved.hostvars)
+    if not hosts:  # no batch would run and the rollout would say it reached every host
+        raise ValueError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
     web = [h for h in hosts if WEB_GROUP in resolved.groups_of(h)]
     batches = plan(hosts, web, canary, batch_size)
     result = Rollout()

@@ -246,7 +246,9 @@ def make_security_update_pending(lab: Lab, host) -> tuple[str, str, str]:
     assert len(found) == 2, "no installed package has an older release version to go back to"
     package, older = found
     fixed = installed_version(lab, host, package)
-    sh(lab, host, f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades {package}={older}")
+    # apt's daily timers may hold apt's lock (the patching role starts them): wait for it.
+    sh(lab, host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "
+                  f"--allow-downgrades {package}={older}")
     return package, older, fixed
 
 

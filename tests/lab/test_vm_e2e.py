@@ -4,15 +4,19 @@ rules locked until reboot and a locked host handled; the kernel's process-harden
 (SYS-02) live, broken and repaired; blocked kernel modules refused by modprobe (SYS-09); a job in
 govbaseline's own service sandbox (SYS-10), which containers cannot build, still works; process
 accounting (SYS-11) records, and is turned on again after `accton off`; the temporary folders
-(SYS-12) are mounted so that nothing written there runs, and remounted when changed by hand; after a
-reboot the firewall is loaded before the network and the baseline holds without a converge.
+(SYS-12) are mounted so that nothing written there runs, and remounted when changed by hand;
+PATCH-01's reboot window: a security update and a reboot it requires lead unattended-upgrades to
+reboot the host in the window set a few minutes ahead, and its report arrives; after that reboot the
+firewall is loaded before the network and the baseline holds without a converge.
 
 One VM (QEMU, KVM where it works, else software emulation), converged with the roles these tests
-prove (audit, firewall and system; the others switched off), so the tier stays within minutes.
+prove (audit, firewall, system, patching and the alerts its report goes through; the others switched
+off), so the tier stays within minutes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 
@@ -20,29 +24,41 @@ import pytest
 
 from govbaseline.engines import apply, changed_count, run_ansible
 from govbaseline.verify import verify
-from tests.lab.conftest import LAB_PREFIX, changed_steps, inventory_with, sh
+from tests.lab.conftest import (
+    LAB_PREFIX,
+    changed_steps,
+    installed_version,
+    inventory_with,
+    make_security_update_pending,
+    sh,
+    wait_for_alert,
+)
 
 pytestmark = pytest.mark.lab
 
 # Only the roles proven here; the others are switched off (and what they would open or demand).
 OTHERS_OFF = {f"{role}_enabled": False for role in (
-    "access", "alerts", "antivirus", "backup", "backup_server", "ids", "integrity", "patching", "tls", "vulnscan")}
-# Process accounting (SYS-11) is off by default and refused in a container: on here.
-ONLY_AUDIT_AND_FIREWALL = {**OTHERS_OFF, "tls_server_names": [], "tls_certificate": "", "tls_private_key": "",
-                           "firewall_allowed_tcp_ports": [], "system_accounting_enabled": True}
+    "access", "antivirus", "backup", "backup_server", "ids", "integrity", "tls", "vulnscan")}
+# Process accounting (SYS-11) is off by default and refused in a container: on here. The automatic
+# reboot is on, in a window the reboot test moves to a few minutes ahead.
+ONLY_ROLES_PROVEN = {**OTHERS_OFF, "tls_server_names": [], "tls_certificate": "", "tls_private_key": "",
+                           "firewall_allowed_tcp_ports": [], "system_accounting_enabled": True,
+                           "patching_reboot": True}
+# The locked-rules test leaves the host with these (rules locked, the web root moved).
+LOCKED = {"audit_rules_immutable": True, "audit_web_root": "/srv"}
 LOG01 = ["test_auditd_running_with_the_rules_loaded", "test_audit_rules_cover_the_policy"]
 
 
 @pytest.fixture(scope="module")
 def vm_lab(lab_factory, tmp_path_factory):
-    """One VM web server and the sink (a container), converged with pyinfra (audit, firewall, system);
+    """One VM web server and the sink (a container), converged with pyinfra (the roles above);
     the first test converges it again with Ansible, which must change nothing. pyinfra first: under
     software emulation each Ansible module run costs about 3 s of the VM's time, a shell command of
     pyinfra a fraction of it. Ansible's own way of loading rules and kernel settings into a real
     kernel is proven by the repairs below (the kernel-level controls' tags) and the locked-rules
     converge."""
     lab = lab_factory(f"{LAB_PREFIX}-vm", hosts=1, vm=True)
-    lab.only = inventory_with(lab, tmp_path_factory.mktemp("vm"), **ONLY_AUDIT_AND_FIREWALL)  # type: ignore[attr-defined]
+    lab.only = inventory_with(lab, tmp_path_factory.mktemp("vm"), **ONLY_ROLES_PROVEN)  # type: ignore[attr-defined]
     first = apply(lab.only, engine="pyinfra", stream=False)  # type: ignore[attr-defined]
     if not first.ok:
         pytest.fail(f"first pyinfra converge of the VM failed:\n{first.output[-4000:]}")
@@ -209,7 +225,8 @@ def test_kernel_level_settings_changed_by_hand_fail_their_checks_and_both_engine
 
 def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path):
     host = vm_lab.hosts()[0]
-    locked = inventory_with(vm_lab, tmp_path, **ONLY_AUDIT_AND_FIREWALL, audit_rules_immutable=True)
+    locked = inventory_with(vm_lab, tmp_path, **ONLY_ROLES_PROVEN,
+                            audit_rules_immutable=LOCKED["audit_rules_immutable"])
     # The lock is part of the control: asked for and not in force is a failure (negative twin).
     unlocked = verify(locked, tmp_path / "unlocked", limit=host.name, checks=LOG01)
     result = unlocked.checks(host.name)["test_auditd_running_with_the_rules_loaded"]
@@ -222,8 +239,7 @@ def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path)
     # A changed rule on a locked host: no failure, a message that a reboot is needed, and the check
     # fails until then (the kernel still has the old rules), in both engines' words. The web root
     # moves: the same key and as many rules, another path.
-    changed = inventory_with(vm_lab, tmp_path, **ONLY_AUDIT_AND_FIREWALL, audit_rules_immutable=True,
-                             audit_web_root="/srv")
+    changed = inventory_with(vm_lab, tmp_path, **ONLY_ROLES_PROVEN, **LOCKED)
     for engine in ("ansible", "pyinfra"):
         run = apply(changed, engine=engine, stream=False) if engine == "pyinfra" else \
             run_ansible(changed, tags="log-01", stream=False)
@@ -231,20 +247,57 @@ def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path)
     outcome = verify(changed, tmp_path / "locked", limit=host.name, checks=LOG01)
     result = outcome.checks(host.name)["test_auditd_running_with_the_rules_loaded"]
     assert result["status"] == "fail" and "reboot the host to load them" in result["message"], result
-    vm_lab.only = changed  # what the host is converged to now, for the reboot test
 
 
-def test_after_a_reboot_the_firewall_comes_first_and_the_baseline_holds(vm_lab, tmp_path):
+def test_a_security_update_that_needs_a_reboot_reboots_in_the_window_and_the_baseline_holds(vm_lab, tmp_path):
+    """PATCH-01's reboot window, then what a reboot must keep (FW-01's "loaded at boot", the audit
+    rules locked again, every kernel-level setting): a security update is pending and the update
+    requires a reboot (as a kernel's does: /var/run/reboot-required); the window is moved to a few
+    minutes ahead with the operator's converge (patch-01); unattended-upgrades installs the update,
+    schedules the reboot for the window and reports; the host reboots then, not before, and comes
+    back converged. Runs after the locked-rules test: the host is converged to its values (LOCKED)."""
     host = vm_lab.hosts()[0]
-    seconds = vm_lab.reboot(host)
+    package, _, fixed = make_security_update_pending(vm_lab, host)
+    sh(vm_lab, host, "touch /var/run/reboot-required")
+    # A window far enough ahead for the converge and the run (1-2 minutes each under emulation, the
+    # machine busy): 5-6 minutes. A run ending after the window would schedule the reboot for tomorrow.
+    now = dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds").strip())
+    window = (now + dt.timedelta(minutes=6)).replace(second=0)
+    inventory = inventory_with(vm_lab, tmp_path, **ONLY_ROLES_PROVEN, **LOCKED,
+                               patching_reboot_time=window.strftime("%H:%M"))
+    moved = run_ansible(inventory, tags="patch-01", stream=False)
+    assert moved.ok, moved.output[-3000:]
+    # unattended-upgrades' settings and the report's (which names the window), nothing else.
+    steps = changed_steps(moved.output)
+    assert len(steps) == 2 and "reboot in the window" in steps[0] and "the run report" in steps[1], "\n".join(steps)
+    left = (window - dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds").strip())).total_seconds()
+    assert left > 120, f"the converge left {left:.0f} s before the window {window:%H:%M}: too little for the run"
+    # apt's daily upgrade service, as its timer starts it (the stamps say it has not run today).
+    ran = vm_lab.exec(host, "sh", "-c", "rm -f /var/lib/apt/periodic/*upgrade*-stamp && "
+                                        "systemctl start apt-daily-upgrade.service", check=False)
+    assert ran.returncode == 0, ran
+    assert installed_version(vm_lab, host, package) == fixed
+    # The reboot is scheduled for the window (systemd's record of a pending shutdown, microseconds).
+    scheduled = dict(line.split("=", 1)
+                     for line in sh(vm_lab, host, "cat /run/systemd/shutdown/scheduled").splitlines() if "=" in line)
+    at = dt.datetime.fromtimestamp(int(scheduled["USEC"]) / 1e6, dt.UTC)
+    assert scheduled["MODE"] == "reboot" and at == window, (scheduled, window)
+    report = wait_for_alert(vm_lab, "patching", f"automatic reboot at {window:%H:%M}")
+    assert package in report, report
+    wait = (window - dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds").strip())).total_seconds()
+    assert wait > 5, f"the window {window:%H:%M} passed before the reboot was awaited"
+    seconds = vm_lab.reboot(host, scheduled_in=wait)
+    booted = dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds -d \"$(uptime -s)\"").strip())
+    assert booted >= window, f"booted at {booted}, before the window {window}"
+    vm_lab.only = inventory
     # FW-01 "loaded at boot": nftables.service finished before the network was configured.
     times = sh(vm_lab, host, "systemctl show -p ActiveEnterTimestampMonotonic --value nftables.service "
                              "systemd-networkd.service").split()
     nft, networkd = (int(t) for t in times)
     assert 0 < nft <= networkd, f"nftables active at {nft} us, networkd at {networkd} us after boot"
     outcome = verify(vm_lab.only, tmp_path / "rebooted", limit=host.name,
-                     controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "SYS-01", "SYS-02", "SYS-03",
-                               "SYS-09", "SYS-10", "SYS-11", "SYS-12"])
-    assert outcome.passed, f"after a reboot of {seconds:.0f}s:\n{outcome.output[-3000:]}"
+                     controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "PATCH-01", "SYS-01",
+                               "SYS-02", "SYS-03", "SYS-09", "SYS-10", "SYS-11", "SYS-12"])
+    assert outcome.passed, f"back {seconds:.0f}s after the run:\n{outcome.output[-3000:]}"
     assert "enabled 2" in sh(vm_lab, host, "auditctl -s")  # locked again, with the new rules
     assert "-w /srv -p wa -k webroot" in sh(vm_lab, host, "auditctl -l")

@@ -224,3 +224,14 @@ def test_an_inventory_ansible_cannot_parse_is_refused(team, capsys):
     (team / "broken.yml").write_text("all: [not, a, mapping\n")
     assert cli.main(["verify", "-i", "broken.yml"]) == 2
     assert f"inventory {team / 'broken.yml'} has no hosts" in capsys.readouterr().err
+
+
+def test_a_rollout_with_no_host_selected_is_refused(team, capsys):
+    """A canary rollout of nothing would report every batch done (exit 0) having applied nothing."""
+    assert cli.main(["apply", "-i", "inventory", "--canary", "1", "--limit", "db*"]) == 2
+    assert "has no hosts matching db*" in capsys.readouterr().err
+
+
+def test_a_lab_name_it_cannot_have_is_refused(capsys):
+    assert cli.main(["lab", "status", "--name", "bad_name"]) == 2
+    assert "lab name 'bad_name' must be letters, digits and dashes" in capsys.readouterr().err

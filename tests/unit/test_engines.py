@@ -85,3 +85,47 @@ def test_a_run_that_never_reaches_its_end_has_no_changed_count(tmp_path):
     book.write_text("- hosts: all\n  tasks:\n    - name: Not a module\n      no.such.module: {}\n")
     result = run_ansible(inventory, playbook=book, stream=False)
     assert not result.ok and changed_count(result) is None and result.tasks() == []
+
+
+REFUSED = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Refuse a bad value before anything changes
+      ansible.builtin.validate_argument_spec:
+        argument_spec: {firewall_ssh_port: {type: int}}
+        provided_arguments: {firewall_ssh_port: not-a-port}
+    - name: Would change something
+      ansible.builtin.command: "true"
+"""
+FAILED_AFTER_A_CHANGE = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Changes something
+      ansible.builtin.command: "true"
+    - name: Fails
+      ansible.builtin.command: "false"
+"""
+
+
+def test_the_exit_code_says_refused_only_for_the_checks_every_run_starts_with(tmp_path):
+    """ansible-playbook exits 2 for any failed task: govbaseline's 2 means refused before any change
+    (a variable check failed, nothing changed); a task that failed after a change, or a host that
+    could not be reached, is a failed run (1)."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(LOCAL)
+    runs = {}
+    for name, text in {"refused": REFUSED, "failed": FAILED_AFTER_A_CHANGE}.items():
+        (tmp_path / f"{name}.yml").write_text(text)
+        runs[name] = run_ansible(inventory, playbook=tmp_path / f"{name}.yml", stream=False)
+    assert runs["refused"].returncode == 2 and runs["refused"].refused and runs["refused"].exit_code == 2
+    assert runs["failed"].returncode == 2 and not runs["failed"].refused and runs["failed"].exit_code == 1
+    gone = tmp_path / "gone.yml"
+    # SSH to a loopback port nothing listens on: refused at once, Ansible's "unreachable".
+    gone.write_text("all:\n  hosts: {web9: {ansible_host: 127.0.0.1, ansible_port: 1, ansible_ssh_timeout: 2}}\n")
+    unreachable = run_ansible(gone, playbook=tmp_path / "failed.yml", stream=False)
+    assert unreachable.returncode == 4 and unreachable.exit_code == 1
+    assert EngineResult("pyinfra", 2, "refused before any change: web1: bad value\n").exit_code == 2
+    assert EngineResult("pyinfra", 1, "--> web1: operation failed\n").exit_code == 1
+    assert EngineResult("ansible", 0, "").exit_code == 0

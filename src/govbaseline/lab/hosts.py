@@ -111,7 +111,7 @@ class Lab:
     def __init__(self, name: str = "default", distro: str = DEFAULT_DISTRO, subnet: str | None = None,
                  ipv6: bool = False):
         if not name.replace("-", "").isalnum():
-            raise LabError(f"lab name {name!r} must be letters, digits and dashes")
+            raise ValueError(f"lab name {name!r} must be letters, digits and dashes")
         self.name = name
         self.distro = distro
         self.dir = state_dir() / "labs" / name
@@ -152,14 +152,14 @@ class Lab:
         """Start ``hosts`` web servers and the sink on a new private network, removing this lab's
         old hosts first; ``vm``: the web servers are virtual machines (the sink stays a container)."""
         if not 1 <= hosts <= (MAX_VMS if vm else 50):
-            raise LabError(f"--hosts must be between 1 and {MAX_VMS if vm else 50}{' with --vm' if vm else ''}, "
+            raise ValueError(f"--hosts must be between 1 and {MAX_VMS if vm else 50}{' with --vm' if vm else ''}, "
                            f"not {hosts}")
         distro = distro or self.distro
         self.down()
         image = ensure_image(distro)
         if vm:
             if self.subnet6 is not None:
-                raise LabError("VM hosts get an IPv4 address only (ip= on the kernel command line): "
+                raise ValueError("VM hosts get an IPv4 address only (ip= on the kernel command line): "
                                "make the IPv6 lab with containers")
             try:
                 return self._up_vms(hosts, distro, image)
@@ -253,9 +253,11 @@ class Lab:
                                f"{vm.BOOT_TIMEOUT:.0f}s; consoles in {self.dir / 'vms'}{last_error}")
             time.sleep(1)
 
-    def reboot(self, host: LabHost) -> float:
+    def reboot(self, host: LabHost, scheduled_in: float | None = None) -> float:
         """Reboot a VM host (``systemctl reboot``) and wait until it has booted again: a new boot id,
-        SSH answering with its pinned key, systemd done starting. Returns the seconds it took."""
+        SSH answering with its pinned key, systemd done starting. With ``scheduled_in`` (seconds), the
+        host reboots itself (a scheduled shutdown): wait that long more, issuing nothing. Returns the
+        seconds until it was back; LabError when it stopped, panicked or did not come back in time."""
         from govbaseline.lab import vm
 
         if host.machine != "vm":
@@ -264,8 +266,10 @@ class Lab:
         before = self.exec(host, "cat", "/proc/sys/kernel/random/boot_id").stdout
         machine = self._machine(host)
         console_before = machine.console_size()
-        self.exec(host, "systemctl", "reboot", check=False)
-        deadline = start + vm.BOOT_TIMEOUT
+        if scheduled_in is None:
+            self.exec(host, "systemctl", "reboot", check=False)
+        deadline = start + (scheduled_in or 0) + vm.BOOT_TIMEOUT
+        went_down = False
         while time.monotonic() < deadline:
             time.sleep(2)
             if not machine.running():
@@ -274,11 +278,14 @@ class Lab:
                 raise LabError(f"lab VM {host.name}'s kernel panicked in the reboot ({panic}); "
                                f"its console: {machine.console}")
             now = self.exec(host, "cat", "/proc/sys/kernel/random/boot_id", check=False)
+            went_down = went_down or now.returncode != 0 or now.stdout != before
             if now.returncode == 0 and now.stdout != before:
                 state = self.exec(host, "timeout", "60", "systemctl", "is-system-running", "--wait", check=False)
                 if state.stdout.decode().strip() in ("running", "degraded"):
                     return time.monotonic() - start
-        raise LabError(f"lab VM {host.name} did not come back from a reboot in {vm.BOOT_TIMEOUT:.0f}s")
+        if not went_down:
+            raise LabError(f"lab VM {host.name} did not reboot in {deadline - start:.0f}s: the same boot still answers")
+        raise LabError(f"lab VM {host.name} did not come back from a reboot in {deadline - start:.0f}s")
 
     def _write_hosts(self, hosts: list[LabHost]) -> None:
         (self.dir / "hosts.json").write_text(json.dumps([asdict(h) for h in hosts], indent=2))

@@ -126,7 +126,7 @@ def recipe(distro: str) -> dict[str, object]:
 def ensure_base(distro: str, log: bool = True) -> BaseImage:
     """The cached base disk, kernel and initramfs for ``distro``, built if its recipe changed."""
     if distro not in DISTROS:
-        raise VMError(f"unknown distro {distro!r}; choose one of {', '.join(DISTROS)}")
+        raise ValueError(f"unknown distro {distro!r}; choose one of {', '.join(DISTROS)}")
     spec = recipe(distro)
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_dir() / "vm" / f"{distro}-{digest}"
@@ -233,7 +233,7 @@ def accelerator(base: BaseImage) -> str:
     forced = os.environ.get("GOVBASELINE_VM_ACCEL")
     if forced:
         if forced not in ("kvm", "tcg"):
-            raise VMError(f"GOVBASELINE_VM_ACCEL must be kvm or tcg, not {forced!r}")
+            raise ValueError(f"GOVBASELINE_VM_ACCEL must be kvm or tcg, not {forced!r}")
         return forced
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg"
