@@ -5,18 +5,20 @@ rules locked until reboot and a locked host handled; the kernel's process-harden
 govbaseline's own service sandbox (SYS-10), which containers cannot build, still works; process
 accounting (SYS-11) records, and is turned on again after `accton off`; the temporary folders
 (SYS-12) are mounted so that nothing written there runs, and remounted when changed by hand;
+after a reboot the firewall is loaded before the network and the baseline holds without a converge.
+With GOVBASELINE_TEST_REBOOT_WINDOW=1 (not in `.ci/run`: about 9 minutes more under emulation), also
 PATCH-01's reboot window: a security update and a reboot it requires lead unattended-upgrades to
-reboot the host in the window set a few minutes ahead, and its report arrives; after that reboot the
-firewall is loaded before the network and the baseline holds without a converge.
+reboot the host in the window set a few minutes ahead, and its report arrives; that is the reboot.
 
 One VM (QEMU, KVM where it works, else software emulation), converged with the roles these tests
-prove (audit, firewall, system, patching and the alerts its report goes through; the others switched
-off), so the tier stays within minutes.
+prove (audit, firewall and system; with the reboot window also patching and the alerts its report
+goes through; the others switched off), so the tier stays within minutes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 import uuid
 
@@ -37,13 +39,15 @@ from tests.lab.conftest import (
 pytestmark = pytest.mark.lab
 
 # Only the roles proven here; the others are switched off (and what they would open or demand).
+REBOOT_WINDOW = os.environ.get("GOVBASELINE_TEST_REBOOT_WINDOW") == "1"
 OTHERS_OFF = {f"{role}_enabled": False for role in (
-    "access", "antivirus", "backup", "backup_server", "ids", "integrity", "tls", "vulnscan")}
-# Process accounting (SYS-11) is off by default and refused in a container: on here. The automatic
-# reboot is on, in a window the reboot test moves to a few minutes ahead.
+    "access", "antivirus", "backup", "backup_server", "ids", "integrity", "tls", "vulnscan",
+    *(() if REBOOT_WINDOW else ("alerts", "patching")))}
+# Process accounting (SYS-11) is off by default and refused in a container: on here. With the reboot
+# window, the automatic reboot is on, in a window the test moves to a few minutes ahead.
 ONLY_ROLES_PROVEN = {**OTHERS_OFF, "tls_server_names": [], "tls_certificate": "", "tls_private_key": "",
-                           "firewall_allowed_tcp_ports": [], "system_accounting_enabled": True,
-                           "patching_reboot": True}
+                     "firewall_allowed_tcp_ports": [], "system_accounting_enabled": True,
+                     **({"patching_reboot": True} if REBOOT_WINDOW else {})}
 # The locked-rules test leaves the host with these (rules locked, the web root moved).
 LOCKED = {"audit_rules_immutable": True, "audit_web_root": "/srv"}
 LOG01 = ["test_auditd_running_with_the_rules_loaded", "test_audit_rules_cover_the_policy"]
@@ -247,15 +251,16 @@ def test_locked_rules_hold_until_reboot_and_a_converge_says_so(vm_lab, tmp_path)
     outcome = verify(changed, tmp_path / "locked", limit=host.name, checks=LOG01)
     result = outcome.checks(host.name)["test_auditd_running_with_the_rules_loaded"]
     assert result["status"] == "fail" and "reboot the host to load them" in result["message"], result
+    vm_lab.only = changed  # type: ignore[attr-defined]  # what the host is converged to now, for the reboot
 
 
-def test_a_security_update_that_needs_a_reboot_reboots_in_the_window_and_the_baseline_holds(vm_lab, tmp_path):
-    """PATCH-01's reboot window, then what a reboot must keep (FW-01's "loaded at boot", the audit
-    rules locked again, every kernel-level setting): a security update is pending and the update
-    requires a reboot (as a kernel's does: /var/run/reboot-required); the window is moved to a few
-    minutes ahead with the operator's converge (patch-01); unattended-upgrades installs the update,
-    schedules the reboot for the window and reports; the host reboots then, not before, and comes
-    back converged. Runs after the locked-rules test: the host is converged to its values (LOCKED)."""
+@pytest.mark.skipif(not REBOOT_WINDOW, reason="GOVBASELINE_TEST_REBOOT_WINDOW=1 runs it (about 9 minutes more)")
+def test_a_security_update_that_needs_a_reboot_reboots_the_host_in_the_window(vm_lab, tmp_path):
+    """PATCH-01's reboot window: a security update is pending and the update requires a reboot (as a
+    kernel's does: /var/run/reboot-required); the window is moved to a few minutes ahead with the
+    operator's converge (patch-01); unattended-upgrades installs the update, schedules the reboot for
+    the window and reports; the host reboots then, not before. The next test checks what the reboot
+    must keep. Runs after the locked-rules test: the host is converged to its values (LOCKED)."""
     host = vm_lab.hosts()[0]
     package, _, fixed = make_security_update_pending(vm_lab, host)
     sh(vm_lab, host, "touch /var/run/reboot-required")
@@ -272,10 +277,20 @@ def test_a_security_update_that_needs_a_reboot_reboots_in_the_window_and_the_bas
     assert len(steps) == 2 and "reboot in the window" in steps[0] and "the run report" in steps[1], "\n".join(steps)
     left = (window - dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds").strip())).total_seconds()
     assert left > 120, f"the converge left {left:.0f} s before the window {window:%H:%M}: too little for the run"
-    # apt's daily upgrade service, as its timer starts it (the stamps say it has not run today).
-    ran = vm_lab.exec(host, "sh", "-c", "rm -f /var/lib/apt/periodic/*upgrade*-stamp && "
-                                        "systemctl start apt-daily-upgrade.service", check=False)
-    assert ran.returncode == 0, ran
+    # apt's daily upgrade service, as its timer starts it (the stamps say it has not run today); not
+    # waited for by systemctl: its connection to systemd was cut once in a full suite run ("D-Bus
+    # connection terminated while waiting for jobs"; the cause is not found yet).
+    boot = sh(vm_lab, host, "cat /proc/sys/kernel/random/boot_id")
+    sh(vm_lab, host, "rm -f /var/lib/apt/periodic/*upgrade*-stamp && "
+                     "systemctl start --no-block apt-daily-upgrade.service")
+    deadline = time.monotonic() + 400
+    while (state := sh(vm_lab, host, "systemctl show -p ActiveState -p Result --value apt-daily-upgrade.service")
+           .split()) and state[0] in ("activating", "active", "deactivating"):
+        assert time.monotonic() < deadline, f"the unattended run did not end in 400 s: {state}"
+        time.sleep(3)
+    journal = sh(vm_lab, host, "journalctl -b -n 40 --no-pager -o short-monotonic")
+    assert state == ["inactive", "success"], (state, journal[-3000:])
+    assert sh(vm_lab, host, "cat /proc/sys/kernel/random/boot_id") == boot, f"the host rebooted early:\n{journal}"
     assert installed_version(vm_lab, host, package) == fixed
     # The reboot is scheduled for the window (systemd's record of a pending shutdown, microseconds).
     scheduled = dict(line.split("=", 1)
@@ -289,15 +304,23 @@ def test_a_security_update_that_needs_a_reboot_reboots_in_the_window_and_the_bas
     seconds = vm_lab.reboot(host, scheduled_in=wait)
     booted = dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds -d \"$(uptime -s)\"").strip())
     assert booted >= window, f"booted at {booted}, before the window {window}"
-    vm_lab.only = inventory
+    vm_lab.only = inventory  # type: ignore[attr-defined]
+    vm_lab.rebooted = seconds  # type: ignore[attr-defined]
+
+
+def test_after_a_reboot_the_firewall_comes_first_and_the_baseline_holds(vm_lab, tmp_path):
+    host = vm_lab.hosts()[0]
+    # The reboot in PATCH-01's window where that test ran, else one now.
+    seconds = getattr(vm_lab, "rebooted", None) or vm_lab.reboot(host)
     # FW-01 "loaded at boot": nftables.service finished before the network was configured.
     times = sh(vm_lab, host, "systemctl show -p ActiveEnterTimestampMonotonic --value nftables.service "
                              "systemd-networkd.service").split()
     nft, networkd = (int(t) for t in times)
     assert 0 < nft <= networkd, f"nftables active at {nft} us, networkd at {networkd} us after boot"
     outcome = verify(vm_lab.only, tmp_path / "rebooted", limit=host.name,
-                     controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "PATCH-01", "SYS-01",
-                               "SYS-02", "SYS-03", "SYS-09", "SYS-10", "SYS-11", "SYS-12"])
-    assert outcome.passed, f"back {seconds:.0f}s after the run:\n{outcome.output[-3000:]}"
+                     controls=["FW-01", "FW-02", "FW-03", "LOG-01", "LOG-02", "LOG-03", "SYS-01", "SYS-02",
+                               "SYS-03", "SYS-09", "SYS-10", "SYS-11", "SYS-12",
+                               *(["PATCH-01"] if REBOOT_WINDOW else [])])
+    assert outcome.passed, f"back {seconds:.0f}s after the reboot:\n{outcome.output[-3000:]}"
     assert "enabled 2" in sh(vm_lab, host, "auditctl -s")  # locked again, with the new rules
     assert "-w /srv -p wa -k webroot" in sh(vm_lab, host, "auditctl -l")
