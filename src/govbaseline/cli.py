@@ -355,11 +355,7 @@ def _selected(args: argparse.Namespace) -> Any:
     exit 0, as if the baseline were applied."""
     from govbaseline.inventory import select
 
-    selection = select(Path(args.inventory), args.limit)
-    if not selection.hosts.hostvars:
-        where = f" matching --limit {args.limit}" if args.limit else ""
-        raise ValueError(f"inventory {args.inventory} has no hosts{where}")
-    return selection
+    return select(Path(args.inventory), args.limit).refuse_empty("--limit")
 
 
 def _reported(outcome: Any) -> int:

@@ -52,6 +52,15 @@ class Selection:
             self._fleet = resolve(self.inventory)
         return self._fleet
 
+    def refuse_empty(self, option: str | None = None) -> Selection:
+        """This selection; ValueError (exit 2) when it has no host, naming the inventory and the
+        limit (as the option ``option`` where given): Ansible would end with "no hosts matched" and
+        exit 0, as if the run had been done."""
+        if not self.hosts.hostvars:
+            where = f" matching {option + ' ' if option else ''}{self.limit}" if self.limit else ""
+            raise ValueError(f"inventory {self.inventory} has no hosts{where}")
+        return self
+
     def narrowed(self, names: list[str]) -> Selection:
         """The run limited to ``names`` (exact host names, as a rollout batch)."""
         return Selection(self.inventory, ",".join(sorted(names)), self.hosts.subset(names), self.fleet)

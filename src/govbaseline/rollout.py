@@ -55,13 +55,11 @@ def plan(hosts: list[str], web: list[str], canary: int, batch_size: int) -> list
 def rollout(inventory: Path, canary: int, batch_size: int, report_dir: Path, engine: str = "ansible",
             limit: str | None = None, forks: int = 4, say: Callable[[str], None] = print,
             waivers: list[Waiver] | None = None, artifact_dir: Path | None = None) -> Rollout:
-    selection = select(inventory, limit)
+    selection = select(inventory, limit).refuse_empty()  # no batch would run, and all would be "done"
     if waivers:
         check_scope(waivers, selection.fleet)  # before the first batch changes anything
     resolved = selection.hosts
     hosts = sorted(resolved.hostvars)
-    if not hosts:  # no batch would run and the rollout would say it reached every host
-        raise ValueError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
     web = [h for h in hosts if WEB_GROUP in resolved.groups_of(h)]
     batches = plan(hosts, web, canary, batch_size)
     result = Rollout()

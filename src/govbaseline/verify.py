@@ -164,10 +164,7 @@ def start(inventory: Path, report_dir: Path, forks: int, limit: str | None = Non
     the previous report in the folder (for drift)."""
     if forks < 1:
         raise ValueError(f"forks must be at least 1, not {forks}")
-    selection = selection or select(inventory, limit)
-    if not selection.hosts.hostvars:
-        limit = selection.limit
-        raise ValueError(f"inventory {inventory} has no hosts{' matching ' + limit if limit else ''}")
+    selection = (selection or select(inventory, limit)).refuse_empty()
     if waivers:
         check_scope(waivers, selection.fleet)
     report_dir.mkdir(parents=True, exist_ok=True)
