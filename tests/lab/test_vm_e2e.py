@@ -264,9 +264,13 @@ def test_a_security_update_that_needs_a_reboot_reboots_the_host_in_the_window(vm
     host = vm_lab.hosts()[0]
     package, _, fixed = make_security_update_pending(vm_lab, host)
     sh(vm_lab, host, "touch /var/run/reboot-required")
+
+    def host_time(when: str = "now") -> dt.datetime:  # the VM's clock, which the window is read by
+        return dt.datetime.fromisoformat(sh(vm_lab, host, f'date --iso-8601=seconds -d "{when}"').strip())
+
     # A window far enough ahead for the converge and the run (1-2 minutes each under emulation, the
     # machine busy): 5-6 minutes. A run ending after the window would schedule the reboot for tomorrow.
-    now = dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds").strip())
+    now = host_time()
     window = (now + dt.timedelta(minutes=6)).replace(second=0)
     inventory = inventory_with(vm_lab, tmp_path, **ONLY_ROLES_PROVEN, **LOCKED,
                                patching_reboot_time=window.strftime("%H:%M"))
@@ -275,7 +279,7 @@ def test_a_security_update_that_needs_a_reboot_reboots_the_host_in_the_window(vm
     # unattended-upgrades' settings and the report's (which names the window), nothing else.
     steps = changed_steps(moved.output)
     assert len(steps) == 2 and "reboot in the window" in steps[0] and "the run report" in steps[1], "\n".join(steps)
-    left = (window - dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds").strip())).total_seconds()
+    left = (window - host_time()).total_seconds()
     assert left > 120, f"the converge left {left:.0f} s before the window {window:%H:%M}: too little for the run"
     # apt's daily upgrade service, as its timer starts it (the stamps say it has not run today); not
     # waited for by systemctl: its connection to systemd was cut once in a full suite run ("D-Bus
@@ -306,10 +310,10 @@ def test_a_security_update_that_needs_a_reboot_reboots_the_host_in_the_window(vm
     assert scheduled["MODE"] == "reboot" and at == window, (scheduled, window)
     report = wait_for_alert(vm_lab, "patching", f"automatic reboot at {window:%H:%M}")
     assert package in report, report
-    wait = (window - dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds").strip())).total_seconds()
+    wait = (window - host_time()).total_seconds()
     assert wait > 5, f"the window {window:%H:%M} passed before the reboot was awaited"
     seconds = vm_lab.reboot(host, scheduled_in=wait)
-    booted = dt.datetime.fromisoformat(sh(vm_lab, host, "date --iso-8601=seconds -d \"$(uptime -s)\"").strip())
+    booted = host_time("$(uptime -s)")
     assert booted >= window, f"booted at {booted}, before the window {window}"
     vm_lab.only = inventory  # type: ignore[attr-defined]
     vm_lab.rebooted = seconds  # type: ignore[attr-defined]
